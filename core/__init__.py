@@ -1,0 +1,135 @@
+"""jfsocket's sans-I/O core: every decision of the product, and no I/O.
+
+Bindings (:mod:`jfsocket.bindings`) read and write sockets and feed this core;
+the core validates, decides, raises :class:`SocketError`, and returns the
+events to dispatch and the bytes to write.  It never imports a socket, thread
+or event-loop module, never sleeps and never reads a clock, so protocol logic
+can be tested with plain function calls.
+"""
+
+from .addresses import (
+    normalize_sockaddr,
+    parse_group,
+    parse_groups,
+    validate_host,
+    validate_ip,
+    validate_port,
+    validate_remote,
+)
+from .callbacks import (
+    ACCEPTED_KEYS,
+    Callback,
+    CallbackRegistry,
+    Role,
+    callback_args,
+    event_key,
+    invoke,
+    log_callback_error,
+)
+from .connection import Connection, ConnectionOptions, ConnectionState
+from .errors import (
+    ErrorCode,
+    LocalProtocolError,
+    OsContext,
+    ProtocolError,
+    RemoteProtocolError,
+    SocketError,
+    translate_os_error,
+)
+from .events import (
+    Address,
+    Connected,
+    Data,
+    Disconnected,
+    Event,
+    EventTypes,
+    Received,
+    SendFailed,
+    Sent,
+    Started,
+    Stopped,
+)
+from .framing import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_RECV_BUFFER,
+    Framing,
+    LengthFramer,
+    LineFramer,
+    MessageReader,
+    RawFramer,
+    encode_payload,
+    validate_encoding,
+    validate_framing,
+    validate_max_message_size,
+    validate_recv_buffer,
+)
+from .ledger import SendLedger
+from .multicast import (
+    MAX_DATAGRAM,
+    GroupChange,
+    MembershipPlan,
+    ReceiverModel,
+    ReceiverState,
+    SenderModel,
+)
+from .server import ServerModel, ServerState
+
+__all__ = [
+    "ACCEPTED_KEYS",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_RECV_BUFFER",
+    "MAX_DATAGRAM",
+    "Address",
+    "Callback",
+    "CallbackRegistry",
+    "Connected",
+    "Connection",
+    "ConnectionOptions",
+    "ConnectionState",
+    "Data",
+    "Disconnected",
+    "ErrorCode",
+    "Event",
+    "EventTypes",
+    "Framing",
+    "GroupChange",
+    "LengthFramer",
+    "LineFramer",
+    "LocalProtocolError",
+    "MembershipPlan",
+    "MessageReader",
+    "OsContext",
+    "ProtocolError",
+    "RawFramer",
+    "Received",
+    "ReceiverModel",
+    "ReceiverState",
+    "RemoteProtocolError",
+    "Role",
+    "SendFailed",
+    "SendLedger",
+    "SenderModel",
+    "Sent",
+    "ServerModel",
+    "ServerState",
+    "SocketError",
+    "Started",
+    "Stopped",
+    "callback_args",
+    "encode_payload",
+    "event_key",
+    "invoke",
+    "log_callback_error",
+    "normalize_sockaddr",
+    "parse_group",
+    "parse_groups",
+    "translate_os_error",
+    "validate_encoding",
+    "validate_framing",
+    "validate_host",
+    "validate_ip",
+    "validate_max_message_size",
+    "validate_port",
+    "validate_recv_buffer",
+    "validate_remote",
+]

@@ -1,0 +1,191 @@
+"""Callbacks: which keys each class accepts, binding, and the seed's arguments.
+
+Rules of this module:
+
+* a key is an :class:`EventTypes` member or its string value (``'onReceived'``);
+  a key the class does not support, or an unknown one, is ``KeyError`` naming it;
+* an ``evt`` that is neither callable nor ``None`` is ``TypeError``;
+  ``bind(key, None)`` unbinds; binding again replaces;
+* a registry may have a parent: a server's clients look up their own binding
+  first, then the server's, so binding on the server reaches every client;
+* :func:`callback_args` is the one place that turns an event into the seed's
+  positional arguments; a truncated datagram has none (it is not handed to a
+  callback as if whole; the typed event and the log report it);
+* a callback that raises is logged on ``jfsocket`` with its traceback, and the
+  caller goes on (:func:`invoke`, :func:`log_callback_error`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Final
+
+from .events import (
+    Connected,
+    Disconnected,
+    Event,
+    EventTypes,
+    Received,
+    SendFailed,
+    Sent,
+    Started,
+    Stopped,
+)
+
+__all__ = [
+    "ACCEPTED_KEYS",
+    "Callback",
+    "CallbackRegistry",
+    "Role",
+    "callback_args",
+    "event_key",
+    "invoke",
+    "log_callback_error",
+]
+
+logger = logging.getLogger("jfsocket")
+
+#: A callback: called positionally with the seed's arguments; its result is
+#: awaited by the async bindings when it is awaitable.
+Callback = Callable[..., object]
+
+
+class Role(Enum):
+    """The four kinds of object, each with its own set of events."""
+
+    SERVER = "TcpServer"
+    CLIENT = "TcpClient"
+    RECEIVER = "CastReceiver"
+    SENDER = "CastSender"
+
+
+_E = EventTypes
+#: The events each kind of object emits (SPEC §2).
+ACCEPTED_KEYS: Final[Mapping[Role, frozenset[EventTypes]]] = {
+    Role.SERVER: frozenset(
+        {_E.STARTED, _E.STOPED, _E.CONNECTED, _E.DISCONNECT, _E.RECEIVED, _E.SENDED, _E.SENDFAIL}
+    ),
+    Role.CLIENT: frozenset({_E.CONNECTED, _E.DISCONNECT, _E.RECEIVED, _E.SENDED, _E.SENDFAIL}),
+    Role.RECEIVER: frozenset({_E.STARTED, _E.STOPED, _E.RECEIVED}),
+    Role.SENDER: frozenset({_E.SENDED, _E.SENDFAIL}),
+}
+
+
+def event_key(role: Role, key: object) -> EventTypes:
+    """The :class:`EventTypes` member *key* names for *role*, else ``KeyError``."""
+    member: EventTypes | None
+    if isinstance(key, EventTypes):
+        member = key
+    elif isinstance(key, str):
+        try:
+            member = EventTypes(key)
+        except ValueError:
+            member = None
+    else:
+        member = None
+    if member is None or member not in ACCEPTED_KEYS[role]:
+        accepted = ", ".join(sorted(m.value for m in ACCEPTED_KEYS[role]))
+        raise KeyError(f"{role.value} has no event {key!r}; it has: {accepted}")
+    return member
+
+
+class CallbackRegistry:
+    """The callbacks bound on one object."""
+
+    __slots__ = ("_callbacks", "_parent", "role")
+
+    def __init__(
+        self,
+        role: Role,
+        evts: Mapping[EventTypes | str, Callback | None] | None = None,
+        *,
+        parent: CallbackRegistry | None = None,
+    ) -> None:
+        self.role = role
+        self._callbacks: dict[EventTypes, Callback] = {}
+        self._parent = parent
+        if evts is not None:
+            if not isinstance(evts, Mapping):
+                raise TypeError(
+                    f"evts must be a mapping of event keys to callbacks, not {type(evts).__name__}"
+                )
+            checked = [(event_key(role, k), _check_callback(v)) for k, v in evts.items()]
+            for key, evt in checked:
+                self._set(key, evt)
+
+    def _set(self, key: EventTypes, evt: Callback | None) -> None:
+        if evt is None:
+            self._callbacks.pop(key, None)
+        else:
+            self._callbacks[key] = evt
+
+    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
+        """Bind *evt* to *key*; ``None`` unbinds."""
+        member = event_key(self.role, key)
+        self._set(member, _check_callback(evt))
+
+    def lookup(self, key: EventTypes) -> Callback | None:
+        """The callback for *key*: this object's, else its parent's."""
+        evt = self._callbacks.get(key)
+        if evt is None and self._parent is not None:
+            return self._parent.lookup(key)
+        return evt
+
+    def child(self, role: Role) -> CallbackRegistry:
+        """A registry for an object created by this one (a server's client)."""
+        return CallbackRegistry(role, parent=self)
+
+    def calls(self, events: list[Event]) -> list[tuple[Callback, tuple[object, ...], Event]]:
+        """The ``(callback, args, event)`` to run for *events*, in order."""
+        out = []
+        for event in events:
+            evt = self.lookup(event.type)
+            if evt is not None:
+                args = callback_args(event)
+                if args is not None:
+                    out.append((evt, args, event))
+        return out
+
+
+def _check_callback(evt: object) -> Callback | None:
+    if evt is None or callable(evt):
+        return evt
+    raise TypeError(f"evt must be callable or None, not {type(evt).__name__}")
+
+
+def callback_args(event: Event) -> tuple[object, ...] | None:
+    """The seed's positional arguments for *event* (``None``: no callback for it)."""
+    match event:
+        case Started() | Stopped():
+            return (event.source,)
+        case Connected() | Disconnected():
+            return (event.source, event.host, event.remote)
+        case Received():
+            return None if event.truncated else (event.source, event.data)
+        case Sent():
+            return (event.source, event.data)
+        case SendFailed():
+            return (event.source, event.data, event.error)
+
+
+def log_callback_error(callback: Callback, event: Event, exc: BaseException) -> None:
+    """Report a callback that raised (with traceback) on logger ``jfsocket``."""
+    name = getattr(callback, "__qualname__", repr(callback))
+    logger.error(
+        "callback %s for %s of %r raised",
+        name,
+        event.type.value,
+        event.source,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+
+
+def invoke(callback: Callback, args: tuple[object, ...], event: Event) -> object:
+    """Call *callback*; log and swallow what it raises; return its result."""
+    try:
+        return callback(*args)
+    except Exception as exc:
+        log_callback_error(callback, event, exc)
+        return None

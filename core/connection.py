@@ -1,0 +1,352 @@
+"""One TCP connection: its lifecycle, its send ledger, its incoming data.
+
+Rules of this module (the tables below are the whole of them):
+
+* states: IDLE (never connected, or a connect failed) -> CONNECTING -> OPEN
+  -> CLOSING (a local close waits for sends already accepted) -> CLOSED.
+  An accepted or adopted socket goes IDLE -> OPEN directly.  A client may
+  connect again from CLOSED.
+* a user input its state refuses raises :class:`SocketError` with the code in
+  ``_REFUSED`` (connect while busy: 1000; send while not open: 1001);
+* a binding input its state does not allow raises :class:`LocalProtocolError`;
+* late inputs (data after close, a second close, a loss after close) are
+  no-ops: they are the normal race of a reader and a closer, not errors;
+* DISCONNECT is emitted once per OPEN, as the last event; every send still
+  open at that moment gets its SENDFAIL first (see :mod:`.ledger`);
+* the binding closes the socket when :attr:`Connection.closed` turns true.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from enum import Enum, auto
+from typing import Final
+
+from .errors import (
+    ErrorCode,
+    LocalProtocolError,
+    OsContext,
+    RemoteProtocolError,
+    SocketError,
+    translate_os_error,
+)
+from .events import Address, Connected, Data, Disconnected, Event, Received
+from .framing import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_RECV_BUFFER,
+    Framing,
+    MessageReader,
+    encode_payload,
+    validate_encoding,
+    validate_framing,
+    validate_max_message_size,
+    validate_recv_buffer,
+)
+from .ledger import SendLedger
+
+__all__ = ["Connection", "ConnectionOptions", "ConnectionState", "Input"]
+
+logger = logging.getLogger("jfsocket")
+
+
+class ConnectionState(Enum):
+    """Where a connection is in its life."""
+
+    IDLE = auto()
+    CONNECTING = auto()
+    OPEN = auto()
+    CLOSING = auto()
+    CLOSED = auto()
+
+
+class Input(Enum):
+    """What can happen to a connection."""
+
+    CONNECT = auto()  # user: connect()
+    MADE = auto()  # binding: the socket is connected
+    CONNECT_FAILED = auto()  # binding: it is not
+    SEND = auto()  # user: send()
+    SETTLE = auto()  # binding: a write finished or failed
+    DATA = auto()  # binding: bytes arrived
+    EOF = auto()  # binding: the peer closed its side
+    CLOSE = auto()  # user: close()
+    LOST = auto()  # binding: the socket broke, or the local close is done
+
+
+_S = ConnectionState
+_I = Input
+
+#: Allowed (state, input) -> next state.  CLOSING -> CLOSED on the last
+#: settlement, and SETTLE in CLOSED (a late writer), are decided in code.
+_TRANSITIONS: Final[Mapping[tuple[ConnectionState, Input], ConnectionState]] = {
+    (_S.IDLE, _I.CONNECT): _S.CONNECTING,
+    (_S.CLOSED, _I.CONNECT): _S.CONNECTING,
+    (_S.IDLE, _I.MADE): _S.OPEN,
+    (_S.CONNECTING, _I.MADE): _S.OPEN,
+    (_S.CONNECTING, _I.CONNECT_FAILED): _S.IDLE,
+    (_S.CONNECTING, _I.CLOSE): _S.CLOSED,
+    (_S.OPEN, _I.SEND): _S.OPEN,
+    (_S.OPEN, _I.SETTLE): _S.OPEN,
+    (_S.CLOSING, _I.SETTLE): _S.CLOSING,
+    (_S.CLOSED, _I.SETTLE): _S.CLOSED,
+    (_S.OPEN, _I.DATA): _S.OPEN,
+    (_S.OPEN, _I.EOF): _S.CLOSED,
+    (_S.OPEN, _I.CLOSE): _S.CLOSING,
+    (_S.OPEN, _I.LOST): _S.CLOSED,
+    (_S.CLOSING, _I.LOST): _S.CLOSED,
+    (_S.CLOSING, _I.EOF): _S.CLOSED,
+    # Late or repeated inputs: accepted, nothing happens.
+    (_S.CLOSING, _I.DATA): _S.CLOSING,
+    (_S.CLOSING, _I.CLOSE): _S.CLOSING,
+    (_S.CLOSED, _I.DATA): _S.CLOSED,
+    (_S.CLOSED, _I.EOF): _S.CLOSED,
+    (_S.CLOSED, _I.CLOSE): _S.CLOSED,
+    (_S.CLOSED, _I.LOST): _S.CLOSED,
+    (_S.IDLE, _I.CLOSE): _S.IDLE,
+    (_S.IDLE, _I.LOST): _S.IDLE,
+}
+
+#: User inputs a state refuses, and the code they are refused with.
+_REFUSED: Final[Mapping[tuple[ConnectionState, Input], ErrorCode]] = {
+    (_S.CONNECTING, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
+    (_S.OPEN, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
+    (_S.CLOSING, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
+    (_S.IDLE, _I.SEND): ErrorCode.NOT_CONNECTED,
+    (_S.CONNECTING, _I.SEND): ErrorCode.NOT_CONNECTED,
+    (_S.CLOSING, _I.SEND): ErrorCode.NOT_CONNECTED,
+    (_S.CLOSED, _I.SEND): ErrorCode.NOT_CONNECTED,
+}
+
+
+class ConnectionOptions:
+    """The data options of a connection, validated once and shared by copies."""
+
+    __slots__ = ("encoding", "framing", "max_message_size", "recv_buffer")
+
+    def __init__(
+        self,
+        *,
+        encoding: str | None = "utf-8",
+        framing: str | Framing | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+    ) -> None:
+        self.encoding = validate_encoding(encoding)
+        self.framing = validate_framing(framing)
+        self.max_message_size = validate_max_message_size(max_message_size)
+        self.recv_buffer = validate_recv_buffer(recv_buffer)
+
+    def copy(self) -> ConnectionOptions:
+        """Independent options with the same values (a server hands them down)."""
+        return ConnectionOptions(
+            encoding=self.encoding,
+            framing=self.framing,
+            max_message_size=self.max_message_size,
+            recv_buffer=self.recv_buffer,
+        )
+
+
+class Connection:
+    """The sans-I/O model of one TCP connection.
+
+    *source* is the user-facing object events are about.  Inputs are method
+    calls; outputs are the returned events, to dispatch in order.
+    """
+
+    __slots__ = (
+        "_ledger",
+        "_options",
+        "_reader",
+        "_source",
+        "_state",
+        "host",
+        "remote",
+    )
+
+    def __init__(self, source: object, options: ConnectionOptions | None = None) -> None:
+        self._source = source
+        self._options = options if options is not None else ConnectionOptions()
+        self._state = ConnectionState.IDLE
+        self._ledger = SendLedger(source)
+        self._reader = self._new_reader()
+        #: Local and remote ``(ip, port)``, known from the first connection on.
+        self.host: Address | None = None
+        self.remote: Address | None = None
+
+    def _new_reader(self) -> MessageReader:
+        opts = self._options
+        return MessageReader(opts.framing, opts.encoding, opts.max_message_size)
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        """The current :class:`ConnectionState`."""
+        return self._state
+
+    @property
+    def is_open(self) -> bool:
+        """Connected and accepting sends (the seed's ``isAlive``)."""
+        return self._state is ConnectionState.OPEN
+
+    @property
+    def closed(self) -> bool:
+        """The socket, if any, must be closed now."""
+        return self._state is ConnectionState.CLOSED
+
+    @property
+    def pending(self) -> int:
+        """Sends accepted and not yet settled."""
+        return len(self._ledger)
+
+    @property
+    def options(self) -> ConnectionOptions:
+        """Encoding, framing, sizes."""
+        return self._options
+
+    @property
+    def recv_buffer(self) -> int:
+        """Most bytes read at once (``recvBuffer``)."""
+        return self._options.recv_buffer
+
+    @recv_buffer.setter
+    def recv_buffer(self, value: int) -> None:
+        self._options.recv_buffer = validate_recv_buffer(value)
+
+    def _step(self, event: Input) -> ConnectionState:
+        """Validate *event* against the tables and move; the one place that decides."""
+        state = self._state
+        code = _REFUSED.get((state, event))
+        if code is not None:
+            raise SocketError(code)
+        try:
+            new = _TRANSITIONS[state, event]
+        except KeyError:
+            raise LocalProtocolError(f"{event.name} is not allowed in state {state.name}") from None
+        self._state = new
+        return new
+
+    def _disconnect(self, error: BaseException | None) -> list[Event]:
+        """SENDFAIL for what is still open, then the one DISCONNECT."""
+        host, remote = self.host, self.remote
+        if host is None or remote is None:  # pragma: no cover - OPEN implies both
+            raise AssertionError("disconnect before connection_made")
+        cause = SocketError(ErrorCode.NOT_CONNECTED, error)
+        events: list[Event] = list(self._ledger.fail_all(cause))
+        try:
+            tail = self._reader.end()
+        except RemoteProtocolError as exc:
+            logger.warning("connection %s -> %s: %s", self.host, self.remote, exc)
+            tail = []
+            error = error or exc
+        # Data that completed before the end still arrives before DISCONNECT.
+        events[:0] = [Received(source=self._source, data=data) for data in tail]
+        events.append(Disconnected(source=self._source, host=host, remote=remote, error=error))
+        self._reader = self._new_reader()
+        return events
+
+    # -- connecting ------------------------------------------------------------
+
+    def start_connect(self) -> None:
+        """User ``connect()``: 1000 if already connected or connecting."""
+        self._step(Input.CONNECT)
+
+    def connection_made(self, host: Address, remote: Address) -> list[Event]:
+        """The socket is connected: CONNECTED.
+
+        If ``close()`` came while connecting, this raises SocketError 1006 and
+        the binding closes the new socket.
+        """
+        if self._state is ConnectionState.CLOSED:
+            raise SocketError(
+                ErrorCode.CONNECT_FAILED, ConnectionAbortedError("closed while connecting")
+            )
+        self._step(Input.MADE)
+        self.host, self.remote = host, remote
+        return [Connected(source=self._source, host=host, remote=remote)]
+
+    def connect_failed(self, exc: BaseException) -> SocketError:
+        """The connect failed: back to IDLE; returns the 1006 error to raise."""
+        if self._state is ConnectionState.CLOSED:
+            return SocketError(ErrorCode.CONNECT_FAILED, exc)
+        self._step(Input.CONNECT_FAILED)
+        return translate_os_error(OsContext.CONNECT, exc)
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, data: Data) -> tuple[int, bytes]:
+        """User ``send(data)``: ``(ticket, bytes to write)``.
+
+        Raises ``TypeError``/``ValueError`` for bad data and SocketError 1001
+        when not connected; nothing changes then.
+        """
+        payload = self._reader.frame(encode_payload(data, self._options.encoding))
+        self._step(Input.SEND)
+        return self._ledger.open(data), payload
+
+    def sent(self, ticket: int) -> list[Event]:
+        """*ticket* was written in full: SENDED (and DISCONNECT if a close waited)."""
+        self._step(Input.SETTLE)
+        events: list[Event] = list(self._ledger.sent(ticket, late_ok=self.closed))
+        return self._after_settle(events)
+
+    def send_failed(self, ticket: int, exc: BaseException) -> list[Event]:
+        """*ticket* could not be written: SENDFAIL.
+
+        The stream may now hold part of it, so the binding should also report
+        :meth:`connection_lost`.
+        """
+        self._step(Input.SETTLE)
+        events: list[Event] = list(self._ledger.failed(ticket, exc, late_ok=self.closed))
+        return self._after_settle(events)
+
+    def _after_settle(self, events: list[Event]) -> list[Event]:
+        if self._state is ConnectionState.CLOSING and not self._ledger:
+            self._state = ConnectionState.CLOSED
+            events += self._disconnect(None)
+        return events
+
+    # -- receiving -------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Bytes from the peer: RECEIVED per message (and DISCONNECT on a framing error)."""
+        if self._step(Input.DATA) is not ConnectionState.OPEN:
+            return []
+        try:
+            payloads = self._reader.feed(data)
+        except RemoteProtocolError as exc:
+            logger.error("connection %s -> %s closed: %s", self.host, self.remote, exc)
+            self._state = ConnectionState.CLOSED
+            self._reader = self._new_reader()
+            whole: list[Event] = [Received(source=self._source, data=p) for p in exc.complete]
+            return whole + self._disconnect(exc)
+        source = self._source
+        return [Received(source=source, data=p) for p in payloads]
+
+    def receive_eof(self) -> list[Event]:
+        """The peer closed: what is pending, then DISCONNECT."""
+        before = self._state
+        self._step(Input.EOF)
+        if before is ConnectionState.CLOSED:
+            return []
+        return self._disconnect(None)
+
+    # -- closing ---------------------------------------------------------------
+
+    def close(self) -> list[Event]:
+        """User ``close()``: DISCONNECT now, or once the accepted sends settle."""
+        before = self._state
+        self._step(Input.CLOSE)
+        if before is ConnectionState.OPEN and not self._ledger:
+            self._state = ConnectionState.CLOSED
+            return self._disconnect(None)
+        return []
+
+    def connection_lost(self, exc: BaseException | None = None) -> list[Event]:
+        """The socket is gone (error, or a close finished): fail the rest, DISCONNECT."""
+        before = self._state
+        self._step(Input.LOST)
+        if before in (ConnectionState.OPEN, ConnectionState.CLOSING):
+            return self._disconnect(exc)
+        return []

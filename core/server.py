@@ -1,0 +1,152 @@
+"""The TCP server: listening state and the registry of its clients.
+
+Rules of this module:
+
+* states: STOPPED -> LISTENING -> STOPPING -> STOPPED; ``start`` in any state
+  but STOPPED is SocketError 1000; ``stop`` when not LISTENING is a no-op;
+* a failed bind leaves the server STOPPED, with the error decided by
+  :func:`~jfsocket.core.errors.translate_os_error` (1005 for "in use");
+* clients are keyed by their remote ``(ip, port)``; a connection accepted while
+  not LISTENING is refused (the binding closes it, no event);
+* ``send``/``close`` targets: ``remote=None`` is every client; an unknown
+  remote is 1003, one that was connected and has gone is 1001;
+* STOPPED comes after every client's DISCONNECT.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from enum import Enum, auto
+from typing import Final, Generic, TypeVar
+
+from .addresses import validate_ip, validate_port, validate_remote
+from .errors import ErrorCode, LocalProtocolError, OsContext, SocketError, translate_os_error
+from .events import Address, Event, Started, Stopped
+
+__all__ = ["ServerModel", "ServerState"]
+
+C = TypeVar("C")
+
+#: How many departed remotes are remembered to tell 1001 from 1003.
+_DEPARTED_MEMORY: Final = 1024
+
+
+class ServerState(Enum):
+    """Where a server is in its life."""
+
+    STOPPED = auto()
+    STARTING = auto()
+    LISTENING = auto()
+    STOPPING = auto()
+
+
+_S = ServerState
+_START_FROM: Final[Mapping[ServerState, ServerState]] = {_S.STOPPED: _S.STARTING}
+
+
+class ServerModel(Generic[C]):
+    """The sans-I/O model of a TCP server whose clients are of type *C*."""
+
+    def __init__(self, source: object, ip: object, port: object) -> None:
+        self._source = source
+        #: The address to bind, validated.
+        self.address: Address = (validate_ip(ip), validate_port(port))
+        self._host: Address | None = None
+        self._state = ServerState.STOPPED
+        self._clients: dict[Address, C] = {}
+        self._departed: OrderedDict[Address, None] = OrderedDict()
+
+    @property
+    def state(self) -> ServerState:
+        """The current :class:`ServerState`."""
+        return self._state
+
+    @property
+    def is_listening(self) -> bool:
+        """Accepting connections (the seed's ``isAlive``)."""
+        return self._state is ServerState.LISTENING
+
+    @property
+    def host(self) -> Address:
+        """The address bound (the OS's port for port 0), or the one asked for."""
+        return self._host if self._host is not None else self.address
+
+    @property
+    def clients(self) -> dict[Address, C]:
+        """A copy of the registry."""
+        return dict(self._clients)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> Address:
+        """User ``start()``: the address to bind; 1000 unless STOPPED."""
+        new = _START_FROM.get(self._state)
+        if new is None:
+            raise SocketError(ErrorCode.CONNECTION_EXISTS)
+        self._state = new
+        return self.address
+
+    def start_failed(self, exc: BaseException) -> SocketError:
+        """Binding or listening failed: STOPPED again; the error to raise."""
+        self._require(ServerState.STARTING, "start_failed")
+        self._state = ServerState.STOPPED
+        return translate_os_error(OsContext.BIND, exc)
+
+    def listening(self, host: Address) -> list[Event]:
+        """The socket listens on *host*: STARTED."""
+        self._require(ServerState.STARTING, "listening")
+        self._state = ServerState.LISTENING
+        self._host = host
+        return [Started(source=self._source, host=host)]
+
+    def stop(self) -> list[C] | None:
+        """User ``stop()``: the clients to close, or ``None`` if not listening."""
+        if self._state is not ServerState.LISTENING:
+            return None
+        self._state = ServerState.STOPPING
+        return list(self._clients.values())
+
+    def stopped(self) -> list[Event]:
+        """Listener and clients are closed: STOPPED."""
+        self._require(ServerState.STOPPING, "stopped")
+        if self._clients:
+            raise LocalProtocolError(f"stopped with {len(self._clients)} clients still registered")
+        self._state = ServerState.STOPPED
+        return [Stopped(source=self._source)]
+
+    def _require(self, state: ServerState, what: str) -> None:
+        if self._state is not state:
+            raise LocalProtocolError(f"{what} is not allowed in state {self._state.name}")
+
+    # -- clients ---------------------------------------------------------------
+
+    def accept(self, remote: Address, client: C) -> bool:
+        """A connection from *remote* arrived: register it, or ``False`` to refuse it."""
+        if self._state is not ServerState.LISTENING:
+            return False
+        if remote in self._clients:
+            raise LocalProtocolError(f"{remote} is already registered")
+        self._clients[remote] = client
+        self._departed.pop(remote, None)
+        return True
+
+    def remove(self, remote: Address) -> None:
+        """*remote*'s connection is closed (after its DISCONNECT)."""
+        if self._clients.pop(remote, None) is None:
+            return
+        self._departed[remote] = None
+        if len(self._departed) > _DEPARTED_MEMORY:
+            self._departed.popitem(last=False)
+
+    def targets(self, remote: object = None) -> list[C]:
+        """Clients a ``send``/``close`` with *remote* addresses: one, or all."""
+        if remote is None:
+            return list(self._clients.values())
+        key = validate_remote(remote)
+        client = self._clients.get(key)
+        if client is not None:
+            return [client]
+        if key in self._departed:
+            raise SocketError(ErrorCode.NOT_CONNECTED)
+        raise SocketError(ErrorCode.ADDRESS_NOT_FOUND)

@@ -1,0 +1,229 @@
+"""Multicast membership (all-or-nothing) and the sender's rules."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from jfsocket.core import (
+    GroupChange,
+    LocalProtocolError,
+    Received,
+    ReceiverModel,
+    ReceiverState,
+    SenderModel,
+    SendFailed,
+    Sent,
+    SocketError,
+    Started,
+    Stopped,
+)
+
+G1, G2, G3 = "239.255.0.1", "239.255.0.2", "239.255.0.3"
+IFACE = "127.0.0.1"
+
+
+def receiver(**kw: object) -> ReceiverModel:
+    """A receiver on port 5000, interface 127.0.0.1."""
+    return ReceiverModel("rx", 5000, interface=IFACE, **kw)
+
+
+def join(model: ReceiverModel, *ips: object) -> None:
+    """Plan and commit (what a binding does once the OS changes are applied)."""
+    model.commit(model.plan_join(*ips))
+
+
+def test_host_forms() -> None:
+    """A port listens on all addresses; (ip, port) on one; bad forms are errors."""
+    assert ReceiverModel("r", 5000).host == ("0.0.0.0", 5000)
+    assert ReceiverModel("r", ("127.0.0.1", 0)).address == ("127.0.0.1", 0)
+    assert ReceiverModel("r", ("::", 5000)).interface == "::"
+    with pytest.raises(ValueError, match="host"):
+        ReceiverModel("r", 70000)
+    with pytest.raises(TypeError, match="host"):
+        ReceiverModel("r", "5000")
+    with pytest.raises(TypeError, match="host"):
+        ReceiverModel("r", ("127.0.0.1", 1, 2))
+    with pytest.raises(ValueError, match="interface"):
+        ReceiverModel("r", 5000, interface="eth0")
+    with pytest.raises(ValueError, match="IP version"):
+        ReceiverModel("r", 5000, interface="::1")
+
+
+def test_join_and_drop_before_start() -> None:
+    """Before start: recorded, no OS changes; groups is a copy in join order."""
+    model = receiver()
+    plan = model.plan_join(G2, G1)
+    assert plan.changes == ()
+    assert model.groups == []  # nothing before commit
+    model.commit(plan)
+    assert model.groups == [G2, G1]
+    model.groups.append("x")
+    assert model.groups == [G2, G1]
+    model.commit(model.plan_drop([G2]))
+    assert model.groups == [G1]
+
+
+def test_join_while_listening_gives_os_changes() -> None:
+    """After start: the plan carries one change per group, on the interface."""
+    model = receiver()
+    join(model, G1)
+    assert model.start() == (GroupChange(join=True, group=G1, interface=IFACE),)
+    assert model.listening(("0.0.0.0", 5000)) == [Started(source="rx", host=("0.0.0.0", 5000))]
+    plan = model.plan_join(G2, G3)
+    assert plan.changes == (
+        GroupChange(join=True, group=G2, interface=IFACE),
+        GroupChange(join=True, group=G3, interface=IFACE),
+    )
+    assert plan.changes[0].inverse() == GroupChange(join=False, group=G2, interface=IFACE)
+    model.commit(plan)
+    drop = model.plan_drop(G1)
+    assert drop.changes == (GroupChange(join=False, group=G1, interface=IFACE),)
+
+
+@pytest.mark.parametrize(
+    ("ips", "code"),
+    [
+        ((G1, "10.0.0.1"), 1004),  # the SPEC's own example: joins neither
+        (("239.255.0.9", "nonsense"), 1004),
+        ((G1, G1), 1002),
+        ((G2,), 1002),
+        ((G1, 5), 1004),
+        (("ff02::1",), 1004),  # IPv6 group on an IPv4 receiver
+    ],
+)
+def test_join_is_all_or_nothing(ips: tuple[object, ...], code: int) -> None:
+    """Any bad address: the code, and groups unchanged."""
+    model = receiver()
+    join(model, G2)
+    with pytest.raises(SocketError) as info:
+        model.plan_join(*ips)
+    assert info.value.errno == code
+    assert model.groups == [G2]
+
+
+@pytest.mark.parametrize(
+    ("ips", "code"), [((G1, G3), 1003), ((G1, "1.2.3.4"), 1004), ((G1, G1), 1003)]
+)
+def test_drop_is_all_or_nothing(ips: tuple[object, ...], code: int) -> None:
+    """Dropping a group not joined: 1003; not multicast: 1004; nothing dropped."""
+    model = receiver()
+    join(model, G1, G2)
+    with pytest.raises(SocketError) as info:
+        model.plan_drop(*ips)
+    assert info.value.errno == code
+    assert model.groups == [G1, G2]
+
+
+def test_stale_plans_cannot_be_committed() -> None:
+    """A plan made before another change, or before start, is refused."""
+    model = receiver()
+    plan = model.plan_join(G1)
+    join(model, G2)
+    with pytest.raises(LocalProtocolError):
+        model.commit(plan)
+    early = model.plan_join(G3)
+    model.start()
+    model.listening(("0.0.0.0", 5000))
+    with pytest.raises(LocalProtocolError):
+        model.commit(early)  # it has no OS changes, but the receiver now listens
+
+
+def test_lifecycle() -> None:
+    """start 1000 while started; stop idempotent; groups survive stop and rejoin on start."""
+    model = receiver()
+    join(model, G1, G2)
+    model.start()
+    with pytest.raises(SocketError, match="1000"):
+        model.start()
+    model.listening(("0.0.0.0", 5000))
+    assert model.is_listening
+    with pytest.raises(SocketError, match="1000"):
+        model.start()
+    drops = model.stop()
+    assert drops is not None and [c.group for c in drops] == [G1, G2]
+    assert not any(c.join for c in drops)
+    assert model.stopped() == [Stopped(source="rx")]
+    assert model.stop() is None
+    assert model.groups == [G1, G2]
+    assert [c.group for c in model.start()] == [G1, G2]
+
+
+def test_start_failure() -> None:
+    """A failed bind or join leaves the receiver stopped and startable."""
+    model = receiver()
+    model.start()
+    error = model.start_failed(OSError(98, "in use"))
+    assert error.errno == 1005
+    assert model.state is ReceiverState.STOPPED
+    model.start()
+    inner = SocketError(1004)
+    assert model.start_failed(inner) is inner
+    with pytest.raises(LocalProtocolError):
+        model.start_failed(OSError())
+    with pytest.raises(LocalProtocolError):
+        model.listening(("0.0.0.0", 1))
+    assert model.membership_failed(OSError(19, "no device")).errno == 1007
+
+
+def test_recv_buffer() -> None:
+    """Default 256, settable, validated."""
+    model = receiver()
+    assert model.recv_buffer == 256
+    model.recv_buffer = 9000
+    assert model.recv_buffer == 9000
+    with pytest.raises(TypeError, match="recvBuffer"):
+        model.recv_buffer = "1"  # type: ignore[assignment]
+
+
+def test_datagrams_and_truncation(caplog: pytest.LogCaptureFixture) -> None:
+    """Whole datagrams decode; cut ones are flagged and logged, never passed off as whole."""
+    model = receiver()
+    src = ("127.0.0.1", 6000)
+    assert model.receive_datagram(b"hi", src) == [Received(source="rx", data="hi", remote=src)]
+    with caplog.at_level(logging.WARNING, logger="jfsocket"):
+        (event,) = model.receive_datagram(b"cut", src, truncated=True)
+    assert isinstance(event, Received) and event.truncated
+    assert "recvBuffer" in caplog.text
+    raw = ReceiverModel("rx", 5000, encoding=None)
+    assert raw.receive_datagram(b"\xff", src)[0] == Received(source="rx", data=b"\xff", remote=src)
+
+
+def test_sender_validation() -> None:
+    """ttl 0-255, interface an IP, loopback a bool."""
+    with pytest.raises(ValueError, match="ttl"):
+        SenderModel("tx", ttl=256)
+    with pytest.raises(TypeError, match="ttl"):
+        SenderModel("tx", ttl="1")
+    with pytest.raises(ValueError, match="interface"):
+        SenderModel("tx", interface="lo")
+    with pytest.raises(TypeError, match="loopback"):
+        SenderModel("tx", loopback=1)
+    model = SenderModel("tx", ttl=0, interface=IFACE)
+    assert (model.ttl, model.interface, model.loopback) == (0, IFACE, True)
+    assert SenderModel("tx").ttl == 1
+
+
+def test_sender_send() -> None:
+    """Group 1004, port and data checked first; then a ticket that settles once."""
+    model = SenderModel("tx", ttl=0, interface=IFACE)
+    with pytest.raises(SocketError, match="1004"):
+        model.send(("127.0.0.1", 5000), "x")
+    with pytest.raises(SocketError, match="1004"):
+        model.send(("ff02::1", 5000), "x")  # IPv6 group, IPv4 interface
+    with pytest.raises(TypeError, match="remote"):
+        model.send(G1, "x")
+    with pytest.raises(ValueError, match="remote\\[1\\]"):
+        model.send((G1, 0), "x")
+    with pytest.raises(TypeError, match="data"):
+        model.send((G1, 5000), 12)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="datagram"):
+        model.send((G1, 5000), b"x" * 65508)
+    ticket, payload, target = model.send((G1, 5000), "é")
+    assert (payload, target) == (b"\xc3\xa9", (G1, 5000))
+    assert model.sent(ticket) == [Sent(source="tx", data="é")]
+    ticket, _, _ = model.send((G1, 5000), b"y")
+    err = OSError("unreachable")
+    assert model.send_failed(ticket, err) == [SendFailed(source="tx", data=b"y", error=err)]
+    with pytest.raises(LocalProtocolError):
+        model.sent(ticket)

@@ -1,0 +1,155 @@
+"""The server model: lifecycle, registry, targets."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+from jfsocket.core import (
+    LocalProtocolError,
+    ServerModel,
+    ServerState,
+    SocketError,
+    Started,
+    Stopped,
+)
+
+A = ("127.0.0.1", 50001)
+B = ("127.0.0.1", 50002)
+
+
+def listening() -> ServerModel[str]:
+    """A server that has fired STARTED on port 40000."""
+    server: ServerModel[str] = ServerModel("srv", "127.0.0.1", 0)
+    server.start()
+    server.listening(("127.0.0.1", 40000))
+    return server
+
+
+def test_constructor_validates_address() -> None:
+    """Bad ip or port: ValueError/TypeError naming it; IPv6 literals are fine."""
+    with pytest.raises(ValueError, match="ip"):
+        ServerModel("s", "localhost", 0)
+    with pytest.raises(ValueError, match="port"):
+        ServerModel("s", "127.0.0.1", 70000)
+    with pytest.raises(TypeError, match="port"):
+        ServerModel("s", "127.0.0.1", "80")
+    assert ServerModel("s", "::1", 0).address == ("::1", 0)
+
+
+def test_lifecycle_and_events() -> None:
+    """STOPPED -> STARTING -> LISTENING -> STOPPING -> STOPPED, STARTED and STOPED."""
+    server: ServerModel[str] = ServerModel("srv", "127.0.0.1", 0)
+    assert server.host == ("127.0.0.1", 0) and not server.is_listening
+    assert server.start() == ("127.0.0.1", 0)
+    assert server.state is ServerState.STARTING
+    assert server.listening(("127.0.0.1", 40000)) == [
+        Started(source="srv", host=("127.0.0.1", 40000))
+    ]
+    assert server.is_listening and server.host == ("127.0.0.1", 40000)
+    assert server.stop() == []
+    assert server.state is ServerState.STOPPING
+    assert server.stop() is None  # a second stop during the first: nothing to do
+    assert server.stopped() == [Stopped(source="srv")]
+    assert server.stop() is None
+    server.start()  # can start again
+
+
+@pytest.mark.parametrize("state", ["starting", "listening", "stopping"])
+def test_start_unless_stopped_is_1000(state: str) -> None:
+    """start() while started (or starting, stopping): SocketError 1000."""
+    server = listening()
+    if state == "starting":
+        server = ServerModel("s", "127.0.0.1", 0)
+        server.start()
+    elif state == "stopping":
+        server.stop()
+    before = server.state
+    with pytest.raises(SocketError) as info:
+        server.start()
+    assert info.value.errno == 1000 and server.state is before
+
+
+def test_bind_failures() -> None:
+    """Port in use is 1005, other bind errors 1007; the server stays startable."""
+    server: ServerModel[str] = ServerModel("srv", "127.0.0.1", 80)
+    server.start()
+    in_use = OSError(errno.EADDRINUSE, "in use")
+    error = server.start_failed(in_use)
+    assert error.errno == 1005 and error.err is in_use
+    assert server.state is ServerState.STOPPED
+    server.start()
+    assert server.start_failed(PermissionError(errno.EACCES, "no")).errno == 1007
+
+
+def test_registry_and_targets() -> None:
+    """Clients by remote; None targets all; unknown is 1003; departed is 1001."""
+    server = listening()
+    assert server.accept(A, "a") and server.accept(B, "b")
+    assert server.clients == {A: "a", B: "b"}
+    server.clients.clear()  # a copy
+    assert len(server.clients) == 2
+    assert server.targets() == ["a", "b"]
+    assert server.targets(A) == ["a"]
+    assert server.targets(("127.0.0.1", 50002)) == ["b"]
+    with pytest.raises(SocketError) as info:
+        server.targets(("127.0.0.1", 1))
+    assert info.value.errno == 1003
+    server.remove(A)
+    server.remove(A)  # idempotent
+    with pytest.raises(SocketError) as info:
+        server.targets(A)
+    assert info.value.errno == 1001
+    with pytest.raises(TypeError, match="remote"):
+        server.targets("127.0.0.1")
+    with pytest.raises(ValueError, match="remote"):
+        server.targets(("127.0.0.1", -1))
+    assert server.accept(A, "a2")  # the same remote may come back
+    assert server.targets(A) == ["a2"]
+
+
+def test_departed_memory_is_bounded() -> None:
+    """Old departures are forgotten (then 1003): memory does not grow forever."""
+    server = listening()
+    for port in range(1, 1100):
+        server.accept(("127.0.0.1", port), "x")
+        server.remove(("127.0.0.1", port))
+    with pytest.raises(SocketError, match="1003"):
+        server.targets(("127.0.0.1", 1))
+    with pytest.raises(SocketError, match="1001"):
+        server.targets(("127.0.0.1", 1099))
+
+
+def test_accept_when_not_listening_refuses() -> None:
+    """A connection that races stop() is refused, not registered."""
+    server = listening()
+    server.stop()
+    assert server.accept(A, "a") is False
+    assert server.clients == {}
+
+
+def test_stop_hands_over_every_client_and_stopped_requires_them_gone() -> None:
+    """stop() returns the clients to close; STOPED only after they are removed."""
+    server = listening()
+    server.accept(A, "a")
+    server.accept(B, "b")
+    assert server.stop() == ["a", "b"]
+    with pytest.raises(LocalProtocolError):
+        server.stopped()
+    server.remove(A)
+    server.remove(B)
+    assert server.stopped() == [Stopped(source="srv")]
+
+
+def test_binding_errors() -> None:
+    """Impossible binding inputs are LocalProtocolError."""
+    server = listening()
+    with pytest.raises(LocalProtocolError):
+        server.listening(("127.0.0.1", 1))
+    with pytest.raises(LocalProtocolError):
+        server.start_failed(OSError())
+    with pytest.raises(LocalProtocolError):
+        server.stopped()
+    server.accept(A, "a")
+    with pytest.raises(LocalProtocolError):
+        server.accept(A, "again")
