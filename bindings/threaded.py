@@ -1,0 +1,794 @@
+"""The threaded binding: the seed's API on blocking sockets and threads.
+
+Every decision comes from :mod:`jfsocket.core`; this module reads, writes,
+joins groups, and dispatches what the core returns.  Its shape:
+
+* one reader thread per TCP connection (the seed's model) and per multicast
+  receiver, plus one accept thread per server;
+* ``send`` writes in the calling thread (``sendall`` under a write lock), so it
+  returns once the bytes are with the OS, applying the kernel's backpressure;
+* callbacks of one object never run at the same time and run in order: each
+  object has a :class:`_Dispatcher`, a queue drained by whichever thread
+  delivers first.  No lock is held while a callback runs, so a callback may
+  call anything, on any object, without deadlock;
+* a socket's fd is closed by its reader thread, under the write lock, so a
+  concurrent ``send`` can never write into a recycled fd; ``close``/``stop``
+  only shut the socket down (which wakes the reader) and then join it, unless
+  they are called from that very thread or from inside its callbacks.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import socket as _socket
+import threading
+from types import TracebackType
+from typing import Final, TypeVar
+
+from jfsocket.core import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_RECV_BUFFER,
+    Address,
+    Callback,
+    CallbackRegistry,
+    Connection,
+    ConnectionOptions,
+    Data,
+    Event,
+    EventTypes,
+    Framing,
+    GroupChange,
+    ReceiverModel,
+    Role,
+    SenderModel,
+    ServerModel,
+    SocketError,
+    callback_args,
+    encode_payload,
+    invoke,
+    normalize_sockaddr,
+    validate_host,
+    validate_port,
+)
+
+__all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
+
+_T = TypeVar("_T")
+#: Events a reader may queue ahead of a slow dispatcher before it stops reading
+#: (so a stalled callback slows the peer down instead of growing memory).
+_MAX_BACKLOG: Final = 1024
+_ACCEPT_RETRY_DELAY: Final = 0.1
+_local = threading.local()
+
+
+def _active() -> list[_Dispatcher]:
+    """The dispatchers draining on this thread, innermost last."""
+    try:
+        stack: list[_Dispatcher] = _local.stack
+    except AttributeError:
+        stack = _local.stack = []
+    return stack
+
+
+class _Dispatcher:
+    """Runs one object's callbacks in order, one at a time, on the delivering thread.
+
+    ``push`` is called with ``lock`` held, right where the core returned the
+    events, so the queue order is the core's order; ``drain`` runs outside it.
+    """
+
+    __slots__ = ("_busy", "_lock", "_queue", "_registry")
+
+    def __init__(self, registry: CallbackRegistry, lock: threading.Condition) -> None:
+        self._registry = registry
+        self._lock = lock
+        self._queue: collections.deque[tuple[Event, CallbackRegistry]] = collections.deque()
+        self._busy = False
+
+    def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
+        """Queue *events* (lock held); ``True`` if the caller must :meth:`drain`."""
+        if not events:
+            return False
+        reg = registry or self._registry
+        self._queue.extend([(event, reg) for event in events])
+        if self._busy:
+            return False
+        self._busy = True
+        return True
+
+    def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
+        """Push and drain: for callers that do not hold the lock."""
+        with self._lock:
+            run = self.push(events, registry)
+        if run:
+            self.drain()
+
+    def drain(self) -> None:
+        """Dispatch until the queue is empty."""
+        lock, queue = self._lock, self._queue
+        stack = _active()
+        stack.append(self)
+        try:
+            while True:
+                with lock:
+                    if not queue:
+                        self._busy = False
+                        lock.notify_all()
+                        return
+                    event, registry = queue.popleft()
+                    if len(queue) == _MAX_BACKLOG // 2:
+                        lock.notify_all()
+                callback = registry.lookup(event.type)
+                if callback is not None:
+                    args = callback_args(event)
+                    if args is not None:
+                        invoke(callback, args, event)
+        except BaseException:
+            with lock:
+                self._busy = False
+                lock.notify_all()
+            raise
+        finally:
+            stack.pop()
+
+    def backlogged(self) -> bool:
+        """Too many events wait for a dispatcher on another thread (lock held)."""
+        return len(self._queue) > _MAX_BACKLOG and self._busy
+
+    def wait_idle(self) -> None:
+        """Wait until every queued event was dispatched."""
+        with self._lock:
+            self._lock.wait_for(lambda: not self._busy and not self._queue)
+
+
+def _shutdown(sock: _socket.socket | None) -> None:
+    """Wake whatever blocks on *sock*; harmless if it is already gone."""
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(_socket.SHUT_RDWR)
+
+
+def _join(thread: threading.Thread | None) -> None:
+    """Wait for *thread*, unless this thread is inside a callback.
+
+    From inside any callback we never wait: the thread we would wait for may be
+    waiting for us (two connections closing each other from their callbacks).
+    Our threads end by themselves once their socket is shut down.
+    """
+    if thread is not None and thread is not threading.current_thread() and not _active():
+        thread.join()
+
+
+class _Lifetime:
+    """``with obj:`` guarantees ``stop``/``close`` on exit."""
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+
+class TcpClient(_Lifetime):
+    """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
+
+    def __init__(
+        self,
+        socket: _socket.socket | None = None,
+        evts: dict[EventTypes | str, Callback | None] | None = None,
+        *,
+        encoding: str | None = "utf-8",
+        framing: str | Framing | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+        _server: TcpServer | None = None,
+    ) -> None:
+        if _server is not None:
+            self._registry = _server._registry.child(Role.CLIENT)
+            options = _server._options.copy()
+        else:
+            self._registry = CallbackRegistry(Role.CLIENT, evts)
+            options = ConnectionOptions(
+                encoding=encoding,
+                framing=framing,
+                max_message_size=max_message_size,
+                recv_buffer=recv_buffer,
+            )
+        self._server = _server
+        self._conn = Connection(self, options)
+        self._lock = threading.Condition(threading.Lock())
+        self._write_lock = threading.Lock()
+        self._dispatcher = _Dispatcher(self._registry, self._lock)
+        self._sock: _socket.socket | None = None
+        self._reader: threading.Thread | None = None
+        self._pending_connected: list[Event] = []
+        if socket is not None:
+            if not isinstance(socket, _socket.socket):
+                raise TypeError(f"socket must be a socket.socket, not {type(socket).__name__}")
+            events = self._adopt(socket)
+            if _server is None:
+                self._dispatcher.emit(events)
+                self._start_reader([])
+            else:
+                self._pending_connected = events
+
+    # -- properties --------------------------------------------------------------
+
+    @property
+    def recvBuffer(self) -> int:
+        """Most bytes read at once (default 256)."""
+        return self._conn.recv_buffer
+
+    @recvBuffer.setter
+    def recvBuffer(self, value: int) -> None:
+        self._conn.recv_buffer = value
+
+    @property
+    def isAlive(self) -> bool:
+        """Connected."""
+        return self._conn.is_open
+
+    @property
+    def host(self) -> Address | None:
+        """Local ``(ip, port)`` (``None`` before the first connection)."""
+        return self._conn.host
+
+    @property
+    def remote(self) -> Address | None:
+        """The peer's ``(ip, port)`` (``None`` before the first connection)."""
+        return self._conn.remote
+
+    def __repr__(self) -> str:
+        return f"<TcpClient {self.host} -> {self.remote} {self._conn.state.name.lower()}>"
+
+    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
+        """Bind *evt* to event *key* (``None`` unbinds)."""
+        self._registry.bind(key, evt)
+
+    # -- connecting ----------------------------------------------------------------
+
+    def _adopt(self, sock: _socket.socket) -> list[Event]:
+        try:
+            host = normalize_sockaddr(sock.getsockname())
+            remote = normalize_sockaddr(sock.getpeername())
+        except OSError as exc:
+            raise SocketError(1001, exc) from exc
+        sock.settimeout(None)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        with self._lock:
+            events = self._conn.connection_made(host, remote)
+            self._sock = sock
+        return events
+
+    def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
+        """Connect to ``(ip, port)``; CONNECTED has fired when this returns.
+
+        Already connected: SocketError 1000; refused, unreachable, timed out or
+        unresolvable: 1006.  ``timeout`` (beyond the seed) bounds the attempt.
+        """
+        host = validate_host(ip)
+        port = validate_port(port)
+        with self._lock:
+            self._conn.start_connect()
+            previous = self._reader
+        _join(previous)  # a reconnect: the last connection's reader is finishing
+        try:
+            sock = _socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
+            with self._lock:
+                error = self._conn.connect_failed(exc)
+            raise error from exc
+        try:
+            events = self._adopt(sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._dispatcher.emit(events)
+        self._start_reader([])
+
+    def _start_reader(self, first: list[Event]) -> None:
+        self._reader = threading.Thread(
+            target=self._read_loop, args=(self._sock, first), name=f"jfsocket reader {self.remote}"
+        )
+        self._reader.start()
+
+    def _read_loop(self, sock: _socket.socket, first: list[Event]) -> None:
+        conn, lock, dispatcher = self._conn, self._lock, self._dispatcher
+        dispatcher.emit(first)
+        run = False
+        try:
+            while True:
+                try:
+                    data = sock.recv(conn.recv_buffer)
+                except OSError as exc:
+                    with lock:
+                        run = dispatcher.push(conn.connection_lost(exc))
+                    break
+                with lock:
+                    events = conn.receive_data(data) if data else conn.receive_eof()
+                    run = dispatcher.push(events)
+                    while dispatcher.backlogged() and not conn.closed:
+                        lock.wait()
+                    if conn.closed:
+                        break
+                if run:
+                    dispatcher.drain()
+        finally:
+            with self._write_lock:
+                sock.close()
+            self._unregister()
+            if run:
+                dispatcher.drain()
+
+    def _unregister(self) -> None:
+        """Once closed, a server's client leaves the registry (before its DISCONNECT runs)."""
+        if self._server is not None and self._conn.closed:
+            self._server._client_gone(self)
+
+    # -- data ----------------------------------------------------------------------
+
+    def send(self, data: Data) -> None:
+        """Send *data* (str, bytes, bytearray, memoryview); SENDED or SENDFAIL follows.
+
+        Returns once the bytes are handed to the OS.  Not connected: 1001.
+        """
+        conn, lock = self._conn, self._lock
+        with lock:
+            ticket, payload = conn.send(data)
+            sock = self._sock
+        assert sock is not None
+        try:
+            with self._write_lock:
+                sock.sendall(payload)
+        except OSError as exc:
+            with lock:
+                events = conn.send_failed(ticket, exc) + conn.connection_lost(exc)
+                run = self._dispatcher.push(events)
+            _shutdown(sock)
+        else:
+            with lock:
+                run = self._dispatcher.push(conn.sent(ticket))
+                if conn.closed:
+                    _shutdown(sock)
+        if conn.closed:
+            self._unregister()
+        if run:
+            self._dispatcher.drain()
+
+    def close(self) -> None:
+        """Close the connection; DISCONNECT fires once.  Idempotent, callable from callbacks."""
+        with self._lock:
+            run = self._dispatcher.push(self._conn.close())
+            sock, reader = self._sock, self._reader
+            self._lock.notify_all()
+        # Sends in flight in other threads are aborted, not awaited: a peer that
+        # does not read must not be able to hang close().
+        _shutdown(sock)
+        self._unregister()
+        if run:
+            self._dispatcher.drain()
+        if not _active():
+            _join(reader)
+            self._dispatcher.wait_idle()
+
+    def _finish(self) -> None:
+        self.close()
+
+
+class TcpServer(_Lifetime):
+    """A TCP server; its clients are :class:`TcpClient` objects that inherit its callbacks."""
+
+    def __init__(
+        self,
+        ip: str,
+        port: int,
+        evts: dict[EventTypes | str, Callback | None] | None = None,
+        *,
+        encoding: str | None = "utf-8",
+        framing: str | Framing | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+        backlog: int = 128,
+    ) -> None:
+        self._model: ServerModel[TcpClient] = ServerModel(self, ip, port)
+        self._registry = CallbackRegistry(Role.SERVER, evts)
+        self._options = ConnectionOptions(
+            encoding=encoding,
+            framing=framing,
+            max_message_size=max_message_size,
+            recv_buffer=recv_buffer,
+        )
+        self._backlog = backlog
+        self._lock = threading.Condition(threading.Lock())
+        self._dispatcher = _Dispatcher(self._registry, self._lock)
+        self._listener: _socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._readers: list[threading.Thread] = []
+
+    @property
+    def host(self) -> Address:
+        """The ``(ip, port)`` bound (port 0 resolved once started)."""
+        return self._model.host
+
+    @property
+    def isAlive(self) -> bool:
+        """Listening."""
+        return self._model.is_listening
+
+    @property
+    def clients(self) -> dict[Address, TcpClient]:
+        """A copy of ``{remote: TcpClient}``."""
+        with self._lock:
+            return self._model.clients
+
+    def __repr__(self) -> str:
+        return f"<TcpServer {self.host} {self._model.state.name.lower()}>"
+
+    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
+        """Bind *evt* to event *key*; the clients see it too."""
+        self._registry.bind(key, evt)
+
+    def start(self) -> None:
+        """Listen; STARTED has fired when this returns.  Started: 1000; port taken: 1005."""
+        with self._lock:
+            address = self._model.start()
+        try:
+            family = _socket.AF_INET6 if ":" in address[0] else _socket.AF_INET
+            listener = _socket.create_server(address, family=family, backlog=self._backlog)
+        except OSError as exc:
+            with self._lock:
+                error = self._model.start_failed(exc)
+            raise error from exc
+        with self._lock:
+            events = self._model.listening(normalize_sockaddr(listener.getsockname()))
+            self._listener = listener
+        self._acceptor = threading.Thread(
+            target=self._accept_loop, args=(listener,), name=f"jfsocket acceptor {self.host}"
+        )
+        self._acceptor.start()
+        self._dispatcher.emit(events)
+
+    def _accept_loop(self, listener: _socket.socket) -> None:
+        retry = threading.Event()
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError as exc:
+                if not self._model.is_listening:
+                    break
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    retry.wait(_ACCEPT_RETRY_DELAY)  # out of fds: let some close first
+                continue
+            try:
+                client = TcpClient(sock, _server=self)
+            except SocketError:
+                sock.close()  # the peer left before we could look at it
+                continue
+            with self._lock:
+                accepted = client.remote is not None and self._model.accept(client.remote, client)
+            if not accepted:
+                sock.close()  # stop() won the race: no CONNECTED, so no DISCONNECT
+                continue
+            client._start_reader(client._pending_connected)
+            with self._lock:
+                self._readers = [t for t in self._readers if t.is_alive()]
+                if client._reader is not None:
+                    self._readers.append(client._reader)
+
+    def _client_gone(self, client: TcpClient) -> None:
+        with self._lock:
+            if client.remote is not None and self._model.clients.get(client.remote) is client:
+                self._model.remove(client.remote)
+            self._lock.notify_all()
+
+    def stop(self) -> None:
+        """Stop accepting, close every client (DISCONNECT each), then STOPED.
+
+        Done when it returns (from inside a callback, STOPED follows that
+        callback's own events).  Idempotent.
+        """
+        with self._lock:
+            clients = self._model.stop()
+            listener, acceptor = self._listener, self._acceptor
+        if clients is None:
+            return
+        assert listener is not None
+        _shutdown(listener)
+        _join(acceptor)
+        listener.close()
+        with self._lock:
+            clients = self._model.targets()  # includes any accepted while stopping
+        for client in clients:
+            client.close()
+        with self._lock:
+            self._lock.wait_for(lambda: not self._model.clients)
+            events = self._model.stopped()
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            _join(reader)
+        stack = _active()
+        # Inside a callback, STOPED goes after the events already queued there.
+        (stack[-1] if stack else self._dispatcher).emit(events, self._registry)
+
+    def send(self, data: Data, remote: Address | None = None) -> None:
+        """Send to one remote, or to every connected client.
+
+        Unknown remote: 1003; one that has disconnected: 1001.
+        """
+        encode_payload(data, self._options.encoding)  # bad data fails even with no clients
+        with self._lock:
+            targets = self._model.targets(remote)
+        for client in targets:
+            try:
+                client.send(data)
+            except SocketError:
+                if remote is not None:
+                    raise
+                # Broadcast: a client that left since the snapshot is no target.
+
+    def close(self, remote: Address | None = None) -> None:
+        """Close one remote's connection, or all of them."""
+        with self._lock:
+            targets = self._model.targets(remote)
+        for client in targets:
+            client.close()
+
+    def _finish(self) -> None:
+        self.stop()
+
+
+def _membership(sock: _socket.socket, change: GroupChange) -> None:
+    """Apply one membership change to *sock*."""
+    if ":" in change.group:
+        group = _socket.inet_pton(_socket.AF_INET6, change.group)
+        option = _socket.IPV6_JOIN_GROUP if change.join else _socket.IPV6_LEAVE_GROUP
+        sock.setsockopt(_socket.IPPROTO_IPV6, option, group + (0).to_bytes(4, "little"))
+    else:
+        mreq = _socket.inet_aton(change.group) + _socket.inet_aton(change.interface)
+        option = _socket.IP_ADD_MEMBERSHIP if change.join else _socket.IP_DROP_MEMBERSHIP
+        sock.setsockopt(_socket.IPPROTO_IP, option, mreq)
+
+
+def _apply_all(sock: _socket.socket, changes: tuple[GroupChange, ...]) -> None:
+    """Apply *changes*; if one fails, undo the applied ones and re-raise."""
+    done: list[GroupChange] = []
+    try:
+        for change in changes:
+            _membership(sock, change)
+            done.append(change)
+    except OSError:
+        for change in reversed(done):
+            with contextlib.suppress(OSError):
+                _membership(sock, change.inverse())
+        raise
+
+
+class CastReceiver(_Lifetime):
+    """Receives UDP multicast datagrams on a port, for the groups joined."""
+
+    def __init__(
+        self,
+        host: int | Address,
+        evts: dict[EventTypes | str, Callback | None] | None = None,
+        *,
+        interface: str = "0.0.0.0",
+        encoding: str | None = "utf-8",
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+    ) -> None:
+        self._model = ReceiverModel(
+            self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
+        )
+        self._registry = CallbackRegistry(Role.RECEIVER, evts)
+        self._lock = threading.Condition(threading.Lock())
+        self._dispatcher = _Dispatcher(self._registry, self._lock)
+        self._sock: _socket.socket | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def recvBuffer(self) -> int:
+        """Most bytes of a datagram delivered (default 256); longer ones are reported cut."""
+        return self._model.recv_buffer
+
+    @recvBuffer.setter
+    def recvBuffer(self, value: int) -> None:
+        self._model.recv_buffer = value
+
+    @property
+    def groups(self) -> list[str]:
+        """A copy of the groups joined."""
+        return self._model.groups
+
+    @property
+    def host(self) -> Address:
+        """The ``(ip, port)`` bound (port 0 resolved once started)."""
+        return self._model.host
+
+    @property
+    def isAlive(self) -> bool:
+        """Listening."""
+        return self._model.is_listening
+
+    def __repr__(self) -> str:
+        return f"<CastReceiver {self.host} {self.groups} {self._model.state.name.lower()}>"
+
+    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
+        """Bind *evt* to event *key*."""
+        self._registry.bind(key, evt)
+
+    def start(self) -> None:
+        """Bind, join the groups, listen; STARTED has fired when this returns."""
+        with self._lock:
+            joins = self._model.start()
+            address = self._model.address
+            family = _socket.AF_INET6 if ":" in address[0] else _socket.AF_INET
+            sock = _socket.socket(family, _socket.SOCK_DGRAM)
+            try:
+                # Several receivers may share a port, as multicast listeners do.
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+                if hasattr(_socket, "SO_REUSEPORT"):
+                    sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
+                sock.bind(address)
+                _apply_all(sock, joins)
+            except OSError as exc:
+                sock.close()
+                raise self._model.start_failed(exc) from exc
+            events = self._model.listening(normalize_sockaddr(sock.getsockname()))
+            self._sock = sock
+        self._reader = threading.Thread(
+            target=self._read_loop, args=(sock,), name=f"jfsocket receiver {self.host}"
+        )
+        self._reader.start()
+        self._dispatcher.emit(events)
+
+    def _read_loop(self, sock: _socket.socket) -> None:
+        model, lock, dispatcher = self._model, self._lock, self._dispatcher
+        try:
+            while True:
+                try:
+                    data, _, flags, address = sock.recvmsg(model.recv_buffer)
+                except OSError:
+                    break
+                if address is None or not model.is_listening:
+                    break  # woken by stop()
+                with lock:
+                    events = model.receive_datagram(
+                        data, normalize_sockaddr(address), truncated=bool(flags & _socket.MSG_TRUNC)
+                    )
+                    run = dispatcher.push(events)
+                    while dispatcher.backlogged() and model.is_listening:
+                        lock.wait()
+                if run:
+                    dispatcher.drain()
+        finally:
+            sock.close()
+
+    def stop(self) -> None:
+        """Leave the groups and stop listening; STOPED has fired when this returns."""
+        with self._lock:
+            drops = self._model.stop()
+            sock, reader = self._sock, self._reader
+            self._sock = None
+            self._lock.notify_all()
+        if drops is None or sock is None:
+            return
+        with contextlib.suppress(OSError):
+            _apply_all(sock, drops)
+        _shutdown(sock)  # wakes the reader, which closes the socket on its way out
+        _join(reader)
+        self._dispatcher.emit(self._model.stopped())
+
+    def joinGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
+        """Join one or more groups, all or none (1002, 1004); before or after start."""
+        with self._lock:
+            plan = self._model.plan_join(*ips)
+            self._apply(plan.changes)
+            self._model.commit(plan)
+
+    def dropGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
+        """Leave one or more groups, all or none (1003, 1004)."""
+        with self._lock:
+            plan = self._model.plan_drop(*ips)
+            self._apply(plan.changes)
+            self._model.commit(plan)
+
+    def _apply(self, changes: tuple[GroupChange, ...]) -> None:
+        if changes and self._sock is not None:
+            try:
+                _apply_all(self._sock, changes)
+            except OSError as exc:
+                raise self._model.membership_failed(exc) from exc
+
+    def _finish(self) -> None:
+        self.stop()
+
+
+class CastSender(_Lifetime):
+    """Sends UDP multicast datagrams; SENDED/SENDFAIL for each."""
+
+    def __init__(
+        self,
+        evts: dict[EventTypes | str, Callback | None] | None = None,
+        *,
+        ttl: int = 1,
+        interface: str | None = None,
+        loopback: bool = True,
+        encoding: str | None = "utf-8",
+    ) -> None:
+        self._model = SenderModel(
+            self, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding
+        )
+        self._registry = CallbackRegistry(Role.SENDER, evts)
+        self._lock = threading.Condition(threading.Lock())
+        self._dispatcher = _Dispatcher(self._registry, self._lock)
+        self._sockets: dict[int, _socket.socket] = {}
+
+    def __repr__(self) -> str:
+        return f"<CastSender ttl={self._model.ttl} interface={self._model.interface}>"
+
+    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
+        """Bind *evt* to event *key*."""
+        self._registry.bind(key, evt)
+
+    def _socket_for(self, family: int) -> _socket.socket:
+        sock = self._sockets.get(family)
+        if sock is not None:
+            return sock
+        model = self._model
+        sock = _socket.socket(family, _socket.SOCK_DGRAM)
+        try:
+            if family == _socket.AF_INET:
+                sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_MULTICAST_TTL, model.ttl)
+                sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_MULTICAST_LOOP, int(model.loopback))
+                if model.interface is not None:
+                    sock.setsockopt(
+                        _socket.IPPROTO_IP,
+                        _socket.IP_MULTICAST_IF,
+                        _socket.inet_aton(model.interface),
+                    )
+            else:
+                sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_HOPS, model.ttl)
+                sock.setsockopt(
+                    _socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_LOOP, int(model.loopback)
+                )
+        except OSError:
+            sock.close()
+            raise
+        self._sockets[family] = sock
+        return sock
+
+    def send(self, remote: Address, data: Data) -> None:
+        """Send *data* to ``(group, port)``; not a multicast group: 1004."""
+        with self._lock:
+            ticket, payload, target = self._model.send(remote, data)
+            family = _socket.AF_INET6 if ":" in target[0] else _socket.AF_INET
+            try:
+                sent = self._socket_for(family).sendto(payload, target)
+                if sent != len(payload):
+                    raise OSError(errno.EMSGSIZE, f"only {sent} of {len(payload)} bytes sent")
+            except OSError as exc:
+                run = self._dispatcher.push(self._model.send_failed(ticket, exc))
+            else:
+                run = self._dispatcher.push(self._model.sent(ticket))
+        if run:
+            self._dispatcher.drain()
+
+    def close(self) -> None:
+        """Release the sockets (a later ``send`` opens new ones)."""
+        with self._lock:
+            sockets, self._sockets = list(self._sockets.values()), {}
+        for sock in sockets:
+            sock.close()
+
+    def _finish(self) -> None:
+        self.close()
