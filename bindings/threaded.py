@@ -19,7 +19,6 @@ joins groups, and dispatches what the core returns.  Its shape:
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import errno
 import socket as _socket
@@ -36,6 +35,7 @@ from jfsocket.core import (
     Connection,
     ConnectionOptions,
     Data,
+    DispatchQueue,
     Event,
     EventTypes,
     Framing,
@@ -45,7 +45,6 @@ from jfsocket.core import (
     SenderModel,
     ServerModel,
     SocketError,
-    callback_args,
     encode_payload,
     invoke,
     normalize_sockaddr,
@@ -73,74 +72,60 @@ def _active() -> list[_Dispatcher]:
 
 
 class _Dispatcher:
-    """Runs one object's callbacks in order, one at a time, on the delivering thread.
+    """A :class:`DispatchQueue` shared by threads: drained by whoever delivers first.
 
     ``push`` is called with ``lock`` held, right where the core returned the
-    events, so the queue order is the core's order; ``drain`` runs outside it.
+    events, so the queue order is the core's order; ``drain`` runs the
+    callbacks outside the lock.
     """
 
-    __slots__ = ("_busy", "_lock", "_queue", "_registry")
+    __slots__ = ("_lock", "_queue")
 
     def __init__(self, registry: CallbackRegistry, lock: threading.Condition) -> None:
-        self._registry = registry
+        self._queue = DispatchQueue(registry)
         self._lock = lock
-        self._queue: collections.deque[tuple[Event, CallbackRegistry]] = collections.deque()
-        self._busy = False
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
         """Queue *events* (lock held); ``True`` if the caller must :meth:`drain`."""
-        if not events:
-            return False
-        reg = registry or self._registry
-        self._queue.extend([(event, reg) for event in events])
-        if self._busy:
-            return False
-        self._busy = True
-        return True
+        return self._queue.push(events, registry)
 
     def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
         """Push and drain: for callers that do not hold the lock."""
         with self._lock:
-            run = self.push(events, registry)
+            run = self._queue.push(events, registry)
         if run:
             self.drain()
 
     def drain(self) -> None:
-        """Dispatch until the queue is empty."""
+        """Run callbacks until the queue is empty."""
         lock, queue = self._lock, self._queue
         stack = _active()
         stack.append(self)
         try:
             while True:
                 with lock:
-                    if not queue:
-                        self._busy = False
+                    call = queue.next_call()
+                    if call is None or len(queue) == _MAX_BACKLOG // 2:
                         lock.notify_all()
-                        return
-                    event, registry = queue.popleft()
-                    if len(queue) == _MAX_BACKLOG // 2:
-                        lock.notify_all()
-                callback = registry.lookup(event.type)
-                if callback is not None:
-                    args = callback_args(event)
-                    if args is not None:
-                        invoke(callback, args, event)
+                if call is None:
+                    return
+                invoke(*call)
         except BaseException:
             with lock:
-                self._busy = False
+                queue.abandon()
                 lock.notify_all()
             raise
         finally:
             stack.pop()
 
     def backlogged(self) -> bool:
-        """Too many events wait for a dispatcher on another thread (lock held)."""
-        return len(self._queue) > _MAX_BACKLOG and self._busy
+        """Too many events wait for a drainer on another thread (lock held)."""
+        return len(self._queue) > _MAX_BACKLOG and self._queue.busy
 
     def wait_idle(self) -> None:
         """Wait until every queued event was dispatched."""
         with self._lock:
-            self._lock.wait_for(lambda: not self._busy and not self._queue)
+            self._lock.wait_for(lambda: not self._queue.busy)
 
 
 def _shutdown(sock: _socket.socket | None) -> None:

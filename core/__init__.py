@@ -27,6 +27,7 @@ from .callbacks import (
     log_callback_error,
 )
 from .connection import Connection, ConnectionOptions, ConnectionState
+from .dispatch import DispatchQueue
 from .errors import (
     ErrorCode,
     LocalProtocolError,
@@ -88,6 +89,7 @@ __all__ = [
     "ConnectionState",
     "Data",
     "Disconnected",
+    "DispatchQueue",
     "ErrorCode",
     "Event",
     "EventTypes",

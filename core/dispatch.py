@@ -1,0 +1,89 @@
+"""The dispatch queue: one object's callbacks, in order, one at a time.
+
+Rules of this module:
+
+* events are pushed in the order the core returned them; the one who pushes
+  onto an idle queue becomes its *drainer* and runs every call until the queue
+  is empty, events pushed meanwhile (by other threads or tasks, or by the
+  callbacks themselves) included;
+* so callbacks of one object never overlap and never reorder, and no lock
+  needs to be held while a callback runs: the bindings only guard ``push`` and
+  ``next_call`` (threads) or need no guard at all (one event loop);
+* each event's callback is looked up when it is about to run, so ``bind``
+  takes effect for events not yet dispatched;
+* ``pushed``/``done`` count events, so a caller can wait until the events it
+  pushed have been dispatched (an async ``send`` returns after its SENDED).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .callbacks import Callback, CallbackRegistry, callback_args
+from .events import Event
+
+__all__ = ["DispatchQueue"]
+
+
+class DispatchQueue:
+    """Events waiting for their callbacks, and whether someone is draining them."""
+
+    __slots__ = ("_busy", "_queue", "_registry", "_running", "done", "pushed")
+
+    def __init__(self, registry: CallbackRegistry) -> None:
+        self._registry = registry
+        self._queue: deque[tuple[Event, CallbackRegistry]] = deque()
+        self._busy = False
+        self._running = 0
+        #: Events pushed so far, and events whose callback has returned.
+        self.pushed = 0
+        self.done = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def busy(self) -> bool:
+        """Someone is draining."""
+        return self._busy
+
+    def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
+        """Queue *events* (looked up in *registry*, default the owner's).
+
+        Returns ``True`` when the caller must now drain: the queue was idle.
+        """
+        if not events:
+            return False
+        reg = registry or self._registry
+        self._queue.extend([(event, reg) for event in events])
+        self.pushed += len(events)
+        if self._busy:
+            return False
+        self._busy = True
+        return True
+
+    def next_call(self) -> tuple[Callback, tuple[object, ...], Event] | None:
+        """The next call to run, or ``None``: the queue is empty and idle again.
+
+        Events with no bound callback are counted done and skipped.
+        """
+        self.done += self._running  # the call handed out last time has returned
+        self._running = 0
+        queue = self._queue
+        while queue:
+            event, registry = queue.popleft()
+            callback = registry.lookup(event.type)
+            if callback is not None:
+                args = callback_args(event)
+                if args is not None:
+                    self._running = 1
+                    return callback, args, event
+            self.done += 1
+        self._busy = False
+        return None
+
+    def abandon(self) -> None:
+        """The drainer stopped early (it was interrupted): the next push drains."""
+        self.done += self._running
+        self._running = 0
+        self._busy = False
