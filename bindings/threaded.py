@@ -52,6 +52,8 @@ from jfsocket.core import (
     validate_port,
 )
 
+from ._sockopts import apply_changes, configure_sender, family_of, reuse_port
+
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
 _T = TypeVar("_T")
@@ -429,7 +431,7 @@ class TcpServer(_Lifetime):
         with self._lock:
             address = self._model.start()
         try:
-            family = _socket.AF_INET6 if ":" in address[0] else _socket.AF_INET
+            family = family_of(address[0])
             listener = _socket.create_server(address, family=family, backlog=self._backlog)
         except OSError as exc:
             with self._lock:
@@ -533,32 +535,6 @@ class TcpServer(_Lifetime):
         self.stop()
 
 
-def _membership(sock: _socket.socket, change: GroupChange) -> None:
-    """Apply one membership change to *sock*."""
-    if ":" in change.group:
-        group = _socket.inet_pton(_socket.AF_INET6, change.group)
-        option = _socket.IPV6_JOIN_GROUP if change.join else _socket.IPV6_LEAVE_GROUP
-        sock.setsockopt(_socket.IPPROTO_IPV6, option, group + (0).to_bytes(4, "little"))
-    else:
-        mreq = _socket.inet_aton(change.group) + _socket.inet_aton(change.interface)
-        option = _socket.IP_ADD_MEMBERSHIP if change.join else _socket.IP_DROP_MEMBERSHIP
-        sock.setsockopt(_socket.IPPROTO_IP, option, mreq)
-
-
-def _apply_all(sock: _socket.socket, changes: tuple[GroupChange, ...]) -> None:
-    """Apply *changes*; if one fails, undo the applied ones and re-raise."""
-    done: list[GroupChange] = []
-    try:
-        for change in changes:
-            _membership(sock, change)
-            done.append(change)
-    except OSError:
-        for change in reversed(done):
-            with contextlib.suppress(OSError):
-                _membership(sock, change.inverse())
-        raise
-
-
 class CastReceiver(_Lifetime):
     """Receives UDP multicast datagrams on a port, for the groups joined."""
 
@@ -616,15 +592,12 @@ class CastReceiver(_Lifetime):
         with self._lock:
             joins = self._model.start()
             address = self._model.address
-            family = _socket.AF_INET6 if ":" in address[0] else _socket.AF_INET
+            family = family_of(address[0])
             sock = _socket.socket(family, _socket.SOCK_DGRAM)
             try:
-                # Several receivers may share a port, as multicast listeners do.
-                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
-                if hasattr(_socket, "SO_REUSEPORT"):
-                    sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
+                reuse_port(sock)
                 sock.bind(address)
-                _apply_all(sock, joins)
+                apply_changes(sock, joins)
             except OSError as exc:
                 sock.close()
                 raise self._model.start_failed(exc) from exc
@@ -668,7 +641,7 @@ class CastReceiver(_Lifetime):
         if drops is None or sock is None:
             return
         with contextlib.suppress(OSError):
-            _apply_all(sock, drops)
+            apply_changes(sock, drops)
         _shutdown(sock)  # wakes the reader, which closes the socket on its way out
         _join(reader)
         self._dispatcher.emit(self._model.stopped())
@@ -690,7 +663,7 @@ class CastReceiver(_Lifetime):
     def _apply(self, changes: tuple[GroupChange, ...]) -> None:
         if changes and self._sock is not None:
             try:
-                _apply_all(self._sock, changes)
+                apply_changes(self._sock, changes)
             except OSError as exc:
                 raise self._model.membership_failed(exc) from exc
 
@@ -732,20 +705,7 @@ class CastSender(_Lifetime):
         model = self._model
         sock = _socket.socket(family, _socket.SOCK_DGRAM)
         try:
-            if family == _socket.AF_INET:
-                sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_MULTICAST_TTL, model.ttl)
-                sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_MULTICAST_LOOP, int(model.loopback))
-                if model.interface is not None:
-                    sock.setsockopt(
-                        _socket.IPPROTO_IP,
-                        _socket.IP_MULTICAST_IF,
-                        _socket.inet_aton(model.interface),
-                    )
-            else:
-                sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_HOPS, model.ttl)
-                sock.setsockopt(
-                    _socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_LOOP, int(model.loopback)
-                )
+            configure_sender(sock, family, model)
         except OSError:
             sock.close()
             raise
@@ -756,7 +716,7 @@ class CastSender(_Lifetime):
         """Send *data* to ``(group, port)``; not a multicast group: 1004."""
         with self._lock:
             ticket, payload, target = self._model.send(remote, data)
-            family = _socket.AF_INET6 if ":" in target[0] else _socket.AF_INET
+            family = family_of(target[0])
             try:
                 sent = self._socket_for(family).sendto(payload, target)
                 if sent != len(payload):

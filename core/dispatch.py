@@ -82,6 +82,13 @@ class DispatchQueue:
         self._busy = False
         return None
 
+    def claim(self) -> bool:
+        """Become the drainer of events left queued by an interrupted one."""
+        if self._busy or not self._queue:
+            return False
+        self._busy = True
+        return True
+
     def abandon(self) -> None:
         """The drainer stopped early (it was interrupted): the next push drains."""
         self.done += self._running

@@ -1,0 +1,75 @@
+"""Socket options every binding sets the same way (membership, multicast sending).
+
+These take any object with ``setsockopt`` (a ``socket.socket`` or a
+``trio.socket.SocketType``): what to set is decided here once, when to set it
+is each binding's business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from typing import Protocol
+
+from jfsocket.core import GroupChange, SenderModel
+
+__all__ = ["SetsOptions", "apply_changes", "configure_sender", "family_of", "reuse_port"]
+
+
+class SetsOptions(Protocol):
+    """What these helpers need of a socket."""
+
+    def setsockopt(self, level: int, optname: int, value: int | bytes, /) -> None:
+        """Set one socket option."""
+
+
+def family_of(ip: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 literal, else AF_INET (the core has validated it)."""
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def _apply(sock: SetsOptions, change: GroupChange) -> None:
+    if ":" in change.group:
+        # IPv6 joins name an interface by index; 0 lets the kernel choose.
+        mreq = socket.inet_pton(socket.AF_INET6, change.group) + (0).to_bytes(4, "little")
+        option = socket.IPV6_JOIN_GROUP if change.join else socket.IPV6_LEAVE_GROUP
+        sock.setsockopt(socket.IPPROTO_IPV6, option, mreq)
+    else:
+        mreq = socket.inet_aton(change.group) + socket.inet_aton(change.interface)
+        option = socket.IP_ADD_MEMBERSHIP if change.join else socket.IP_DROP_MEMBERSHIP
+        sock.setsockopt(socket.IPPROTO_IP, option, mreq)
+
+
+def apply_changes(sock: SetsOptions, changes: tuple[GroupChange, ...]) -> None:
+    """Apply *changes* in order; if one fails, undo those applied and re-raise."""
+    done: list[GroupChange] = []
+    try:
+        for change in changes:
+            _apply(sock, change)
+            done.append(change)
+    except OSError:
+        for change in reversed(done):
+            with contextlib.suppress(OSError):
+                _apply(sock, change.inverse())
+        raise
+
+
+def configure_sender(sock: SetsOptions, family: int, model: SenderModel) -> None:
+    """TTL (hops), loopback and outgoing interface of a multicast sending socket."""
+    if family == socket.AF_INET:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, model.ttl)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(model.loopback))
+        if model.interface is not None:
+            sock.setsockopt(
+                socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(model.interface)
+            )
+    else:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, model.ttl)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, int(model.loopback))
+
+
+def reuse_port(sock: SetsOptions) -> None:
+    """Let several receivers share a port, as multicast listeners do."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

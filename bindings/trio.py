@@ -1,0 +1,751 @@
+"""The trio binding: the same objects, structured and cancellable.
+
+Every decision comes from :mod:`jfsocket.core`; this module reads, writes,
+joins groups and awaits what the core returns.  Its shape:
+
+* each object's ``async with`` owns a nursery; a connection's reader task, a
+  server's accept loop and a receiver's reader live there, and leaving the
+  block stops/closes the object and then ends every task;
+* callbacks may be plain functions or ``async def``; an object's callbacks run
+  in order, one at a time (:class:`~jfsocket.core.DispatchQueue`), in the task
+  that delivered the events: usually the reader task;
+* ``await send()`` returns once the bytes were written and SENDED has run
+  (when called from inside that object's own callback, SENDED runs right
+  after that callback returns); trio's flow control gives backpressure;
+* cancellation anywhere leaves the core consistent: a send cancelled while
+  writing settles with SENDFAIL and drops the connection (the stream may hold
+  part of it); events a cancelled callback left queued are dispatched by a
+  task in the object's nursery, so DISCONNECT is never lost;
+* ``async for event in obj`` yields the core's typed events, as an alternative
+  to callbacks (a server's stream includes its clients' events).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import inspect
+import math
+import socket as _socket
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+import trio
+from jfsocket.core import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_RECV_BUFFER,
+    Address,
+    Callback,
+    CallbackRegistry,
+    Connection,
+    ConnectionOptions,
+    Data,
+    Disconnected,
+    DispatchQueue,
+    Event,
+    EventTypes,
+    Framing,
+    GroupChange,
+    ReceiverModel,
+    Role,
+    SenderModel,
+    ServerModel,
+    SocketError,
+    encode_payload,
+    invoke,
+    log_callback_error,
+    normalize_sockaddr,
+    validate_host,
+    validate_port,
+)
+
+from ._sockopts import apply_changes, configure_sender, family_of, reuse_port
+
+__all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
+
+_O = TypeVar("_O", bound="_Object")
+_ACCEPT_RETRY_DELAY: Final = 0.1
+#: The dispatchers each task is draining, innermost last.
+_draining: dict[trio.lowlevel.Task, list[_Dispatcher]] = {}
+
+
+def _stack() -> list[_Dispatcher]:
+    return _draining.get(trio.lowlevel.current_task(), [])
+
+
+class _Dispatcher:
+    """An object's :class:`DispatchQueue`, drained by the task that pushed onto it idle."""
+
+    def __init__(self, registry: CallbackRegistry, parent: _Dispatcher | None = None) -> None:
+        self.queue = DispatchQueue(registry)
+        self._parent = parent
+        self._lot = trio.lowlevel.ParkingLot()
+        self._streams: list[trio.MemorySendChannel[Event]] = []
+        self._drainer: trio.lowlevel.Task | None = None
+        self.nursery: trio.Nursery | None = None
+
+    def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
+        """Queue *events*, and hand them to ``async for`` readers; ``True``: drain now."""
+        node: _Dispatcher | None = self
+        while node is not None:
+            for stream in node._streams:
+                for event in events:
+                    stream.send_nowait(event)
+            node = node._parent
+        return self.queue.push(events, registry)
+
+    async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
+        """Push, then drain, or wait until another task has dispatched them."""
+        if self.push(events, registry):
+            await self.drain()
+        else:
+            await self.wait_done(self.queue.pushed)
+
+    async def drain(self) -> None:
+        """Run callbacks, awaiting async ones, until the queue is empty."""
+        task = trio.lowlevel.current_task()
+        stack = _draining.setdefault(task, [])
+        stack.append(self)
+        self._drainer = task
+        try:
+            while (call := self.queue.next_call()) is not None:
+                await _run(*call)
+                self._lot.unpark_all()
+        except BaseException:
+            self.queue.abandon()
+            if len(self.queue) and self.nursery is not None:
+                # Interrupted (cancelled) with events still queued: a task of
+                # our own nursery delivers them, so DISCONNECT is never lost.
+                self.nursery.start_soon(self._resume)
+            raise
+        finally:
+            self._drainer = None
+            stack.pop()
+            if not stack:
+                del _draining[task]
+            self._lot.unpark_all()
+
+    async def _resume(self) -> None:
+        if self.queue.claim():
+            await self.drain()
+
+    async def wait_done(self, target: int) -> None:
+        """Wait until the events pushed up to *target* were dispatched."""
+        if self._drainer is trio.lowlevel.current_task():
+            return  # inside our own callback: they run right after it
+        while self.queue.done < target and self.queue.busy:
+            await self._lot.park()
+
+    def subscribe(self) -> trio.MemoryReceiveChannel[Event]:
+        """A stream of every event pushed from now on."""
+        send, receive = trio.open_memory_channel[Event](math.inf)
+        self._streams.append(send)
+        return receive
+
+    def end_streams(self) -> None:
+        """The object is done: ``async for`` loops end after the events queued."""
+        for stream in self._streams:
+            stream.close()
+        self._streams.clear()
+
+
+async def _run(callback: Callback, args: tuple[object, ...], event: Event) -> None:
+    result = invoke(callback, args, event)
+    if inspect.isawaitable(result):
+        try:
+            await result
+        except Exception as exc:
+            log_callback_error(callback, event, exc)
+
+
+class _Object:
+    """Nursery ownership, ``async with`` and ``async for``, shared by the four classes."""
+
+    _dispatcher: _Dispatcher
+    _nursery_cm: Any = None
+
+    def _require_nursery(self) -> trio.Nursery:
+        nursery = self._dispatcher.nursery
+        if nursery is None:
+            name = type(self).__name__
+            raise RuntimeError(f"use `async with {name}(...)`: its tasks need the nursery it opens")
+        return nursery
+
+    async def __aenter__(self: _O) -> _O:
+        obj = self
+        obj._nursery_cm = trio.open_nursery()
+        obj._dispatcher.nursery = await obj._nursery_cm.__aenter__()
+        try:
+            await obj._enter()
+        except BaseException:
+            await obj._close_nursery()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with trio.CancelScope(shield=True):
+            await self._finish()
+        await self._close_nursery()
+
+    async def _close_nursery(self) -> None:
+        """End our tasks.  The body's exception is not passed in, so that it
+        propagates as itself instead of wrapped in an ExceptionGroup."""
+        nursery = self._dispatcher.nursery
+        assert nursery is not None
+        nursery.cancel_scope.cancel()  # its own cancellation is absorbed by its scope
+        self._dispatcher.nursery = None
+        await self._nursery_cm.__aexit__(None, None, None)
+
+    def __aiter__(self) -> trio.MemoryReceiveChannel[Event]:
+        """``async for event in obj``: the typed events, until the object is done."""
+        return self._dispatcher.subscribe()
+
+    async def _enter(self) -> None:
+        pass
+
+    async def _finish(self) -> None:
+        raise NotImplementedError
+
+
+class TcpClient(_Object):
+    """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
+
+    def __init__(
+        self,
+        socket: trio.SocketStream | None = None,
+        evts: dict[EventTypes | str, Callback | None] | None = None,
+        *,
+        encoding: str | None = "utf-8",
+        framing: str | Framing | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+        _server: TcpServer | None = None,
+    ) -> None:
+        if _server is not None:
+            self._registry = _server._registry.child(Role.CLIENT)
+            options = _server._options.copy()
+        else:
+            self._registry = CallbackRegistry(Role.CLIENT, evts)
+            options = ConnectionOptions(
+                encoding=encoding,
+                framing=framing,
+                max_message_size=max_message_size,
+                recv_buffer=recv_buffer,
+            )
+        self._server = _server
+        self._conn = Connection(self, options)
+        parent = _server._dispatcher if _server is not None else None
+        self._dispatcher = _Dispatcher(self._registry, parent)
+        if _server is not None:
+            self._dispatcher.nursery = _server._dispatcher.nursery
+        self._stream: trio.SocketStream | None = None
+        self._writing = False
+        self._write_lot = trio.lowlevel.ParkingLot()
+        self._reader_done = trio.Event()
+        self._reader_done.set()
+        self._pending: list[Event] = []
+        if socket is not None:
+            if not isinstance(socket, trio.SocketStream):
+                raise TypeError(f"socket must be a trio.SocketStream, not {type(socket).__name__}")
+            self._pending = self._adopt(socket)
+
+    @property
+    def recvBuffer(self) -> int:
+        """Most bytes read at once (default 256)."""
+        return self._conn.recv_buffer
+
+    @recvBuffer.setter
+    def recvBuffer(self, value: int) -> None:
+        self._conn.recv_buffer = value
+
+    @property
+    def isAlive(self) -> bool:
+        """Connected."""
+        return self._conn.is_open
+
+    @property
+    def host(self) -> Address | None:
+        """Local ``(ip, port)`` (``None`` before the first connection)."""
+        return self._conn.host
+
+    @property
+    def remote(self) -> Address | None:
+        """The peer's ``(ip, port)`` (``None`` before the first connection)."""
+        return self._conn.remote
+
+    def __repr__(self) -> str:
+        return f"<TcpClient {self.host} -> {self.remote} {self._conn.state.name.lower()}>"
+
+    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
+        """Bind *evt* (a function or ``async def``) to event *key*; ``None`` unbinds."""
+        self._registry.bind(key, evt)
+
+    def _adopt(self, stream: trio.SocketStream) -> list[Event]:
+        try:
+            host = normalize_sockaddr(stream.socket.getsockname())
+            remote = normalize_sockaddr(stream.socket.getpeername())
+        except OSError as exc:
+            raise SocketError(1001, exc) from exc
+        events = self._conn.connection_made(host, remote)
+        self._stream = stream
+        return events
+
+    async def _enter(self) -> None:
+        if self._pending:  # adopted: the reader dispatches CONNECTED first
+            self._start_reader(self._require_nursery())
+
+    def _start_reader(self, nursery: trio.Nursery) -> None:
+        assert self._stream is not None
+        self._reader_done = trio.Event()
+        nursery.start_soon(self._reader, self._stream, self._pending)
+        self._pending = []
+
+    async def connect(self, ip: str, port: int) -> None:
+        """Connect to ``(ip, port)``; CONNECTED has run when this returns.
+
+        Already connected: SocketError 1000; refused, unreachable or
+        unresolvable: 1006.  Bound it with ``trio.fail_after`` if you need to.
+        """
+        host = validate_host(ip)
+        port = validate_port(port)
+        nursery = self._require_nursery()
+        self._conn.start_connect()
+        await self._reader_done.wait()  # a reconnect: the last reader is finishing
+        try:
+            stream = await trio.open_tcp_stream(host, port)
+        except BaseException as exc:
+            error = self._conn.connect_failed(exc)
+            if isinstance(exc, OSError):
+                raise error from exc
+            raise
+        try:
+            self._pending = self._adopt(stream)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        events, self._pending = self._pending, []
+        run = self._dispatcher.push(events)  # queued before the reader can queue data
+        self._start_reader(nursery)
+        if run:
+            await self._dispatcher.drain()
+        else:
+            await self._dispatcher.wait_done(self._dispatcher.queue.pushed)
+
+    async def _reader(self, stream: trio.SocketStream, first: list[Event]) -> None:
+        conn, dispatcher = self._conn, self._dispatcher
+        try:
+            await dispatcher.emit(first)
+            while True:
+                try:
+                    data = await stream.receive_some(conn.recv_buffer)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    events = conn.connection_lost(exc.__cause__ or exc)
+                else:
+                    events = conn.receive_data(data) if data else conn.receive_eof()
+                if dispatcher.push(events):
+                    await dispatcher.drain()
+                if conn.closed:
+                    break
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+                if not conn.closed:  # our nursery was cancelled under us
+                    await self._settle(conn.connection_lost(None))
+                self._unregister()
+                self._reader_done.set()
+
+    async def _settle(self, events: list[Event]) -> None:
+        await self._dispatcher.emit(events)
+        if any(isinstance(e, Disconnected) for e in events):
+            self._dispatcher.end_streams()
+
+    def _unregister(self) -> None:
+        if self._server is not None and self._conn.closed:
+            self._server._client_gone(self)
+
+    async def send(self, data: Data) -> None:
+        """Send *data*; returns once written and SENDED (or SENDFAIL) has run.
+
+        Not connected: 1001.  A write error is not raised: SENDFAIL reports it.
+        """
+        conn = self._conn
+        while self._writing:  # one writer at a time, in arrival order
+            await self._write_lot.park()
+        self._writing = True
+        try:
+            ticket, payload = conn.send(data)
+            stream = self._stream
+            assert stream is not None
+            try:
+                await stream.send_all(payload)
+            except BaseException as exc:
+                cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else None
+                error = cause or exc
+                events = conn.send_failed(ticket, error) + conn.connection_lost(error)
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(stream)
+                    self._unregister()
+                    await self._settle(events)
+                if not isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError)):
+                    raise
+                return
+        finally:
+            self._writing = False
+            self._write_lot.unpark()
+        await self._settle(conn.sent(ticket))
+
+    async def close(self) -> None:
+        """Close the connection; DISCONNECT has run when this returns (idempotent)."""
+        events = self._conn.close()
+        stream = self._stream
+        if stream is not None:
+            # In-flight sends are aborted, not awaited: a peer that does not
+            # read must not be able to hang close().
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+        self._unregister()
+        with trio.CancelScope(shield=True):
+            await self._settle(events)
+            if not _stack():  # from a callback, the reader may be the one waiting on us
+                await self._reader_done.wait()
+
+    async def _finish(self) -> None:
+        await self.close()
+
+
+class TcpServer(_Object):
+    """A TCP server; ``async with`` starts it and stops it."""
+
+    def __init__(
+        self,
+        ip: str,
+        port: int,
+        evts: dict[EventTypes | str, Callback | None] | None = None,
+        *,
+        encoding: str | None = "utf-8",
+        framing: str | Framing | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+        backlog: int = 128,
+    ) -> None:
+        self._model: ServerModel[TcpClient] = ServerModel(self, ip, port)
+        self._registry = CallbackRegistry(Role.SERVER, evts)
+        self._options = ConnectionOptions(
+            encoding=encoding,
+            framing=framing,
+            max_message_size=max_message_size,
+            recv_buffer=recv_buffer,
+        )
+        self._backlog = backlog
+        self._dispatcher = _Dispatcher(self._registry)
+        self._listener: trio.SocketListener | None = None
+        self._clients_gone = trio.lowlevel.ParkingLot()
+
+    @property
+    def host(self) -> Address:
+        """The ``(ip, port)`` bound (port 0 resolved once started)."""
+        return self._model.host
+
+    @property
+    def isAlive(self) -> bool:
+        """Listening."""
+        return self._model.is_listening
+
+    @property
+    def clients(self) -> dict[Address, TcpClient]:
+        """A copy of ``{remote: TcpClient}``."""
+        return self._model.clients
+
+    def __repr__(self) -> str:
+        return f"<TcpServer {self.host} {self._model.state.name.lower()}>"
+
+    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
+        """Bind *evt* to event *key*; the clients see it too."""
+        self._registry.bind(key, evt)
+
+    async def _enter(self) -> None:
+        await self.start()
+
+    async def start(self) -> None:
+        """Listen; STARTED has run when this returns.  Started: 1000; port taken: 1005."""
+        nursery = self._require_nursery()
+        address = self._model.start()
+        family = family_of(address[0])
+        sock = trio.socket.socket(family, _socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            await sock.bind(address)
+            sock.listen(self._backlog)
+        except BaseException as exc:
+            sock.close()
+            error = self._model.start_failed(exc)
+            if isinstance(exc, OSError):
+                raise error from exc
+            raise
+        self._listener = trio.SocketListener(sock)
+        events = self._model.listening(normalize_sockaddr(sock.getsockname()))
+        nursery.start_soon(self._accept_loop, self._listener, nursery)
+        await self._dispatcher.emit(events)
+
+    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except trio.ClosedResourceError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    await trio.sleep(_ACCEPT_RETRY_DELAY)  # out of fds: let some close first
+                continue
+            try:
+                client = TcpClient(stream, _server=self)
+            except SocketError:
+                await trio.aclose_forcefully(stream)  # the peer left before we looked
+                continue
+            if client.remote is None or not self._model.accept(client.remote, client):
+                await trio.aclose_forcefully(stream)
+                continue
+            client._start_reader(nursery)
+
+    def _client_gone(self, client: TcpClient) -> None:
+        if client.remote is not None and self._model.clients.get(client.remote) is client:
+            self._model.remove(client.remote)
+        self._clients_gone.unpark_all()
+
+    async def stop(self) -> None:
+        """Stop accepting, close every client (DISCONNECT each), then STOPED (idempotent)."""
+        if self._model.stop() is None:
+            return
+        with trio.CancelScope(shield=True):
+            if self._listener is not None:
+                await self._listener.aclose()
+            for client in self._model.targets():
+                await client.close()
+            while self._model.clients:
+                await self._clients_gone.park()
+            events = self._model.stopped()
+            stack = _stack()
+            if stack:  # inside a callback: STOPED after what is queued there
+                stack[-1].push(events, self._registry)
+            else:
+                await self._dispatcher.emit(events)
+            self._dispatcher.end_streams()
+
+    async def send(self, data: Data, remote: Address | None = None) -> None:
+        """Send to one remote, or to every connected client (unknown: 1003; gone: 1001)."""
+        encode_payload(data, self._options.encoding)
+        for client in self._model.targets(remote):
+            try:
+                await client.send(data)
+            except SocketError:
+                if remote is not None:
+                    raise
+
+    async def close(self, remote: Address | None = None) -> None:
+        """Close one remote's connection, or all of them."""
+        for client in self._model.targets(remote):
+            await client.close()
+
+    async def _finish(self) -> None:
+        await self.stop()
+
+
+class CastReceiver(_Object):
+    """Receives UDP multicast datagrams; ``async with`` starts and stops it."""
+
+    def __init__(
+        self,
+        host: int | Address,
+        evts: dict[EventTypes | str, Callback | None] | None = None,
+        *,
+        interface: str = "0.0.0.0",
+        encoding: str | None = "utf-8",
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+    ) -> None:
+        self._model = ReceiverModel(
+            self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
+        )
+        self._registry = CallbackRegistry(Role.RECEIVER, evts)
+        self._dispatcher = _Dispatcher(self._registry)
+        self._sock: trio.socket.SocketType | None = None
+        self._reader_done = trio.Event()
+        self._reader_done.set()
+
+    @property
+    def recvBuffer(self) -> int:
+        """Most bytes of a datagram delivered (default 256); longer ones are reported cut."""
+        return self._model.recv_buffer
+
+    @recvBuffer.setter
+    def recvBuffer(self, value: int) -> None:
+        self._model.recv_buffer = value
+
+    @property
+    def groups(self) -> list[str]:
+        """A copy of the groups joined."""
+        return self._model.groups
+
+    @property
+    def host(self) -> Address:
+        """The ``(ip, port)`` bound (port 0 resolved once started)."""
+        return self._model.host
+
+    @property
+    def isAlive(self) -> bool:
+        """Listening."""
+        return self._model.is_listening
+
+    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
+        """Bind *evt* to event *key*."""
+        self._registry.bind(key, evt)
+
+    async def _enter(self) -> None:
+        await self.start()
+
+    async def start(self) -> None:
+        """Bind, join the groups, listen; STARTED has run when this returns."""
+        nursery = self._require_nursery()
+        joins = self._model.start()
+        address = self._model.address
+        family = family_of(address[0])
+        sock = trio.socket.socket(family, _socket.SOCK_DGRAM)
+        try:
+            reuse_port(sock)
+            await sock.bind(address)
+            apply_changes(sock, joins)
+        except BaseException as exc:
+            sock.close()
+            error = self._model.start_failed(exc)
+            if isinstance(exc, OSError):
+                raise error from exc
+            raise
+        events = self._model.listening(normalize_sockaddr(sock.getsockname()))
+        self._sock = sock
+        self._reader_done = trio.Event()
+        nursery.start_soon(self._reader, sock)
+        await self._dispatcher.emit(events)
+
+    async def _reader(self, sock: trio.socket.SocketType) -> None:
+        model, dispatcher = self._model, self._dispatcher
+        try:
+            while True:
+                try:
+                    data, _, flags, address = await sock.recvmsg(model.recv_buffer)
+                except (OSError, trio.ClosedResourceError):
+                    return
+                events = model.receive_datagram(
+                    data, normalize_sockaddr(address), truncated=bool(flags & _socket.MSG_TRUNC)
+                )
+                if dispatcher.push(events):
+                    await dispatcher.drain()
+        finally:
+            sock.close()
+            self._reader_done.set()
+
+    async def stop(self) -> None:
+        """Leave the groups and stop listening; STOPED has run when this returns."""
+        drops = self._model.stop()
+        sock, self._sock = self._sock, None
+        if drops is None or sock is None:
+            return
+        with contextlib.suppress(OSError):
+            apply_changes(sock, drops)
+        sock.close()  # the reader wakes with ClosedResourceError
+        with trio.CancelScope(shield=True):
+            if not _stack():
+                await self._reader_done.wait()
+            await self._dispatcher.emit(self._model.stopped())
+        self._dispatcher.end_streams()
+
+    def joinGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
+        """Join one or more groups, all or none (1002, 1004); before or after start."""
+        plan = self._model.plan_join(*ips)
+        self._apply(plan.changes)
+        self._model.commit(plan)
+
+    def dropGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
+        """Leave one or more groups, all or none (1003, 1004)."""
+        plan = self._model.plan_drop(*ips)
+        self._apply(plan.changes)
+        self._model.commit(plan)
+
+    def _apply(self, changes: tuple[GroupChange, ...]) -> None:
+        if changes and self._sock is not None:
+            try:
+                apply_changes(self._sock, changes)
+            except OSError as exc:
+                raise self._model.membership_failed(exc) from exc
+
+    async def _finish(self) -> None:
+        await self.stop()
+
+
+class CastSender(_Object):
+    """Sends UDP multicast datagrams; SENDED/SENDFAIL for each."""
+
+    def __init__(
+        self,
+        evts: dict[EventTypes | str, Callback | None] | None = None,
+        *,
+        ttl: int = 1,
+        interface: str | None = None,
+        loopback: bool = True,
+        encoding: str | None = "utf-8",
+    ) -> None:
+        self._model = SenderModel(
+            self, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding
+        )
+        self._registry = CallbackRegistry(Role.SENDER, evts)
+        self._dispatcher = _Dispatcher(self._registry)
+        self._sockets: dict[int, trio.socket.SocketType] = {}
+
+    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
+        """Bind *evt* to event *key*."""
+        self._registry.bind(key, evt)
+
+    def _socket_for(self, family: int) -> trio.socket.SocketType:
+        sock = self._sockets.get(family)
+        if sock is not None:
+            return sock
+        model = self._model
+        sock = trio.socket.socket(family, _socket.SOCK_DGRAM)
+        try:
+            configure_sender(sock, family, model)
+        except OSError:
+            sock.close()
+            raise
+        self._sockets[family] = sock
+        return sock
+
+    async def send(self, remote: Address, data: Data) -> None:
+        """Send *data* to ``(group, port)``; SENDED or SENDFAIL has run when this returns."""
+        ticket, payload, target = self._model.send(remote, data)
+        family = family_of(target[0])
+        try:
+            sent = await self._socket_for(family).sendto(payload, target)
+            if sent != len(payload):
+                raise OSError(errno.EMSGSIZE, f"only {sent} of {len(payload)} bytes sent")
+        except BaseException as exc:
+            events = self._model.send_failed(ticket, exc)
+            with trio.CancelScope(shield=True):
+                await self._dispatcher.emit(events)
+            if not isinstance(exc, OSError):
+                raise
+            return
+        await self._dispatcher.emit(self._model.sent(ticket))
+
+    async def close(self) -> None:
+        """Release the sockets (a later ``send`` opens new ones)."""
+        sockets, self._sockets = list(self._sockets.values()), {}
+        for sock in sockets:
+            sock.close()
+        await trio.lowlevel.checkpoint()
+
+    async def _finish(self) -> None:
+        await self.close()
+        self._dispatcher.end_streams()
