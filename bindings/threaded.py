@@ -30,7 +30,6 @@ from jfsocket.core import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECV_BUFFER,
     Address,
-    Callback,
     CallbackRegistry,
     Connection,
     ConnectionOptions,
@@ -52,6 +51,14 @@ from jfsocket.core import (
     validate_port,
 )
 
+from ._facade import (
+    ClientFacade,
+    Evts,
+    ReceiverFacade,
+    SenderFacade,
+    ServerFacade,
+    client_parts,
+)
 from ._sockopts import apply_changes, configure_sender, family_of, reuse_port
 
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
@@ -166,13 +173,13 @@ class _Lifetime:
         raise NotImplementedError
 
 
-class TcpClient(_Lifetime):
+class TcpClient(ClientFacade, _Lifetime):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
     def __init__(
         self,
         socket: _socket.socket | None = None,
-        evts: dict[EventTypes | str, Callback | None] | None = None,
+        evts: Evts | None = None,
         *,
         encoding: str | None = "utf-8",
         framing: str | Framing | None = None,
@@ -180,17 +187,17 @@ class TcpClient(_Lifetime):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
         _server: TcpServer | None = None,
     ) -> None:
-        if _server is not None:
-            self._registry = _server._registry.child(Role.CLIENT)
-            options = _server._options.copy()
-        else:
-            self._registry = CallbackRegistry(Role.CLIENT, evts)
-            options = ConnectionOptions(
+        own = (
+            None
+            if _server is not None
+            else ConnectionOptions(
                 encoding=encoding,
                 framing=framing,
                 max_message_size=max_message_size,
                 recv_buffer=recv_buffer,
             )
+        )
+        self._registry, options = client_parts(_server, evts, own)
         self._server = _server
         self._conn = Connection(self, options)
         self._lock = threading.Condition(threading.Lock())
@@ -210,39 +217,6 @@ class TcpClient(_Lifetime):
                 self._pending_connected = events
 
     # -- properties --------------------------------------------------------------
-
-    @property
-    def recvBuffer(self) -> int:
-        """Most bytes read at once (default 256)."""
-        return self._conn.recv_buffer
-
-    @recvBuffer.setter
-    def recvBuffer(self, value: int) -> None:
-        self._conn.recv_buffer = value
-
-    @property
-    def isAlive(self) -> bool:
-        """Connected."""
-        return self._conn.is_open
-
-    @property
-    def host(self) -> Address | None:
-        """Local ``(ip, port)`` (``None`` before the first connection)."""
-        return self._conn.host
-
-    @property
-    def remote(self) -> Address | None:
-        """The peer's ``(ip, port)`` (``None`` before the first connection)."""
-        return self._conn.remote
-
-    def __repr__(self) -> str:
-        return f"<TcpClient {self.host} -> {self.remote} {self._conn.state.name.lower()}>"
-
-    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
-        """Bind *evt* to event *key* (``None`` unbinds)."""
-        self._registry.bind(key, evt)
-
-    # -- connecting ----------------------------------------------------------------
 
     def _adopt(self, sock: _socket.socket) -> list[Event]:
         try:
@@ -373,14 +347,14 @@ class TcpClient(_Lifetime):
         self.close()
 
 
-class TcpServer(_Lifetime):
+class TcpServer(ServerFacade, _Lifetime):
     """A TCP server; its clients are :class:`TcpClient` objects that inherit its callbacks."""
 
     def __init__(
         self,
         ip: str,
         port: int,
-        evts: dict[EventTypes | str, Callback | None] | None = None,
+        evts: Evts | None = None,
         *,
         encoding: str | None = "utf-8",
         framing: str | Framing | None = None,
@@ -404,27 +378,10 @@ class TcpServer(_Lifetime):
         self._readers: list[threading.Thread] = []
 
     @property
-    def host(self) -> Address:
-        """The ``(ip, port)`` bound (port 0 resolved once started)."""
-        return self._model.host
-
-    @property
-    def isAlive(self) -> bool:
-        """Listening."""
-        return self._model.is_listening
-
-    @property
     def clients(self) -> dict[Address, TcpClient]:
         """A copy of ``{remote: TcpClient}``."""
         with self._lock:
             return self._model.clients
-
-    def __repr__(self) -> str:
-        return f"<TcpServer {self.host} {self._model.state.name.lower()}>"
-
-    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
-        """Bind *evt* to event *key*; the clients see it too."""
-        self._registry.bind(key, evt)
 
     def start(self) -> None:
         """Listen; STARTED has fired when this returns.  Started: 1000; port taken: 1005."""
@@ -535,13 +492,13 @@ class TcpServer(_Lifetime):
         self.stop()
 
 
-class CastReceiver(_Lifetime):
+class CastReceiver(ReceiverFacade, _Lifetime):
     """Receives UDP multicast datagrams on a port, for the groups joined."""
 
     def __init__(
         self,
         host: int | Address,
-        evts: dict[EventTypes | str, Callback | None] | None = None,
+        evts: Evts | None = None,
         *,
         interface: str = "0.0.0.0",
         encoding: str | None = "utf-8",
@@ -555,37 +512,6 @@ class CastReceiver(_Lifetime):
         self._dispatcher = _Dispatcher(self._registry, self._lock)
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
-
-    @property
-    def recvBuffer(self) -> int:
-        """Most bytes of a datagram delivered (default 256); longer ones are reported cut."""
-        return self._model.recv_buffer
-
-    @recvBuffer.setter
-    def recvBuffer(self, value: int) -> None:
-        self._model.recv_buffer = value
-
-    @property
-    def groups(self) -> list[str]:
-        """A copy of the groups joined."""
-        return self._model.groups
-
-    @property
-    def host(self) -> Address:
-        """The ``(ip, port)`` bound (port 0 resolved once started)."""
-        return self._model.host
-
-    @property
-    def isAlive(self) -> bool:
-        """Listening."""
-        return self._model.is_listening
-
-    def __repr__(self) -> str:
-        return f"<CastReceiver {self.host} {self.groups} {self._model.state.name.lower()}>"
-
-    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
-        """Bind *evt* to event *key*."""
-        self._registry.bind(key, evt)
 
     def start(self) -> None:
         """Bind, join the groups, listen; STARTED has fired when this returns."""
@@ -671,12 +597,12 @@ class CastReceiver(_Lifetime):
         self.stop()
 
 
-class CastSender(_Lifetime):
+class CastSender(SenderFacade, _Lifetime):
     """Sends UDP multicast datagrams; SENDED/SENDFAIL for each."""
 
     def __init__(
         self,
-        evts: dict[EventTypes | str, Callback | None] | None = None,
+        evts: Evts | None = None,
         *,
         ttl: int = 1,
         interface: str | None = None,
@@ -690,13 +616,6 @@ class CastSender(_Lifetime):
         self._lock = threading.Condition(threading.Lock())
         self._dispatcher = _Dispatcher(self._registry, self._lock)
         self._sockets: dict[int, _socket.socket] = {}
-
-    def __repr__(self) -> str:
-        return f"<CastSender ttl={self._model.ttl} interface={self._model.interface}>"
-
-    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
-        """Bind *evt* to event *key*."""
-        self._registry.bind(key, evt)
 
     def _socket_for(self, family: int) -> _socket.socket:
         sock = self._sockets.get(family)

@@ -59,6 +59,14 @@ from jfsocket.core import (
     validate_port,
 )
 
+from ._facade import (
+    ClientFacade,
+    Evts,
+    ReceiverFacade,
+    SenderFacade,
+    ServerFacade,
+    client_parts,
+)
 from ._sockopts import apply_changes, configure_sender, family_of, reuse_port
 
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
@@ -212,13 +220,13 @@ class _Object:
         raise NotImplementedError
 
 
-class TcpClient(_Object):
+class TcpClient(ClientFacade, _Object):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
     def __init__(
         self,
         socket: trio.SocketStream | None = None,
-        evts: dict[EventTypes | str, Callback | None] | None = None,
+        evts: Evts | None = None,
         *,
         encoding: str | None = "utf-8",
         framing: str | Framing | None = None,
@@ -226,17 +234,17 @@ class TcpClient(_Object):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
         _server: TcpServer | None = None,
     ) -> None:
-        if _server is not None:
-            self._registry = _server._registry.child(Role.CLIENT)
-            options = _server._options.copy()
-        else:
-            self._registry = CallbackRegistry(Role.CLIENT, evts)
-            options = ConnectionOptions(
+        own = (
+            None
+            if _server is not None
+            else ConnectionOptions(
                 encoding=encoding,
                 framing=framing,
                 max_message_size=max_message_size,
                 recv_buffer=recv_buffer,
             )
+        )
+        self._registry, options = client_parts(_server, evts, own)
         self._server = _server
         self._conn = Connection(self, options)
         parent = _server._dispatcher if _server is not None else None
@@ -253,37 +261,6 @@ class TcpClient(_Object):
             if not isinstance(socket, trio.SocketStream):
                 raise TypeError(f"socket must be a trio.SocketStream, not {type(socket).__name__}")
             self._pending = self._adopt(socket)
-
-    @property
-    def recvBuffer(self) -> int:
-        """Most bytes read at once (default 256)."""
-        return self._conn.recv_buffer
-
-    @recvBuffer.setter
-    def recvBuffer(self, value: int) -> None:
-        self._conn.recv_buffer = value
-
-    @property
-    def isAlive(self) -> bool:
-        """Connected."""
-        return self._conn.is_open
-
-    @property
-    def host(self) -> Address | None:
-        """Local ``(ip, port)`` (``None`` before the first connection)."""
-        return self._conn.host
-
-    @property
-    def remote(self) -> Address | None:
-        """The peer's ``(ip, port)`` (``None`` before the first connection)."""
-        return self._conn.remote
-
-    def __repr__(self) -> str:
-        return f"<TcpClient {self.host} -> {self.remote} {self._conn.state.name.lower()}>"
-
-    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
-        """Bind *evt* (a function or ``async def``) to event *key*; ``None`` unbinds."""
-        self._registry.bind(key, evt)
 
     def _adopt(self, stream: trio.SocketStream) -> list[Event]:
         try:
@@ -418,14 +395,14 @@ class TcpClient(_Object):
         await self.close()
 
 
-class TcpServer(_Object):
+class TcpServer(ServerFacade, _Object):
     """A TCP server; ``async with`` starts it and stops it."""
 
     def __init__(
         self,
         ip: str,
         port: int,
-        evts: dict[EventTypes | str, Callback | None] | None = None,
+        evts: Evts | None = None,
         *,
         encoding: str | None = "utf-8",
         framing: str | Framing | None = None,
@@ -447,26 +424,9 @@ class TcpServer(_Object):
         self._clients_gone = trio.lowlevel.ParkingLot()
 
     @property
-    def host(self) -> Address:
-        """The ``(ip, port)`` bound (port 0 resolved once started)."""
-        return self._model.host
-
-    @property
-    def isAlive(self) -> bool:
-        """Listening."""
-        return self._model.is_listening
-
-    @property
     def clients(self) -> dict[Address, TcpClient]:
         """A copy of ``{remote: TcpClient}``."""
         return self._model.clients
-
-    def __repr__(self) -> str:
-        return f"<TcpServer {self.host} {self._model.state.name.lower()}>"
-
-    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
-        """Bind *evt* to event *key*; the clients see it too."""
-        self._registry.bind(key, evt)
 
     async def _enter(self) -> None:
         await self.start()
@@ -555,13 +515,13 @@ class TcpServer(_Object):
         await self.stop()
 
 
-class CastReceiver(_Object):
+class CastReceiver(ReceiverFacade, _Object):
     """Receives UDP multicast datagrams; ``async with`` starts and stops it."""
 
     def __init__(
         self,
         host: int | Address,
-        evts: dict[EventTypes | str, Callback | None] | None = None,
+        evts: Evts | None = None,
         *,
         interface: str = "0.0.0.0",
         encoding: str | None = "utf-8",
@@ -575,34 +535,6 @@ class CastReceiver(_Object):
         self._sock: trio.socket.SocketType | None = None
         self._reader_done = trio.Event()
         self._reader_done.set()
-
-    @property
-    def recvBuffer(self) -> int:
-        """Most bytes of a datagram delivered (default 256); longer ones are reported cut."""
-        return self._model.recv_buffer
-
-    @recvBuffer.setter
-    def recvBuffer(self, value: int) -> None:
-        self._model.recv_buffer = value
-
-    @property
-    def groups(self) -> list[str]:
-        """A copy of the groups joined."""
-        return self._model.groups
-
-    @property
-    def host(self) -> Address:
-        """The ``(ip, port)`` bound (port 0 resolved once started)."""
-        return self._model.host
-
-    @property
-    def isAlive(self) -> bool:
-        """Listening."""
-        return self._model.is_listening
-
-    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
-        """Bind *evt* to event *key*."""
-        self._registry.bind(key, evt)
 
     async def _enter(self) -> None:
         await self.start()
@@ -685,12 +617,12 @@ class CastReceiver(_Object):
         await self.stop()
 
 
-class CastSender(_Object):
+class CastSender(SenderFacade, _Object):
     """Sends UDP multicast datagrams; SENDED/SENDFAIL for each."""
 
     def __init__(
         self,
-        evts: dict[EventTypes | str, Callback | None] | None = None,
+        evts: Evts | None = None,
         *,
         ttl: int = 1,
         interface: str | None = None,
@@ -703,10 +635,6 @@ class CastSender(_Object):
         self._registry = CallbackRegistry(Role.SENDER, evts)
         self._dispatcher = _Dispatcher(self._registry)
         self._sockets: dict[int, trio.socket.SocketType] = {}
-
-    def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
-        """Bind *evt* to event *key*."""
-        self._registry.bind(key, evt)
 
     def _socket_for(self, family: int) -> trio.socket.SocketType:
         sock = self._sockets.get(family)
