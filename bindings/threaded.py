@@ -516,14 +516,13 @@ class CastReceiver(ReceiverFacade, _Lifetime):
     def start(self) -> None:
         """Bind, join the groups, listen; STARTED has fired when this returns."""
         with self._lock:
-            joins = self._model.start()
-            address = self._model.address
+            address = self._model.start()
             family = family_of(address[0])
             sock = _socket.socket(family, _socket.SOCK_DGRAM)
             try:
                 reuse_port(sock)
                 sock.bind(address)
-                apply_changes(sock, joins)
+                apply_changes(sock, self._model.joins())
             except OSError as exc:
                 sock.close()
                 raise self._model.start_failed(exc) from exc

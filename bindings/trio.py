@@ -542,14 +542,14 @@ class CastReceiver(ReceiverFacade, _Object):
     async def start(self) -> None:
         """Bind, join the groups, listen; STARTED has run when this returns."""
         nursery = self._require_nursery()
-        joins = self._model.start()
-        address = self._model.address
+        address = self._model.start()
         family = family_of(address[0])
         sock = trio.socket.socket(family, _socket.SOCK_DGRAM)
         try:
             reuse_port(sock)
             await sock.bind(address)
-            apply_changes(sock, joins)
+            # Read the joins after the await: groups changed meanwhile count.
+            apply_changes(sock, self._model.joins())
         except BaseException as exc:
             sock.close()
             error = self._model.start_failed(exc)

@@ -90,6 +90,9 @@ _TRANSITIONS: Final[Mapping[tuple[ConnectionState, Input], ConnectionState]] = {
     (_S.OPEN, _I.SETTLE): _S.OPEN,
     (_S.CLOSING, _I.SETTLE): _S.CLOSING,
     (_S.CLOSED, _I.SETTLE): _S.CLOSED,
+    # A writer of the previous connection finishing after a reconnect began.
+    (_S.IDLE, _I.SETTLE): _S.IDLE,
+    (_S.CONNECTING, _I.SETTLE): _S.CONNECTING,
     (_S.OPEN, _I.DATA): _S.OPEN,
     (_S.OPEN, _I.EOF): _S.CLOSED,
     (_S.OPEN, _I.CLOSE): _S.CLOSING,
@@ -155,6 +158,7 @@ class Connection:
     """
 
     __slots__ = (
+        "_aborted",
         "_ledger",
         "_options",
         "_reader",
@@ -170,6 +174,7 @@ class Connection:
         self._state = ConnectionState.IDLE
         self._ledger = SendLedger(source)
         self._reader = self._new_reader()
+        self._aborted = False  # close() came while connecting
         #: Local and remote ``(ip, port)``, known from the first connection on.
         self.host: Address | None = None
         self.remote: Address | None = None
@@ -258,17 +263,20 @@ class Connection:
         If ``close()`` came while connecting, this raises SocketError 1006 and
         the binding closes the new socket.
         """
-        if self._state is ConnectionState.CLOSED:
+        if self._state is ConnectionState.CLOSED and self._aborted:
+            self._aborted = False
             raise SocketError(
                 ErrorCode.CONNECT_FAILED, ConnectionAbortedError("closed while connecting")
             )
         self._step(Input.MADE)
+        self._ledger.new_epoch()
         self.host, self.remote = host, remote
         return [Connected(source=self._source, host=host, remote=remote)]
 
     def connect_failed(self, exc: BaseException) -> SocketError:
         """The connect failed: back to IDLE; returns the 1006 error to raise."""
-        if self._state is ConnectionState.CLOSED:
+        if self._state is ConnectionState.CLOSED and self._aborted:
+            self._aborted = False
             return SocketError(ErrorCode.CONNECT_FAILED, exc)
         self._step(Input.CONNECT_FAILED)
         return translate_os_error(OsContext.CONNECT, exc)
@@ -288,7 +296,7 @@ class Connection:
     def sent(self, ticket: int) -> list[Event]:
         """*ticket* was written in full: SENDED (and DISCONNECT if a close waited)."""
         self._step(Input.SETTLE)
-        events: list[Event] = list(self._ledger.sent(ticket, late_ok=self.closed))
+        events: list[Event] = list(self._ledger.sent(ticket, late_ok=not self.is_open))
         return self._after_settle(events)
 
     def send_failed(self, ticket: int, exc: BaseException) -> list[Event]:
@@ -298,7 +306,7 @@ class Connection:
         :meth:`connection_lost`.
         """
         self._step(Input.SETTLE)
-        events: list[Event] = list(self._ledger.failed(ticket, exc, late_ok=self.closed))
+        events: list[Event] = list(self._ledger.failed(ticket, exc, late_ok=not self.is_open))
         return self._after_settle(events)
 
     def _after_settle(self, events: list[Event]) -> list[Event]:
@@ -338,6 +346,8 @@ class Connection:
         """User ``close()``: DISCONNECT now, or once the accepted sends settle."""
         before = self._state
         self._step(Input.CLOSE)
+        if before is ConnectionState.CONNECTING:
+            self._aborted = True
         if before is ConnectionState.OPEN and not self._ledger:
             self._state = ConnectionState.CLOSED
             return self._disconnect(None)

@@ -18,12 +18,13 @@ __all__ = ["SendLedger"]
 class SendLedger:
     """Open tickets of one connection or sender, in the order they were taken."""
 
-    __slots__ = ("_next", "_open", "_source")
+    __slots__ = ("_epoch", "_next", "_open", "_source")
 
     def __init__(self, source: object) -> None:
         self._source = source
         self._open: dict[int, Data] = {}
         self._next = 0
+        self._epoch = 0
 
     def __len__(self) -> int:
         return len(self._open)
@@ -35,8 +36,13 @@ class SendLedger:
         self._open[ticket] = data
         return ticket
 
+    def new_epoch(self) -> None:
+        """A new connection: tickets taken before it are late from now on."""
+        self._epoch = self._next
+
     def _settle(self, ticket: int, *, late_ok: bool) -> Data | None:
         data = self._open.pop(ticket, None)
+        late_ok = late_ok or 0 <= ticket < self._epoch
         if data is None and not (late_ok and 0 <= ticket < self._next):
             raise LocalProtocolError(f"ticket {ticket} was never issued or is already settled")
         return data

@@ -10,7 +10,10 @@ Rules of this module:
   before anything changes; while listening, the binding applies the plan's OS
   changes and undoes the applied ones if one fails, then commits;
 * a plan is valid only for the membership it was made from (a generation
-  number), so a stale plan cannot be committed;
+  number, bumped by every commit, start, listening and stop), so a stale plan
+  cannot be committed; changes committed while starting carry no OS change:
+  the joins the binding applies are read (:meth:`ReceiverModel.joins`) after
+  binding, right before :meth:`ReceiverModel.listening`;
 * a datagram longer than ``recvBuffer`` is flagged ``truncated`` and logged,
   never passed off as whole;
 * the sender validates group (1004), port, TTL 0-255 and payload size before
@@ -214,11 +217,23 @@ class ReceiverModel:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self) -> tuple[GroupChange, ...]:
-        """User ``start()``: the joins to apply after binding; 1000 unless STOPPED."""
+    def start(self) -> Address:
+        """User ``start()``: the address to bind; 1000 unless STOPPED.
+
+        Plans made before are stale from here on.  Once bound, the binding
+        asks :meth:`joins` and applies them, then reports :meth:`listening`,
+        with nothing in between that lets another change in.
+        """
         if self._state is not ReceiverState.STOPPED:
             raise SocketError(ErrorCode.CONNECTION_EXISTS)
         self._state = ReceiverState.STARTING
+        self._generation += 1
+        return self.address
+
+    def joins(self) -> tuple[GroupChange, ...]:
+        """While starting: a join for every group configured now."""
+        if self._state is not ReceiverState.STARTING:
+            raise LocalProtocolError(f"joins in state {self._state.name}")
         return tuple(
             GroupChange(join=True, group=g, interface=self.interface) for g in self._groups
         )

@@ -118,8 +118,27 @@ def test_close_while_connecting_aborts_the_connect() -> None:
     with pytest.raises(SocketError) as info:
         conn.connection_made(HOST, REMOTE)
     assert info.value.errno == 1006
-    assert conn.connect_failed(OSError()).errno == 1006
     assert conn.closed
+    with pytest.raises(LocalProtocolError):  # the abort is reported once
+        conn.connection_made(HOST, REMOTE)
+    conn.start_connect()
+    conn.close()
+    assert conn.connect_failed(OSError()).errno == 1006  # the connect failed anyway
+    with pytest.raises(LocalProtocolError):
+        conn.connect_failed(OSError())
+
+
+def test_a_late_writer_after_a_reconnect_is_ignored() -> None:
+    """A settle for a ticket of the previous connection changes nothing, in any state."""
+    conn = open_conn()
+    ticket, _ = conn.send(b"x")
+    assert [type(e) for e in conn.receive_eof()] == [SendFailed, Disconnected]
+    conn.start_connect()
+    assert conn.sent(ticket) == []
+    conn.connection_made(HOST, REMOTE)
+    assert conn.send_failed(ticket, OSError()) == []
+    with pytest.raises(LocalProtocolError):
+        conn.sent(ticket + 1)  # never issued
 
 
 def test_reconnect_after_close() -> None:

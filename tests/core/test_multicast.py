@@ -68,7 +68,8 @@ def test_join_while_listening_gives_os_changes() -> None:
     """After start: the plan carries one change per group, on the interface."""
     model = receiver()
     join(model, G1)
-    assert model.start() == (GroupChange(join=True, group=G1, interface=IFACE),)
+    assert model.start() == ("0.0.0.0", 5000)
+    assert model.joins() == (GroupChange(join=True, group=G1, interface=IFACE),)
     assert model.listening(("0.0.0.0", 5000)) == [Started(source="rx", host=("0.0.0.0", 5000))]
     plan = model.plan_join(G2, G3)
     assert plan.changes == (
@@ -124,9 +125,12 @@ def test_stale_plans_cannot_be_committed() -> None:
         model.commit(plan)
     early = model.plan_join(G3)
     model.start()
-    model.listening(("0.0.0.0", 5000))
     with pytest.raises(LocalProtocolError):
-        model.commit(early)  # it has no OS changes, but the receiver now listens
+        model.commit(early)  # made before start: stale
+    during = model.plan_join(G3)  # while starting: no OS change, but counted ...
+    model.commit(during)
+    assert [c.group for c in model.joins()] == [G2, G3]  # ... by the joins read after binding
+    model.listening(("0.0.0.0", 5000))
 
 
 def test_lifecycle() -> None:
@@ -146,7 +150,10 @@ def test_lifecycle() -> None:
     assert model.stopped() == [Stopped(source="rx")]
     assert model.stop() is None
     assert model.groups == [G1, G2]
-    assert [c.group for c in model.start()] == [G1, G2]
+    model.start()
+    assert [c.group for c in model.joins()] == [G1, G2]
+    with pytest.raises(LocalProtocolError):
+        receiver().joins()  # only while starting
 
 
 def test_start_failure() -> None:
