@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 from typing import Protocol
 
 from jfsocket.core import GroupChange, SenderModel
 
-__all__ = ["SetsOptions", "apply_changes", "configure_sender", "family_of", "reuse_port"]
+__all__ = ["SetsOptions", "apply_changes", "configure_sender", "family_of", "prepare_receiver"]
 
 
 class SetsOptions(Protocol):
@@ -68,8 +69,26 @@ def configure_sender(sock: SetsOptions, family: int, model: SenderModel) -> None
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, int(model.loopback))
 
 
-def reuse_port(sock: SetsOptions) -> None:
-    """Let several receivers share a port, as multicast listeners do."""
+#: Linux's IP_MULTICAST_ALL / IPV6_MULTICAST_ALL (Python has no names for them).
+_MULTICAST_ALL: dict[int, tuple[int, int]] = {
+    socket.AF_INET: (socket.IPPROTO_IP, 49),
+    socket.AF_INET6: (socket.IPPROTO_IPV6, 29),
+}
+
+
+def prepare_receiver(sock: SetsOptions, family: int) -> None:
+    """Options of a multicast receiving socket, set before it is bound.
+
+    Several receivers may share a port.  On Linux, SO_REUSEADDR is what lets
+    them; SO_REUSEPORT would instead spread each datagram to one socket by a
+    hash of its source, non-members included.  And Linux by default hands a
+    socket bound to a wildcard address every group *any* socket on the host
+    joined on that port: MULTICAST_ALL off makes a receiver get only its own.
+    """
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if hasattr(socket, "SO_REUSEPORT"):
+    if sys.platform.startswith("linux"):
+        level, option = _MULTICAST_ALL[family]
+        with contextlib.suppress(OSError):  # kernels older than 2.6.31 (v4) / 4.20 (v6)
+            sock.setsockopt(level, option, 0)
+    elif hasattr(socket, "SO_REUSEPORT"):  # the BSDs and macOS need it to share the port
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -59,7 +59,7 @@ from ._facade import (
     ServerFacade,
     client_parts,
 )
-from ._sockopts import apply_changes, configure_sender, family_of, reuse_port
+from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
 
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
@@ -126,6 +126,14 @@ class _Dispatcher:
             raise
         finally:
             stack.pop()
+
+    def release(self) -> None:
+        """Leave queued events to the next pusher or claimer (lock held)."""
+        self._queue.abandon()
+
+    def claim(self) -> bool:
+        """Drain events queued while nobody was (lock held)."""
+        return self._queue.claim()
 
     def backlogged(self) -> bool:
         """Too many events wait for a drainer on another thread (lock held)."""
@@ -205,20 +213,24 @@ class TcpClient(ClientFacade, _Lifetime):
         self._dispatcher = _Dispatcher(self._registry, self._lock)
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
-        self._pending_connected: list[Event] = []
         if socket is not None:
             if not isinstance(socket, _socket.socket):
                 raise TypeError(f"socket must be a socket.socket, not {type(socket).__name__}")
-            events = self._adopt(socket)
+            run = self._adopt(socket)
             if _server is None:
-                self._dispatcher.emit(events)
-                self._start_reader([])
-            else:
-                self._pending_connected = events
+                if run:
+                    self._dispatcher.drain()
+                self._start_reader()
+            elif run:
+                # Not on the accept thread: CONNECTED waits for the reader, which the
+                # server starts once the client is registered (or for an earlier sender).
+                with self._lock:
+                    self._dispatcher.release()
 
     # -- properties --------------------------------------------------------------
 
-    def _adopt(self, sock: _socket.socket) -> list[Event]:
+    def _adopt(self, sock: _socket.socket) -> bool:
+        """The connection is made: CONNECTED is queued first, in the same step."""
         try:
             host = normalize_sockaddr(sock.getsockname())
             remote = normalize_sockaddr(sock.getpeername())
@@ -228,9 +240,8 @@ class TcpClient(ClientFacade, _Lifetime):
         with contextlib.suppress(OSError):
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         with self._lock:
-            events = self._conn.connection_made(host, remote)
             self._sock = sock
-        return events
+            return self._dispatcher.push(self._conn.connection_made(host, remote))
 
     def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
         """Connect to ``(ip, port)``; CONNECTED has fired when this returns.
@@ -251,22 +262,29 @@ class TcpClient(ClientFacade, _Lifetime):
                 error = self._conn.connect_failed(exc)
             raise error from exc
         try:
-            events = self._adopt(sock)
+            run = self._adopt(sock)
         except BaseException:
             sock.close()
             raise
-        self._dispatcher.emit(events)
-        self._start_reader([])
+        if run:
+            self._dispatcher.drain()
+        self._start_reader()
 
-    def _start_reader(self, first: list[Event]) -> None:
-        self._reader = threading.Thread(
-            target=self._read_loop, args=(self._sock, first), name=f"jfsocket reader {self.remote}"
+    def _start_reader(self) -> None:
+        reader = threading.Thread(
+            target=self._read_loop, args=(self._sock,), name=f"jfsocket reader {self.remote}"
         )
-        self._reader.start()
+        reader.start()
+        # Published once started: a close() racing with this never joins an unstarted thread.
+        with self._lock:
+            self._reader = reader
 
-    def _read_loop(self, sock: _socket.socket, first: list[Event]) -> None:
+    def _read_loop(self, sock: _socket.socket) -> None:
         conn, lock, dispatcher = self._conn, self._lock, self._dispatcher
-        dispatcher.emit(first)
+        with lock:
+            run = dispatcher.claim()  # a server's client: its CONNECTED waits here
+        if run:
+            dispatcher.drain()
         run = False
         try:
             while True:
@@ -286,6 +304,7 @@ class TcpClient(ClientFacade, _Lifetime):
                 if run:
                     dispatcher.drain()
         finally:
+            _shutdown(sock)  # a send blocked on a peer that stopped reading gives up now
             with self._write_lock:
                 sock.close()
             self._unregister()
@@ -424,7 +443,7 @@ class TcpServer(ServerFacade, _Lifetime):
             if not accepted:
                 sock.close()  # stop() won the race: no CONNECTED, so no DISCONNECT
                 continue
-            client._start_reader(client._pending_connected)
+            client._start_reader()
             with self._lock:
                 self._readers = [t for t in self._readers if t.is_alive()]
                 if client._reader is not None:
@@ -520,7 +539,7 @@ class CastReceiver(ReceiverFacade, _Lifetime):
             family = family_of(address[0])
             sock = _socket.socket(family, _socket.SOCK_DGRAM)
             try:
-                reuse_port(sock)
+                prepare_receiver(sock, family)
                 sock.bind(address)
                 apply_changes(sock, self._model.joins())
             except OSError as exc:

@@ -67,7 +67,7 @@ from ._facade import (
     ServerFacade,
     client_parts,
 )
-from ._sockopts import apply_changes, configure_sender, family_of, reuse_port
+from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
 
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
@@ -546,7 +546,7 @@ class CastReceiver(ReceiverFacade, _Object):
         family = family_of(address[0])
         sock = trio.socket.socket(family, _socket.SOCK_DGRAM)
         try:
-            reuse_port(sock)
+            prepare_receiver(sock, family)
             await sock.bind(address)
             # Read the joins after the await: groups changed meanwhile count.
             apply_changes(sock, self._model.joins())

@@ -1,0 +1,478 @@
+"""The ``jfsocket`` command: the seed's Server.py, Client.py and Multicast.py.
+
+``jfsocket demo`` runs a server, a client and a multicast pair on loopback and
+prints every event; ``server``, ``client`` and ``cast listen|send`` are small
+tools built on the same objects, on the threaded or the trio binding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import Any, TextIO
+
+import trio
+from jfsocket.bindings import threaded
+from jfsocket.bindings import trio as trio_binding
+from jfsocket.core import Address, EventTypes, SocketError
+
+__all__ = ["main"]
+
+_LOOPBACK = "127.0.0.1"
+_DEMO_GROUP = "239.255.77.1"
+_COLOURS = {
+    "STARTED": "32",
+    "STOPED": "32",
+    "CONNECTED": "36",
+    "DISCONNECT": "36",
+    "RECEIVED": "33",
+    "SENDED": "34",
+    "SENDFAIL": "31",
+}
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value[0]}:{value[1]}"
+    if isinstance(value, (str, bytes)):
+        return repr(value)
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return type(value).__name__
+
+
+class Printer:
+    """Prints events as aligned lines (coloured on a terminal), one at a time."""
+
+    def __init__(self, out: TextIO, *, colour: bool | None = None) -> None:
+        self._out = out
+        self._colour = out.isatty() if colour is None else colour
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+
+    def line(self, who: str, what: str, detail: str = "") -> None:
+        """One line: elapsed time, who, what, detail."""
+        stamp = f"{time.monotonic() - self._start:7.3f}"
+        label = f"{what:<10}"
+        if self._colour and what in _COLOURS:
+            label = f"\x1b[{_COLOURS[what]}m{label}\x1b[0m"
+        with self._lock:
+            print(f"{stamp}  {who:<9} {label} {detail}".rstrip(), file=self._out, flush=True)
+
+    def callbacks(self, who: str, keys: Sequence[EventTypes]) -> dict[EventTypes | str, Any]:
+        """An ``evts`` mapping that prints each of *keys* for *who*."""
+
+        def make(key: EventTypes) -> Callable[..., None]:
+            def callback(*args: object) -> None:
+                # The first argument is the object itself; the rest say what happened.
+                self.line(who, key.name, "  ".join(_show(a) for a in args[1:]))
+
+            return callback
+
+        return {key: make(key) for key in keys}
+
+
+def _chain(*callbacks: Callable[..., object]) -> Callable[..., None]:
+    """One callback that calls each of *callbacks* with the same arguments."""
+
+    def run(*args: object) -> None:
+        for callback in callbacks:
+            callback(*args)
+
+    return run
+
+
+_E = EventTypes
+_SERVER_KEYS = (_E.STARTED, _E.STOPED, _E.CONNECTED, _E.DISCONNECT, _E.RECEIVED, _E.SENDFAIL)
+_CLIENT_KEYS = (_E.CONNECTED, _E.DISCONNECT, _E.RECEIVED, _E.SENDED, _E.SENDFAIL)
+_RECEIVER_KEYS = (_E.STARTED, _E.STOPED, _E.RECEIVED)
+_SENDER_KEYS = (_E.SENDED, _E.SENDFAIL)
+
+
+# -- demo ------------------------------------------------------------------------
+
+
+def _demo_threaded(printer: Printer, timeout: float) -> None:
+    replies: queue.Queue[object] = queue.Queue()
+    server_evts = printer.callbacks("server", _SERVER_KEYS)
+    print_received = server_evts[_E.RECEIVED]
+
+    def echo(client: threaded.TcpClient, data: str) -> None:
+        print_received(client, data)
+        client.send(f"echo: {data}")
+
+    server_evts[_E.RECEIVED] = echo
+    client_evts = printer.callbacks("client", _CLIENT_KEYS)
+    print_reply = client_evts[_E.RECEIVED]
+    client_evts[_E.RECEIVED] = _chain(print_reply, lambda c, d: replies.put(d))
+    with threaded.TcpServer(_LOOPBACK, 0, evts=server_evts, framing="line") as server:
+        server.start()
+        with threaded.TcpClient(evts=client_evts, framing="line") as client:
+            client.connect(*server.host)
+            for text in ("hello, server", "你好"):
+                client.send(text)
+                replies.get(timeout=timeout)
+            server.send("a word from the server to everyone")
+            replies.get(timeout=timeout)
+    heard: queue.Queue[object] = queue.Queue()
+    receiver_evts = printer.callbacks("receiver", _RECEIVER_KEYS)
+    print_heard = receiver_evts[_E.RECEIVED]
+    receiver_evts[_E.RECEIVED] = _chain(print_heard, lambda r, d: heard.put(d))
+    with threaded.CastReceiver(("0.0.0.0", 0), evts=receiver_evts, interface=_LOOPBACK) as receiver:
+        receiver.joinGroup(_DEMO_GROUP)
+        receiver.start()
+        with threaded.CastSender(
+            evts=printer.callbacks("sender", _SENDER_KEYS), ttl=0, interface=_LOOPBACK
+        ) as sender:
+            for text in ("datagram one", "datagram two"):
+                sender.send((_DEMO_GROUP, receiver.host[1]), text)
+                heard.get(timeout=timeout)
+
+
+async def _demo_trio(printer: Printer, timeout: float) -> None:
+    replies = trio.Semaphore(0, max_value=10)
+    server_evts = printer.callbacks("server", _SERVER_KEYS)
+    print_received = server_evts[_E.RECEIVED]
+
+    async def echo(client: trio_binding.TcpClient, data: str) -> None:
+        print_received(client, data)
+        await client.send(f"echo: {data}")
+
+    server_evts[_E.RECEIVED] = echo
+    client_evts = printer.callbacks("client", _CLIENT_KEYS)
+    print_reply = client_evts[_E.RECEIVED]
+    client_evts[_E.RECEIVED] = _chain(print_reply, lambda c, d: replies.release())
+    with trio.fail_after(timeout):
+        async with (
+            trio_binding.TcpServer(_LOOPBACK, 0, evts=server_evts, framing="line") as server,
+            trio_binding.TcpClient(evts=client_evts, framing="line") as client,
+        ):
+            await client.connect(*server.host)
+            for text in ("hello, server", "你好"):
+                await client.send(text)
+                await replies.acquire()
+            await server.send("a word from the server to everyone")
+            await replies.acquire()
+        heard = trio.Semaphore(0, max_value=10)
+        receiver_evts = printer.callbacks("receiver", _RECEIVER_KEYS)
+        print_heard = receiver_evts[_E.RECEIVED]
+        receiver_evts[_E.RECEIVED] = _chain(print_heard, lambda r, d: heard.release())
+        async with trio_binding.CastReceiver(
+            ("0.0.0.0", 0), evts=receiver_evts, interface=_LOOPBACK
+        ) as receiver:
+            receiver.joinGroup(_DEMO_GROUP)
+            async with trio_binding.CastSender(
+                evts=printer.callbacks("sender", _SENDER_KEYS), ttl=0, interface=_LOOPBACK
+            ) as sender:
+                for text in ("datagram one", "datagram two"):
+                    await sender.send((_DEMO_GROUP, receiver.host[1]), text)
+                    await heard.acquire()
+
+
+def _cmd_demo(args: argparse.Namespace, printer: Printer) -> int:
+    printer.line("demo", "", f"jfsocket on {args.runtime}, loopback only (multicast TTL 0)")
+    if args.runtime == "trio":
+        trio.run(_demo_trio, printer, args.timeout)
+    else:
+        _demo_threaded(printer, args.timeout)
+    printer.line("demo", "", "done")
+    return 0
+
+
+# -- server, client --------------------------------------------------------------
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    forever = threading.Event()
+    try:
+        while not forever.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _cmd_server(args: argparse.Namespace, printer: Printer) -> int:
+    options = {"encoding": args.encoding, "framing": args.framing}
+    evts = printer.callbacks("server", _SERVER_KEYS)
+    if args.echo:
+        print_received = evts[_E.RECEIVED]
+        if args.runtime == "trio":
+
+            async def echo_async(client: trio_binding.TcpClient, data: str | bytes) -> None:
+                print_received(client, data)
+                await client.send(data)
+
+            evts[_E.RECEIVED] = echo_async
+        else:
+
+            def echo(client: threaded.TcpClient, data: str | bytes) -> None:
+                print_received(client, data)
+                client.send(data)
+
+            evts[_E.RECEIVED] = echo
+    if args.runtime == "trio":
+
+        async def serve() -> None:
+            async with trio_binding.TcpServer(args.ip, args.port, evts=evts, **options) as s:
+                printer.line("server", "LISTENING", _show(s.host))
+                await trio.sleep_forever()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(serve)
+        return 0
+    with threaded.TcpServer(args.ip, args.port, evts=evts, **options) as server:
+        server.start()
+        printer.line("server", "LISTENING", _show(server.host))
+        _wait_for_interrupt()
+    return 0
+
+
+def _cmd_client(args: argparse.Namespace, printer: Printer) -> int:
+    options = {"encoding": args.encoding, "framing": args.framing}
+    evts = printer.callbacks("client", _CLIENT_KEYS)
+    framed = args.framing not in (None, "raw")
+    print_disconnect = evts[_E.DISCONNECT]
+    gone = threading.Event()
+    evts[_E.DISCONNECT] = _chain(print_disconnect, lambda *a: gone.set())
+
+    def prepare(line: str) -> str | bytes:
+        text = line.rstrip("\n") if framed else line
+        return text if args.encoding else text.encode("utf-8", "surrogateescape")
+
+    if args.runtime == "trio":
+
+        async def run() -> None:
+            async with trio_binding.TcpClient(evts=evts, **options) as client:
+                await client.connect(args.ip, args.port)
+                while client.isAlive:
+                    line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+                    if not line:
+                        break
+                    await client.send(prepare(line))
+                # Let answers to the last lines arrive, unless the server leaves first.
+                await trio.to_thread.run_sync(gone.wait, args.linger)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(run)
+        return 0
+    with threaded.TcpClient(evts=evts, **options) as client:
+        client.connect(args.ip, args.port)
+        try:
+            for line in sys.stdin:
+                if not client.isAlive:
+                    break
+                client.send(prepare(line))
+            gone.wait(args.linger)  # let answers to the last lines arrive
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+# -- multicast -------------------------------------------------------------------
+
+
+def _cmd_cast_listen(args: argparse.Namespace, printer: Printer) -> int:
+    evts = printer.callbacks("receiver", _RECEIVER_KEYS)
+    if args.runtime == "trio":
+
+        async def listen() -> None:
+            async with trio_binding.CastReceiver(
+                args.port, evts=evts, interface=args.interface, encoding=args.encoding
+            ) as receiver:
+                receiver.joinGroup(*args.groups)
+                printer.line("receiver", "LISTENING", f"{_show(receiver.host)} {args.groups}")
+                await trio.sleep_forever()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(listen)
+        return 0
+    with threaded.CastReceiver(
+        args.port, evts=evts, interface=args.interface, encoding=args.encoding
+    ) as receiver:
+        receiver.joinGroup(*args.groups)
+        receiver.start()
+        printer.line("receiver", "LISTENING", f"{_show(receiver.host)} {receiver.groups}")
+        _wait_for_interrupt()
+    return 0
+
+
+def _cmd_cast_send(args: argparse.Namespace, printer: Printer) -> int:
+    evts = printer.callbacks("sender", _SENDER_KEYS)
+    target: Address = (args.group, args.port)
+    options = {"ttl": args.ttl, "interface": args.interface, "encoding": args.encoding}
+    messages = [m if args.encoding else m.encode() for m in args.messages]
+    if args.runtime == "trio":
+
+        async def send() -> None:
+            async with trio_binding.CastSender(evts=evts, **options) as sender:
+                for message in messages:
+                    await sender.send(target, message)
+
+        trio.run(send)
+        return 0
+    with threaded.CastSender(evts=evts, **options) as sender:
+        for message in messages:
+            sender.send(target, message)
+    return 0
+
+
+# -- arguments -------------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0-65535: {value}")
+    return value
+
+
+def _ttl(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a TTL: {text!r}") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"TTL must be in 0-255: {value}")
+    return value
+
+
+def _encoding(text: str) -> str | None:
+    return None if text.lower() in ("none", "bytes") else text
+
+
+def _parser() -> argparse.ArgumentParser:
+    try:
+        version = metadata.version("jfsocket")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+        version = "unknown"
+    parser = argparse.ArgumentParser(
+        prog="jfsocket",
+        description="Callback-and-events TCP and UDP multicast sockets: demo and small tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"jfsocket {version}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, *, data: bool = True, framing: bool = False) -> None:
+        p.add_argument(
+            "--runtime",
+            choices=("threaded", "trio"),
+            default="threaded",
+            help="which binding runs it (default: threaded)",
+        )
+        if data:
+            p.add_argument(
+                "--encoding",
+                type=_encoding,
+                default="utf-8",
+                help="text encoding, or 'none' for bytes (default: utf-8)",
+            )
+        if framing:
+            p.add_argument(
+                "--framing",
+                choices=("raw", "line", "length"),
+                default=None,
+                help="how the stream is cut into messages (default: raw reads)",
+            )
+
+    demo = commands.add_parser("demo", help="server, client and multicast on loopback")
+    common(demo, data=False)
+    demo.add_argument("--timeout", type=float, default=10.0, help=argparse.SUPPRESS)
+    demo.set_defaults(handler=_cmd_demo)
+
+    server = commands.add_parser("server", help="listen and print what happens")
+    server.add_argument("ip", nargs="?", default=_LOOPBACK, help="address (default 127.0.0.1)")
+    server.add_argument("port", type=_port, help="port (0: any free port)")
+    server.add_argument("--echo", action="store_true", help="send received data back")
+    common(server, framing=True)
+    server.set_defaults(handler=_cmd_server)
+
+    client = commands.add_parser("client", help="send stdin lines, print what arrives")
+    client.add_argument("ip", help="server address or name")
+    client.add_argument("port", type=_port, help="server port")
+    client.add_argument(
+        "--linger",
+        type=float,
+        default=1.0,
+        help="seconds to wait for answers after end of input (default 1)",
+    )
+    common(client, framing=True)
+    client.set_defaults(handler=_cmd_client)
+
+    cast = commands.add_parser("cast", help="UDP multicast")
+    cast_commands = cast.add_subparsers(dest="cast_command", required=True, metavar="COMMAND")
+    listen = cast_commands.add_parser("listen", help="join groups and print datagrams")
+    listen.add_argument("port", type=_port, help="port to listen on")
+    listen.add_argument("groups", nargs="+", metavar="GROUP", help="multicast groups to join")
+    listen.add_argument(
+        "--interface", default="0.0.0.0", help="local interface address to join on (default: any)"
+    )
+    common(listen)
+    listen.set_defaults(handler=_cmd_cast_listen)
+    send = cast_commands.add_parser("send", help="send datagrams to a group")
+    send.add_argument("group", help="multicast group")
+    send.add_argument("port", type=_port, help="port")
+    send.add_argument("messages", nargs="+", metavar="MESSAGE", help="one datagram each")
+    send.add_argument(
+        "--interface",
+        default=None,
+        help="local interface address to send from (default: the system's)",
+    )
+    send.add_argument(
+        "--ttl",
+        type=_ttl,
+        default=1,
+        help="hops the datagram may cross (0: this host only; default 1)",
+    )
+    common(send)
+    send.set_defaults(handler=_cmd_cast_send)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 error, 2 usage)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    printer = Printer(sys.stdout, colour=None if not os.environ.get("NO_COLOR") else False)
+    handler: Callable[[argparse.Namespace, Printer], int] = args.handler
+    try:
+        return handler(args, printer)
+    except (
+        SocketError,
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        trio.TooSlowError,
+        queue.Empty,
+    ) as exc:
+        if args.debug:
+            raise
+        what = str(exc) or type(exc).__name__
+        if isinstance(exc, SocketError):
+            what = f"error {exc}"
+        print(f"jfsocket: {what}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Interoperability: jfsocket next to plain socket peers."""

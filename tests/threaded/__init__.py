@@ -1,0 +1,1 @@
+"""Tests of the threaded binding (jfsocket.bindings.threaded) on real sockets."""

@@ -1,0 +1,429 @@
+"""Delivery guarantees: never concurrent, in order, exactly once; re-entrant callbacks."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from jfsocket.bindings.threaded import SocketError, TcpClient
+from jfsocket.core import Callback
+
+from .conftest import CLIENT_KEYS, SERVER_KEYS, EventLog, Objects, wait_until
+
+_pause = threading.Event()
+
+
+class OverlapGuard:
+    """Callbacks that detect two callbacks of one source running at the same time."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self._lock = threading.Lock()
+        self._inside: set[int] = set()
+        self.overlaps: list[str] = []
+        self.calls = 0
+
+    def callback(self, name: str) -> Callback:
+        """A callback for *name* that records (to the log) and checks for overlap."""
+
+        def guarded(*args: object) -> None:
+            key = id(args[0])
+            with self._lock:
+                if key in self._inside:
+                    self.overlaps.append(f"{name} entered while another callback ran")
+                self._inside.add(key)
+                self.calls += 1
+                calls = self.calls
+            if calls % 16 == 0:
+                _pause.wait(0.0002)  # widen the window: let other threads try to enter
+            self.log.record(name, *args)
+            with self._lock:
+                self._inside.discard(key)
+
+        return guarded
+
+
+def _bind_all(obj: TcpClient, guard: OverlapGuard, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        obj.bind(key, guard.callback(key))
+
+
+def _in_threads(count: int, work: Callable[[int], None]) -> None:
+    """Run ``work(i)`` in *count* threads released together; join them (bounded)."""
+    barrier = threading.Barrier(count, timeout=10.0)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            work(i)
+        except BaseException as exc:  # reported in the test's thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(i,), name=f"test worker {i}") for i in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30.0)
+    assert not any(t.is_alive() for t in threads), "a worker thread hung"
+    if errors:
+        raise errors[0]
+
+
+def test_callbacks_of_one_connection_never_overlap(objects: Objects) -> None:
+    """Under load from 4 sending threads per side, one connection's callbacks never overlap."""
+    server_log, client_log = EventLog(), EventLog()
+    server_guard, client_guard = OverlapGuard(server_log), OverlapGuard(client_log)
+    server = objects.server(framing="line", start=False)
+    for key in SERVER_KEYS:
+        server.bind(key, server_guard.callback(key))
+    server.start()
+    client = objects.client(framing="line")
+    _bind_all(client, client_guard, CLIENT_KEYS)
+    client.connect(*server.host)
+    side = objects.server_side(server_log, client.host)
+    per_thread = 150
+
+    def work(i: int) -> None:
+        for n in range(per_thread):
+            if i % 2:
+                client.send(f"c{i}-{n}")
+            else:
+                server.send(f"s{i}-{n}", client.host)
+
+    _in_threads(8, work)
+    total = 4 * per_thread
+    server_log.wait_for("onReceived", total, timeout=15.0)
+    client_log.wait_for("onReceived", total, timeout=15.0)
+    assert server_guard.overlaps == [] and client_guard.overlaps == []
+    assert server_log.count("onSended") == total and client_log.count("onSended") == total
+    assert Counter(map(str, server_log.data(source=side))) == Counter(
+        f"c{i}-{n}" for i in (1, 3, 5, 7) for n in range(per_thread)
+    )
+
+
+def test_order_and_exactly_once_under_concurrent_close(objects: Objects) -> None:
+    """4 threads send while the server closes mid-stream: one SENDED or SENDFAIL per
+    accepted send, CONNECTED first, exactly one DISCONNECT last."""
+    server_log = EventLog()
+    server = objects.server(server_log, framing="line")
+    client_log = EventLog()
+    client, side = objects.connect(server, server_log, client_log, framing="line")
+
+    def close_after_50(conn: object, data: object) -> None:
+        server_log.record("onReceived", conn, data)
+        if server_log.count("onReceived") == 50:
+            side.close()
+
+    server.bind("onReceived", close_after_50)
+    accepted: list[list[str]] = [[] for _ in range(4)]
+    refused: list[int] = []
+
+    def work(i: int) -> None:
+        for n in range(400):
+            data = f"t{i}-{n}"
+            try:
+                client.send(data)
+            except SocketError as exc:
+                refused.append(exc.errno)
+                return
+            accepted[i].append(data)
+
+    _in_threads(4, work)
+    assert set(refused) <= {1001}
+    client_log.wait_for("onDisconnect")
+    server_log.wait_for("onDisconnect")
+    settled = Counter(id(a[1]) for a in client_log.args("onSended") + client_log.args("onSendFail"))
+    sent_ids = [id(d) for batch in accepted for d in batch]
+    assert sorted(settled) == sorted(sent_ids) and set(settled.values()) == {1}
+    names = client_log.names()
+    assert names[0] == "onConnected" and names[-1] == "onDisconnect"
+    assert names.count("onConnected") == 1 and names.count("onDisconnect") == 1
+    server_names = [n for n, _ in server_log.of(side)]
+    assert server_names[0] == "onConnected" and server_names[-1] == "onDisconnect"
+    assert server_names.count("onDisconnect") == 1
+
+
+def test_send_from_many_threads(objects: Objects) -> None:
+    """8 threads x 50 sends: every message arrives whole, exactly once; 400 SENDED."""
+    server_log = EventLog()
+    server = objects.server(server_log, framing="line")
+    client_log = EventLog()
+    client, side = objects.connect(server, server_log, client_log, framing="line")
+
+    def work(i: int) -> None:
+        for n in range(50):
+            client.send(f"thread {i} message {n} " + "p" * (n * 7))
+
+    _in_threads(8, work)
+    assert client_log.count("onSended") == 400
+    server_log.wait_for("onReceived", 400, timeout=15.0)
+    expected = Counter(
+        f"thread {i} message {n} " + "p" * (n * 7) for i in range(8) for n in range(50)
+    )
+    assert Counter(map(str, server_log.data(source=side))) == expected
+
+
+def test_raising_callback_is_logged_and_connection_survives(
+    objects: Objects, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback that raises is logged on 'jfsocket' with traceback; delivery goes on."""
+    caplog.set_level(logging.ERROR, logger="jfsocket")
+    server_log = EventLog()
+    server = objects.server(server_log, framing="line")
+    client_log = EventLog()
+    client, side = objects.connect(server, server_log, client_log, framing="line")
+
+    def explode(conn: object, data: object) -> None:
+        server_log.record("onReceived", conn, data)
+        raise ValueError(f"boom on {data}")
+
+    def explode_too(conn: object, data: object) -> None:
+        raise ValueError(f"boom on {data}")
+
+    server.bind("onReceived", explode)
+    client.bind("onSended", explode_too)
+    client.send("one")
+    client.send("two")
+    server_log.wait_for("onReceived", 2)
+    assert server_log.data(source=side) == ["one", "two"]
+    side.send("still alive")
+    client_log.wait(lambda: client_log.data() == ["still alive"], what="the reply")
+
+    def booms() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "jfsocket" and r.exc_info]
+
+    # Two RECEIVED on the server, two SENDED on the client (logged once they returned).
+    wait_until(lambda: len(booms()) >= 4, what="four logged callback errors")
+    assert len(booms()) == 4
+    for record in booms():
+        assert record.levelno >= logging.ERROR
+        assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+        assert "boom on" in str(record.exc_info[1])
+    assert client.isAlive and side.isAlive
+
+
+def test_echo_send_from_inside_callbacks(objects: Objects) -> None:
+    """send() inside RECEIVED (an echo) and inside CONNECTED (a greeting) works."""
+    server_log = EventLog()
+    server = objects.server(server_log, framing="line")
+
+    def greet(conn: TcpClient, host: object, remote: object) -> None:
+        server_log.record("onConnected", conn, host, remote)
+        conn.send("welcome")
+
+    def echo(conn: TcpClient, data: object) -> None:
+        server_log.record("onReceived", conn, data)
+        conn.send(f"echo {data}")
+
+    server.bind("onConnected", greet)
+    server.bind("onReceived", echo)
+    client_log = EventLog()
+    client, _ = objects.connect(server, server_log, client_log, framing="line")
+    for n in range(20):
+        client.send(f"m{n}")
+    client_log.wait_for("onReceived", 21)
+    assert client_log.data() == ["welcome"] + [f"echo m{n}" for n in range(20)]
+
+
+def test_close_inside_received(objects: Objects) -> None:
+    """close() inside the client's own RECEIVED: no deadlock, one DISCONNECT, after it."""
+    server_log = EventLog()
+    server = objects.server(server_log)
+    client_log = EventLog()
+    client = TcpClient()
+
+    def hang_up(conn: TcpClient, data: object) -> None:
+        client_log.record("onReceived", conn, data)
+        conn.close()
+        conn.close()
+        client_log.record("closed inside")
+
+    client.bind("onReceived", hang_up)
+    client.bind("onDisconnect", client_log.onDisconnect)
+    objects.later(client.close)
+    client.connect(*server.host)
+    side = objects.server_side(server_log, client.host)
+    side.send("bye")
+    client_log.wait_for("onDisconnect")
+    assert client_log.names() == ["onReceived", "closed inside", "onDisconnect"]
+    server_log.wait_for("onDisconnect")
+    assert not client.isAlive
+
+
+def test_close_other_connection_inside_callback(objects: Objects) -> None:
+    """The server side's RECEIVED closes the client-side object: no deadlock."""
+    server_log = EventLog()
+    server = objects.server(server_log)
+    client_log = EventLog()
+    client, _ = objects.connect(server, server_log, client_log)
+
+    def close_peer(conn: object, data: object) -> None:
+        server_log.record("onReceived", conn, data)
+        client.close()
+
+    server.bind("onReceived", close_peer)
+    client.send("close me")
+    client_log.wait_for("onDisconnect")
+    server_log.wait_for("onDisconnect")
+    assert client_log.count("onDisconnect") == 1 and server_log.count("onDisconnect") == 1
+
+
+def test_server_stop_inside_received(objects: Objects) -> None:
+    """server.stop() inside a client's RECEIVED: every DISCONNECT, then STOPED; no deadlock."""
+    server_log = EventLog()
+    server = objects.server(server_log)
+    logs = [EventLog() for _ in range(3)]
+    clients = [objects.connect(server, server_log, cl)[0] for cl in logs]
+
+    def stop_server(conn: object, data: object) -> None:
+        server_log.record("onReceived", conn, data)
+        server.stop()
+        server_log.record("stop returned")
+
+    server.bind("onReceived", stop_server)
+    clients[1].send("stop")
+    server_log.wait_for("onStoped")
+    names = server_log.names()
+    assert names.count("onDisconnect") == 3 and names.count("onStoped") == 1
+    assert names.index("stop returned") < names.index("onStoped")
+    assert max(i for i, n in enumerate(names) if n == "onDisconnect") < names.index("onStoped")
+    assert not server.isAlive
+    for client_log in logs:
+        client_log.wait_for("onDisconnect")
+    server.stop()  # idempotent from outside, afterwards
+
+
+def test_stop_inside_disconnect_while_stopping(objects: Objects) -> None:
+    """A DISCONNECT callback calling server.stop() during stop(): returns, STOPED once."""
+    server_log = EventLog()
+    server = objects.server(server_log)
+    for _ in range(2):
+        objects.connect(server, server_log)
+
+    def again(conn: object, host: object, remote: object) -> None:
+        server_log.record("onDisconnect", conn, host, remote)
+        server.stop()
+
+    server.bind("onDisconnect", again)
+    server.stop()
+    assert server_log.count("onDisconnect") == 2 and server_log.count("onStoped") == 1
+
+
+def test_connected_is_first_even_while_broadcasting(objects: Objects) -> None:
+    """While another thread broadcasts, each new connection's first event is CONNECTED.
+
+    The race is statistical: with the bug about one connection in five goes
+    wrong, so 150 connections fail it for certain in practice.
+    """
+    first: dict[TcpClient, str] = {}
+    lock = threading.Lock()
+
+    def note(name: str) -> Callback:
+        def callback(conn: TcpClient, *args: object) -> None:
+            with lock:
+                first.setdefault(conn, name)
+
+        return callback
+
+    server_log = EventLog()
+    server = objects.server(start=False, encoding=None)
+    server.bind("onConnected", note("onConnected"))
+    server.bind("onSended", note("onSended"))
+    server.bind("onDisconnect", server_log.onDisconnect)
+    server.start()
+    stop = threading.Event()
+
+    def broadcast() -> None:
+        for _ in range(2_000_000):
+            if stop.is_set():
+                return
+            server.send(b".")
+
+    pump = threading.Thread(target=broadcast, name="test broadcaster")
+    # Shorter GIL slices: more interleavings per connection, and a faster test.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    pump.start()
+    try:
+        for n in range(150):
+            with TcpClient(encoding=None) as client:
+                client.connect(*server.host)
+
+                # Wait until the server has delivered something for this connection.
+                def seen(remote: object = client.host) -> bool:
+                    with lock:
+                        return any(c.remote == remote for c in first)
+
+                wait_until(seen, what="the first event of the new connection")
+            with lock:
+                if any(name != "onConnected" for name in first.values()):
+                    break
+            server_log.wait_for("onDisconnect", n + 1)
+    finally:
+        stop.set()
+        pump.join(10.0)
+        sys.setswitchinterval(interval)
+    with lock:
+        wrong = [name for name in first.values() if name != "onConnected"]
+    assert wrong == []
+
+
+def test_close_remote_as_soon_as_it_is_listed(objects: Objects) -> None:
+    """close(remote) right when a remote appears in ``clients``: no error, CONNECTED first."""
+    events: dict[TcpClient, list[str]] = {}
+    lock = threading.Lock()
+
+    def note(name: str) -> Callback:
+        def callback(conn: TcpClient, *args: object) -> None:
+            with lock:
+                events.setdefault(conn, []).append(name)
+
+        return callback
+
+    server = objects.server(start=False)
+    server.bind("onConnected", note("onConnected"))
+    server.bind("onDisconnect", note("onDisconnect"))
+    server.start()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def closer() -> None:
+        closed: set[object] = set()
+        for _ in range(5_000_000):  # spins: the window is a few microseconds wide
+            if stop.is_set():
+                return
+            for remote in server.clients:
+                if remote not in closed:
+                    closed.add(remote)
+                    try:
+                        server.close(remote)
+                    except SocketError:
+                        pass  # it left by itself first: fine
+                    except Exception as exc:
+                        errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    thread = threading.Thread(target=closer, name="test closer")
+    thread.start()
+    try:
+        for _ in range(150):
+            with TcpClient() as client:
+                client.connect(*server.host)
+            if errors:
+                break
+    finally:
+        stop.set()
+        thread.join(10.0)
+        sys.setswitchinterval(interval)
+    server.stop()
+    assert errors == []
+    with lock:
+        assert all(seq == ["onConnected", "onDisconnect"] for seq in events.values()), events
