@@ -9,9 +9,11 @@ joins groups and awaits what the core returns.  Its shape:
 * callbacks may be plain functions or ``async def``; an object's callbacks run
   in order, one at a time (:class:`~jfsocket.core.DispatchQueue`), in the task
   that delivered the events: usually the reader task;
-* ``await send()`` returns once the bytes were written and SENDED has run
-  (when called from inside that object's own callback, SENDED runs right
-  after that callback returns); trio's flow control gives backpressure;
+* ``await send()`` returns once the bytes were written and SENDED has run,
+  and ``connect()`` once CONNECTED has run; called from inside a callback,
+  they do not wait for those events (which run once the callbacks queued
+  before them have): callbacks never nest, and two objects' callbacks must
+  never wait for each other.  trio's flow control gives backpressure;
 * cancellation anywhere leaves the core consistent: a send cancelled while
   writing settles with SENDFAIL and drops the connection (the stream may hold
   part of it); events a cancelled callback left queued are dispatched by a
@@ -39,6 +41,7 @@ from jfsocket.core import (
     CallbackRegistry,
     Connection,
     ConnectionOptions,
+    ConnectionState,
     Data,
     Disconnected,
     DispatchQueue,
@@ -51,6 +54,7 @@ from jfsocket.core import (
     SenderModel,
     ServerModel,
     SocketError,
+    Stopped,
     encode_payload,
     invoke,
     log_callback_error,
@@ -73,6 +77,7 @@ __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient
 
 _O = TypeVar("_O", bound="_Object")
 _ACCEPT_RETRY_DELAY: Final = 0.1
+_LIVE: Final = (ConnectionState.OPEN, ConnectionState.CLOSING)
 #: The dispatchers each task is draining, innermost last.
 _draining: dict[trio.lowlevel.Task, list[_Dispatcher]] = {}
 
@@ -84,9 +89,16 @@ def _stack() -> list[_Dispatcher]:
 class _Dispatcher:
     """An object's :class:`DispatchQueue`, drained by the task that pushed onto it idle."""
 
-    def __init__(self, registry: CallbackRegistry, parent: _Dispatcher | None = None) -> None:
+    def __init__(
+        self,
+        registry: CallbackRegistry,
+        parent: _Dispatcher | None = None,
+        *,
+        last: tuple[type[Event], ...] = (),
+    ) -> None:
         self.queue = DispatchQueue(registry)
         self._parent = parent
+        self._last = last
         self._lot = trio.lowlevel.ParkingLot()
         self._streams: list[trio.MemorySendChannel[Event]] = []
         self._drainer: trio.lowlevel.Task | None = None
@@ -94,13 +106,19 @@ class _Dispatcher:
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
         """Queue *events*, and hand them to ``async for`` readers; ``True``: drain now."""
+        self.publish(events)
+        return self.queue.push(events, registry)
+
+    def publish(self, events: list[Event]) -> None:
+        """Hand *events* to ``async for`` readers (ours and our parent's)."""
         node: _Dispatcher | None = self
         while node is not None:
             for stream in node._streams:
                 for event in events:
                     stream.send_nowait(event)
             node = node._parent
-        return self.queue.push(events, registry)
+        if any(isinstance(event, self._last) for event in events):
+            self.end_streams()  # its last event: ``async for`` ends after it
 
     async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
         """Push, then drain, or wait until another task has dispatched them."""
@@ -139,8 +157,11 @@ class _Dispatcher:
 
     async def wait_done(self, target: int) -> None:
         """Wait until the events pushed up to *target* were dispatched."""
-        if self._drainer is trio.lowlevel.current_task():
-            return  # inside our own callback: they run right after it
+        if _stack():
+            # Inside a callback (ours: they run right after it; another object's:
+            # its drainer may be waiting on us, as two connections closing each
+            # other would), so do not wait.
+            return
         while self.queue.done < target and self.queue.busy:
             await self._lot.park()
 
@@ -248,7 +269,7 @@ class TcpClient(ClientFacade, _Object):
         self._server = _server
         self._conn = Connection(self, options)
         parent = _server._dispatcher if _server is not None else None
-        self._dispatcher = _Dispatcher(self._registry, parent)
+        self._dispatcher = _Dispatcher(self._registry, parent, last=(Disconnected,))
         if _server is not None:
             self._dispatcher.nursery = _server._dispatcher.nursery
         self._stream: trio.SocketStream | None = None
@@ -256,31 +277,34 @@ class TcpClient(ClientFacade, _Object):
         self._write_lot = trio.lowlevel.ParkingLot()
         self._reader_done = trio.Event()
         self._reader_done.set()
-        self._pending: list[Event] = []
         if socket is not None:
             if not isinstance(socket, trio.SocketStream):
                 raise TypeError(f"socket must be a trio.SocketStream, not {type(socket).__name__}")
-            self._pending = self._adopt(socket)
+            self._adopt(socket)
 
-    def _adopt(self, stream: trio.SocketStream) -> list[Event]:
+    def _adopt(self, stream: trio.SocketStream) -> None:
+        """The connection is made: CONNECTED is queued in the same step.
+
+        It waits there for the reader (or an earlier sender, which then drains
+        it first), so nothing can overtake it.
+        """
         try:
             host = normalize_sockaddr(stream.socket.getsockname())
             remote = normalize_sockaddr(stream.socket.getpeername())
         except OSError as exc:
             raise SocketError(1001, exc) from exc
-        events = self._conn.connection_made(host, remote)
         self._stream = stream
-        return events
+        if self._dispatcher.push(self._conn.connection_made(host, remote)):
+            self._dispatcher.queue.abandon()
 
     async def _enter(self) -> None:
-        if self._pending:  # adopted: the reader dispatches CONNECTED first
+        if self._stream is not None and self._conn.is_open:  # adopted
             self._start_reader(self._require_nursery())
 
     def _start_reader(self, nursery: trio.Nursery) -> None:
         assert self._stream is not None
         self._reader_done = trio.Event()
-        nursery.start_soon(self._reader, self._stream, self._pending)
-        self._pending = []
+        nursery.start_soon(self._reader, self._stream)
 
     async def connect(self, ip: str, port: int) -> None:
         """Connect to ``(ip, port)``; CONNECTED has run when this returns.
@@ -292,31 +316,31 @@ class TcpClient(ClientFacade, _Object):
         port = validate_port(port)
         nursery = self._require_nursery()
         self._conn.start_connect()
-        await self._reader_done.wait()  # a reconnect: the last reader is finishing
         try:
+            # A reconnect does not wait for the last reader: it may be the very
+            # task calling us (from DISCONNECT), and it leaves this connection be.
             stream = await trio.open_tcp_stream(host, port)
         except BaseException as exc:
-            error = self._conn.connect_failed(exc)
+            error = self._conn.connect_failed(exc)  # back to IDLE, also when cancelled
             if isinstance(exc, OSError):
                 raise error from exc
             raise
         try:
-            self._pending = self._adopt(stream)
+            self._adopt(stream)
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
-        events, self._pending = self._pending, []
-        run = self._dispatcher.push(events)  # queued before the reader can queue data
         self._start_reader(nursery)
-        if run:
+        if self._dispatcher.queue.claim():
             await self._dispatcher.drain()
         else:
             await self._dispatcher.wait_done(self._dispatcher.queue.pushed)
 
-    async def _reader(self, stream: trio.SocketStream, first: list[Event]) -> None:
-        conn, dispatcher = self._conn, self._dispatcher
+    async def _reader(self, stream: trio.SocketStream) -> None:
+        conn, dispatcher, done = self._conn, self._dispatcher, self._reader_done
         try:
-            await dispatcher.emit(first)
+            if dispatcher.queue.claim():  # CONNECTED, unless a sender drained it already
+                await dispatcher.drain()
             while True:
                 try:
                     data = await stream.receive_some(conn.recv_buffer)
@@ -324,22 +348,25 @@ class TcpClient(ClientFacade, _Object):
                     events = conn.connection_lost(exc.__cause__ or exc)
                 else:
                     events = conn.receive_data(data) if data else conn.receive_eof()
-                if dispatcher.push(events):
+                run = dispatcher.push(events)
+                ended = conn.closed  # read now: a DISCONNECT callback may connect again
+                self._unregister()  # a closed client leaves the registry before DISCONNECT runs
+                if run:
                     await dispatcher.drain()
-                if conn.closed:
+                if ended:
                     break
         finally:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
-                if not conn.closed:  # our nursery was cancelled under us
+                # Our nursery was cancelled under us.  (A reconnect may already have
+                # begun: then this reader's connection is over, and not ours to end.)
+                if self._stream is stream and conn.state in _LIVE:
                     await self._settle(conn.connection_lost(None))
                 self._unregister()
-                self._reader_done.set()
+                done.set()
 
     async def _settle(self, events: list[Event]) -> None:
         await self._dispatcher.emit(events)
-        if any(isinstance(e, Disconnected) for e in events):
-            self._dispatcher.end_streams()
 
     def _unregister(self) -> None:
         if self._server is not None and self._conn.closed:
@@ -419,7 +446,7 @@ class TcpServer(ServerFacade, _Object):
             recv_buffer=recv_buffer,
         )
         self._backlog = backlog
-        self._dispatcher = _Dispatcher(self._registry)
+        self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
         self._listener: trio.SocketListener | None = None
         self._clients_gone = trio.lowlevel.ParkingLot()
 
@@ -491,10 +518,10 @@ class TcpServer(ServerFacade, _Object):
             events = self._model.stopped()
             stack = _stack()
             if stack:  # inside a callback: STOPED after what is queued there
-                stack[-1].push(events, self._registry)
+                self._dispatcher.publish(events)
+                stack[-1].queue.push(events, self._registry)
             else:
                 await self._dispatcher.emit(events)
-            self._dispatcher.end_streams()
 
     async def send(self, data: Data, remote: Address | None = None) -> None:
         """Send to one remote, or to every connected client (unknown: 1003; gone: 1001)."""
@@ -531,7 +558,7 @@ class CastReceiver(ReceiverFacade, _Object):
             self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
         )
         self._registry = CallbackRegistry(Role.RECEIVER, evts)
-        self._dispatcher = _Dispatcher(self._registry)
+        self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
         self._sock: trio.socket.SocketType | None = None
         self._reader_done = trio.Event()
         self._reader_done.set()
@@ -592,7 +619,6 @@ class CastReceiver(ReceiverFacade, _Object):
             if not _stack():
                 await self._reader_done.wait()
             await self._dispatcher.emit(self._model.stopped())
-        self._dispatcher.end_streams()
 
     def joinGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
         """Join one or more groups, all or none (1002, 1004); before or after start."""

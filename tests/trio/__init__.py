@@ -1,0 +1,1 @@
+"""Tests of the trio binding, :mod:`jfsocket.bindings.trio`."""

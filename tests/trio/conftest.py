@@ -1,0 +1,300 @@
+"""Helpers of the trio binding's suite: event logs, raw peers and the leak check.
+
+Every test here runs under pytest-trio (``pytestmark = pytest.mark.trio`` in
+each module).  The autouse :func:`no_leaks` fixture fails a test that leaves a
+file descriptor open or a task of jfsocket's running when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import pathlib
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+
+import pytest
+import trio
+import trio.testing
+from jfsocket.bindings.trio import TcpClient, TcpServer
+from jfsocket.core import Callback, EventTypes
+
+#: Positional arguments a callback received.
+Args = tuple[object, ...]
+#: What the constructors' ``evts`` take.
+Evts = dict[EventTypes | str, Callback | None]
+
+#: The most seconds one wait of a test may take before the test fails.
+WAIT = 5.0
+#: Loopback only (SPEC §8).
+LOCALHOST = "127.0.0.1"
+#: The checkout, where ``python -m tests.trio.isolated`` finds the scenarios.
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+E = EventTypes
+CLIENT_KEYS: tuple[EventTypes, ...] = (E.CONNECTED, E.DISCONNECT, E.RECEIVED, E.SENDED, E.SENDFAIL)
+SERVER_KEYS: tuple[EventTypes, ...] = (E.STARTED, E.STOPED, *CLIENT_KEYS)
+RECEIVER_KEYS: tuple[EventTypes, ...] = (E.STARTED, E.STOPED, E.RECEIVED)
+SENDER_KEYS: tuple[EventTypes, ...] = (E.SENDED, E.SENDFAIL)
+
+
+class EventLog:
+    """Records ``(event name, args)`` from callbacks, in the order they ran.
+
+    The name is the :class:`EventTypes` member's name (``'RECEIVED'``).
+    Callbacks may run in trio or, for the threaded binding, in other threads;
+    :meth:`wait_for` is awaited in trio.  Create it inside ``trio.run``.
+    """
+
+    def __init__(self) -> None:
+        self._records: list[tuple[str, Args]] = []
+        self._lock = threading.Lock()
+        self._changed = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
+        self._trio_thread = threading.get_ident()
+
+    # -- recording -----------------------------------------------------------------
+
+    def record(self, name: str, args: Args) -> None:
+        """Append one record and wake the waiters."""
+        with self._lock:
+            self._records.append((name, args))
+        if threading.get_ident() == self._trio_thread:
+            self._wake()
+        else:
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._wake)
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def callback(self, name: str) -> Callable[..., None]:
+        """A plain callback recording under *name*."""
+
+        def callback(*args: object) -> None:
+            self.record(name, args)
+
+        return callback
+
+    def async_callback(self, name: str) -> Callable[..., Awaitable[None]]:
+        """An ``async def`` callback recording under *name* after a checkpoint."""
+
+        async def callback(*args: object) -> None:
+            await trio.lowlevel.checkpoint()
+            self.record(name, args)
+
+        return callback
+
+    def evts(self, *keys: EventTypes, use_async: bool = False) -> Evts:
+        """An ``evts`` mapping recording each of *keys* under its name."""
+        make = self.async_callback if use_async else self.callback
+        return {key: make(key.name) for key in keys}
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def records(self) -> list[tuple[str, Args]]:
+        """A copy of every record, in order."""
+        with self._lock:
+            return list(self._records)
+
+    def names(self) -> list[str]:
+        """The event names, in order."""
+        return [name for name, _ in self.records]
+
+    def args(self, name: str) -> list[Args]:
+        """The argument tuples recorded under *name*, in order."""
+        return [args for n, args in self.records if n == name]
+
+    def count(self, name: str) -> int:
+        """How many times *name* was recorded."""
+        return len(self.args(name))
+
+    def data(self, name: str) -> list[object]:
+        """The ``data`` argument (second) of every *name* record."""
+        return [args[1] for args in self.args(name)]
+
+    async def wait_for(self, name: str, count: int = 1, timeout: float = WAIT) -> list[Args]:
+        """Wait until *name* was recorded *count* times (fail after *timeout* s)."""
+        with trio.fail_after(timeout):
+            while self.count(name) < count:
+                await self._changed.wait()
+        return self.args(name)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+        """Wait until *predicate()* holds, checked after each record."""
+        with trio.fail_after(timeout):
+            while not predicate():
+                await self._changed.wait()
+
+
+def settled_once(log: EventLog, sent: Sequence[object]) -> bool:
+    """Every object in *sent* got exactly one SENDED or SENDFAIL, by identity."""
+    settled = log.data("SENDED") + log.data("SENDFAIL")
+    return all(sum(1 for s in settled if s is data) == 1 for data in sent)
+
+
+# -- peers -------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    server_log: EventLog,
+    client_log: EventLog,
+    *,
+    use_async: bool = False,
+    encoding: str | None = "utf-8",
+    framing: str | None = None,
+    max_message_size: int = 1 << 20,
+    recv_buffer: int = 256,
+) -> AsyncIterator[tuple[TcpServer, TcpClient, TcpClient]]:
+    """A server and a client connected to it: ``(server, client, server's side)``.
+
+    The data options are given to both.  Both logs see every event of their
+    object (the server's includes its side of the connection).
+    """
+    server = TcpServer(
+        LOCALHOST,
+        0,
+        evts=server_log.evts(*SERVER_KEYS, use_async=use_async),
+        encoding=encoding,
+        framing=framing,
+        max_message_size=max_message_size,
+        recv_buffer=recv_buffer,
+    )
+    client = TcpClient(
+        evts=client_log.evts(*CLIENT_KEYS, use_async=use_async),
+        encoding=encoding,
+        framing=framing,
+        max_message_size=max_message_size,
+        recv_buffer=recv_buffer,
+    )
+    async with server, client:
+        await client.connect(*server.host)
+        await server_log.wait_for("CONNECTED")
+        (side,) = server.clients.values()
+        yield server, client, side
+
+
+async def raw_connect(
+    address: tuple[str, int], *, rcvbuf: int | None = None
+) -> trio.socket.SocketType:
+    """A plain trio socket connected to *address* (the caller closes it)."""
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        await sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def raw_listener(*, rcvbuf: int | None = None) -> AsyncIterator[trio.socket.SocketType]:
+    """A plain trio socket listening on 127.0.0.1 (port 0); accepted sockets
+    inherit *rcvbuf*, so a peer that never reads fills up quickly."""
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        await sock.bind((LOCALHOST, 0))
+        sock.listen(8)
+        yield sock
+
+
+def reset(sock: trio.socket.SocketType | socket.socket) -> None:
+    """Close *sock* with an RST (``SO_LINGER`` on, zero timeout)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@contextlib.contextmanager
+def free_port() -> Iterator[int]:
+    """A port of 127.0.0.1 that is bound but not listening: connecting is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOCALHOST, 0))
+        yield sock.getsockname()[1]
+
+
+async def blocked() -> None:
+    """Return once every other task is blocked (I/O included): no sleeping."""
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def run_isolated(scenario: str, timeout: float = 20.0) -> subprocess.CompletedProcess[bytes]:
+    """Run a scenario of :mod:`tests.trio.isolated` in a child interpreter.
+
+    For failures that hang under a shield (uninterruptible in this process).
+    The child is killed if it takes longer than *timeout* seconds.
+    """
+    with trio.fail_after(timeout):
+        return await trio.run_process(
+            [sys.executable, "-m", "tests.trio.isolated", scenario],
+            cwd=ROOT,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+
+
+# -- leak check ----------------------------------------------------------------------
+
+
+def _walk(task: trio.lowlevel.Task) -> Iterator[trio.lowlevel.Task]:
+    for nursery in task.child_nurseries:
+        for child in nursery.child_tasks:
+            yield child
+            yield from _walk(child)
+
+
+def _is_ours(task: trio.lowlevel.Task) -> bool:
+    code = getattr(task.coro, "cr_code", None)
+    filename = code.co_filename if code is not None else ""
+    return task.name.startswith("jfsocket") or f"{os.sep}jfsocket{os.sep}" in filename
+
+
+def jfsocket_tasks() -> list[trio.lowlevel.Task]:
+    """Every task, under the root task (system tasks too), running jfsocket's code."""
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    return [task for task in _walk(root) if _is_ours(task)]
+
+
+def open_fds() -> int:
+    """How many file descriptors this process has open."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a jfsocket task alive or a file descriptor open.
+
+    pytest-trio does not run autouse ``async`` fixtures, so the task check
+    wraps the test function itself: once its body has returned, no task under
+    the root task (system tasks included) may still run jfsocket's code.  The
+    fd count is compared around the whole ``trio.run``.
+    """
+    item = request.node
+    assert isinstance(item, pytest.Function)
+    test: Callable[..., Awaitable[None]] = item.obj
+
+    @functools.wraps(test)
+    async def checked(**kwargs: object) -> None:
+        await test(**kwargs)
+        tasks = jfsocket_tasks()
+        assert not tasks, f"tasks left behind: {[t.name for t in tasks]}"
+
+    item.obj = checked
+    before = open_fds()
+    try:
+        yield
+    finally:
+        item.obj = test
+    assert open_fds() == before, "file descriptors leaked"
