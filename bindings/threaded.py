@@ -23,6 +23,7 @@ import contextlib
 import errno
 import socket as _socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Final, TypeVar
 
@@ -85,14 +86,17 @@ class _Dispatcher:
 
     ``push`` is called with ``lock`` held, right where the core returned the
     events, so the queue order is the core's order; ``drain`` runs the
-    callbacks outside the lock.
+    callbacks outside the lock.  ``lock`` is a plain lock (cheap to take on
+    every event); the condition on it is used only by the rare waiters.
     """
 
-    __slots__ = ("_lock", "_queue")
+    __slots__ = ("_cond", "_lock", "_queue", "_waiting")
 
-    def __init__(self, registry: CallbackRegistry, lock: threading.Condition) -> None:
+    def __init__(self, registry: CallbackRegistry, lock: threading.Lock) -> None:
         self._queue = DispatchQueue(registry)
         self._lock = lock
+        self._cond = threading.Condition(lock)
+        self._waiting = 0
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
         """Queue *events* (lock held); ``True`` if the caller must :meth:`drain`."""
@@ -113,16 +117,17 @@ class _Dispatcher:
         try:
             while True:
                 with lock:
-                    call = queue.next_call()
-                    if call is None or len(queue) == _MAX_BACKLOG // 2:
-                        lock.notify_all()
-                if call is None:
+                    calls = queue.next_calls()
+                    if self._waiting:
+                        self._cond.notify_all()
+                if not calls:
                     return
-                invoke(*call)
+                for call in calls:
+                    invoke(*call)
         except BaseException:
             with lock:
                 queue.abandon()
-                lock.notify_all()
+                self._cond.notify_all()
             raise
         finally:
             stack.pop()
@@ -139,10 +144,23 @@ class _Dispatcher:
         """Too many events wait for a drainer on another thread (lock held)."""
         return len(self._queue) > _MAX_BACKLOG and self._queue.busy
 
+    def wait(self, until: Callable[[], bool]) -> None:
+        """Wait (lock held) until *until* is true; see :meth:`wake`."""
+        self._waiting += 1
+        try:
+            self._cond.wait_for(until)
+        finally:
+            self._waiting -= 1
+
+    def wake(self) -> None:
+        """Let waiters check again (lock held)."""
+        if self._waiting:
+            self._cond.notify_all()
+
     def wait_idle(self) -> None:
         """Wait until every queued event was dispatched."""
         with self._lock:
-            self._lock.wait_for(lambda: not self._queue.busy)
+            self.wait(lambda: not self._queue.busy)
 
 
 def _shutdown(sock: _socket.socket | None) -> None:
@@ -208,7 +226,7 @@ class TcpClient(ClientFacade, _Lifetime):
         self._registry, options = client_parts(_server, evts, own)
         self._server = _server
         self._conn = Connection(self, options)
-        self._lock = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._dispatcher = _Dispatcher(self._registry, self._lock)
         self._sock: _socket.socket | None = None
@@ -297,8 +315,8 @@ class TcpClient(ClientFacade, _Lifetime):
                 with lock:
                     events = conn.receive_data(data) if data else conn.receive_eof()
                     run = dispatcher.push(events)
-                    while dispatcher.backlogged() and not conn.closed:
-                        lock.wait()
+                    if dispatcher.backlogged():
+                        dispatcher.wait(lambda: conn.closed or not dispatcher.backlogged())
                     if conn.closed:
                         break
                 if run:
@@ -351,7 +369,7 @@ class TcpClient(ClientFacade, _Lifetime):
         with self._lock:
             run = self._dispatcher.push(self._conn.close())
             sock, reader = self._sock, self._reader
-            self._lock.notify_all()
+            self._dispatcher.wake()
         # Sends in flight in other threads are aborted, not awaited: a peer that
         # does not read must not be able to hang close().
         _shutdown(sock)
@@ -390,7 +408,7 @@ class TcpServer(ServerFacade, _Lifetime):
             recv_buffer=recv_buffer,
         )
         self._backlog = backlog
-        self._lock = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._dispatcher = _Dispatcher(self._registry, self._lock)
         self._listener: _socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -453,7 +471,7 @@ class TcpServer(ServerFacade, _Lifetime):
         with self._lock:
             if client.remote is not None and self._model.clients.get(client.remote) is client:
                 self._model.remove(client.remote)
-            self._lock.notify_all()
+            self._dispatcher.wake()
 
     def stop(self) -> None:
         """Stop accepting, close every client (DISCONNECT each), then STOPED.
@@ -475,7 +493,7 @@ class TcpServer(ServerFacade, _Lifetime):
         for client in clients:
             client.close()
         with self._lock:
-            self._lock.wait_for(lambda: not self._model.clients)
+            self._dispatcher.wait(lambda: not self._model.clients)
             events = self._model.stopped()
             readers, self._readers = self._readers, []
         for reader in readers:
@@ -527,7 +545,7 @@ class CastReceiver(ReceiverFacade, _Lifetime):
             self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
         )
         self._registry = CallbackRegistry(Role.RECEIVER, evts)
-        self._lock = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._dispatcher = _Dispatcher(self._registry, self._lock)
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
@@ -568,8 +586,10 @@ class CastReceiver(ReceiverFacade, _Lifetime):
                         data, normalize_sockaddr(address), truncated=bool(flags & _socket.MSG_TRUNC)
                     )
                     run = dispatcher.push(events)
-                    while dispatcher.backlogged() and model.is_listening:
-                        lock.wait()
+                    if dispatcher.backlogged():
+                        dispatcher.wait(
+                            lambda: not model.is_listening or not dispatcher.backlogged()
+                        )
                 if run:
                     dispatcher.drain()
         finally:
@@ -581,7 +601,7 @@ class CastReceiver(ReceiverFacade, _Lifetime):
             drops = self._model.stop()
             sock, reader = self._sock, self._reader
             self._sock = None
-            self._lock.notify_all()
+            self._dispatcher.wake()
         if drops is None or sock is None:
             return
         with contextlib.suppress(OSError):
@@ -631,7 +651,7 @@ class CastSender(SenderFacade, _Lifetime):
             self, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding
         )
         self._registry = CallbackRegistry(Role.SENDER, evts)
-        self._lock = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._dispatcher = _Dispatcher(self._registry, self._lock)
         self._sockets: dict[int, _socket.socket] = {}
 

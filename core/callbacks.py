@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 from .events import (
     Connected,
@@ -104,7 +104,8 @@ class CallbackRegistry:
         parent: CallbackRegistry | None = None,
     ) -> None:
         self.role = role
-        self._callbacks: dict[EventTypes, Callback] = {}
+        # Keyed by the member's string value: str hashes at C speed, an Enum does not.
+        self._callbacks: dict[str, Callback] = {}
         self._parent = parent
         if evts is not None:
             if not isinstance(evts, Mapping):
@@ -117,9 +118,9 @@ class CallbackRegistry:
 
     def _set(self, key: EventTypes, evt: Callback | None) -> None:
         if evt is None:
-            self._callbacks.pop(key, None)
+            self._callbacks.pop(key.value, None)
         else:
-            self._callbacks[key] = evt
+            self._callbacks[key.value] = evt
 
     def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
         """Bind *evt* to *key*; ``None`` unbinds."""
@@ -128,7 +129,7 @@ class CallbackRegistry:
 
     def lookup(self, key: EventTypes) -> Callback | None:
         """The callback for *key*: this object's, else its parent's."""
-        evt = self._callbacks.get(key)
+        evt = self._callbacks.get(key._value_)
         if evt is None and self._parent is not None:
             return self._parent.lookup(key)
         return evt
@@ -155,19 +156,41 @@ def _check_callback(evt: object) -> Callback | None:
     raise TypeError(f"evt must be callable or None, not {type(evt).__name__}")
 
 
+def _source_only(event: Event) -> tuple[object, ...]:
+    return (event.source,)
+
+
+def _connection(event: Connected | Disconnected) -> tuple[object, ...]:
+    return (event.source, event.host, event.remote)
+
+
+def _received(event: Received) -> tuple[object, ...] | None:
+    return None if event.truncated else (event.source, event.data)
+
+
+def _sent(event: Sent) -> tuple[object, ...]:
+    return (event.source, event.data)
+
+
+def _send_failed(event: SendFailed) -> tuple[object, ...]:
+    return (event.source, event.data, event.error)
+
+
+# A table rather than a match: this runs once per event on every hot path.
+_ARGUMENTS: Final[Mapping[type, Callable[[Any], tuple[object, ...] | None]]] = {
+    Started: _source_only,
+    Stopped: _source_only,
+    Connected: _connection,
+    Disconnected: _connection,
+    Received: _received,
+    Sent: _sent,
+    SendFailed: _send_failed,
+}
+
+
 def callback_args(event: Event) -> tuple[object, ...] | None:
     """The seed's positional arguments for *event* (``None``: no callback for it)."""
-    match event:
-        case Started() | Stopped():
-            return (event.source,)
-        case Connected() | Disconnected():
-            return (event.source, event.host, event.remote)
-        case Received():
-            return None if event.truncated else (event.source, event.data)
-        case Sent():
-            return (event.source, event.data)
-        case SendFailed():
-            return (event.source, event.data, event.error)
+    return _ARGUMENTS[type(event)](event)
 
 
 def log_callback_error(callback: Callback, event: Event, exc: BaseException) -> None:

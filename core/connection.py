@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from enum import Enum, auto
+from enum import Enum, IntEnum, auto
 from typing import Final
 
 from .errors import (
@@ -60,8 +60,8 @@ class ConnectionState(Enum):
     CLOSED = auto()
 
 
-class Input(Enum):
-    """What can happen to a connection."""
+class Input(IntEnum):
+    """What can happen to a connection (an IntEnum: it hashes at C speed)."""
 
     CONNECT = auto()  # user: connect()
     MADE = auto()  # binding: the socket is connected
@@ -122,6 +122,17 @@ _REFUSED: Final[Mapping[tuple[ConnectionState, Input], ErrorCode]] = {
 }
 
 
+# The same tables, one row per state, so that a step costs two lookups by Input.
+_ROWS: Final = {
+    state: {event: new for (at, event), new in _TRANSITIONS.items() if at is state}
+    for state in ConnectionState
+}
+_REFUSED_ROWS: Final = {
+    state: {event: code for (at, event), code in _REFUSED.items() if at is state}
+    for state in ConnectionState
+}
+
+
 class ConnectionOptions:
     """The data options of a connection, validated once and shared by copies."""
 
@@ -162,6 +173,8 @@ class Connection:
         "_ledger",
         "_options",
         "_reader",
+        "_refusals",
+        "_row",
         "_source",
         "_state",
         "host",
@@ -171,7 +184,7 @@ class Connection:
     def __init__(self, source: object, options: ConnectionOptions | None = None) -> None:
         self._source = source
         self._options = options if options is not None else ConnectionOptions()
-        self._state = ConnectionState.IDLE
+        self._move(ConnectionState.IDLE)
         self._ledger = SendLedger(source)
         self._reader = self._new_reader()
         self._aborted = False  # close() came while connecting
@@ -219,17 +232,22 @@ class Connection:
     def recv_buffer(self, value: int) -> None:
         self._options.recv_buffer = validate_recv_buffer(value)
 
+    def _move(self, state: ConnectionState) -> None:
+        self._state = state
+        self._row = _ROWS[state]
+        self._refusals = _REFUSED_ROWS[state]
+
     def _step(self, event: Input) -> ConnectionState:
         """Validate *event* against the tables and move; the one place that decides."""
-        state = self._state
-        code = _REFUSED.get((state, event))
-        if code is not None:
-            raise SocketError(code)
-        try:
-            new = _TRANSITIONS[state, event]
-        except KeyError:
-            raise LocalProtocolError(f"{event.name} is not allowed in state {state.name}") from None
-        self._state = new
+        new = self._row.get(event)
+        if new is None:
+            code = self._refusals.get(event)
+            if code is not None:
+                raise SocketError(code)
+            state = self._state
+            raise LocalProtocolError(f"{event.name} is not allowed in state {state.name}")
+        if new is not self._state:
+            self._move(new)
         return new
 
     def _disconnect(self, error: BaseException | None) -> list[Event]:
@@ -311,7 +329,7 @@ class Connection:
 
     def _after_settle(self, events: list[Event]) -> list[Event]:
         if self._state is ConnectionState.CLOSING and not self._ledger:
-            self._state = ConnectionState.CLOSED
+            self._move(ConnectionState.CLOSED)
             events += self._disconnect(None)
         return events
 
@@ -325,7 +343,7 @@ class Connection:
             payloads = self._reader.feed(data)
         except RemoteProtocolError as exc:
             logger.error("connection %s -> %s closed: %s", self.host, self.remote, exc)
-            self._state = ConnectionState.CLOSED
+            self._move(ConnectionState.CLOSED)
             self._reader = self._new_reader()
             whole: list[Event] = [Received(source=self._source, data=p) for p in exc.complete]
             return whole + self._disconnect(exc)
@@ -349,7 +367,7 @@ class Connection:
         if before is ConnectionState.CONNECTING:
             self._aborted = True
         if before is ConnectionState.OPEN and not self._ledger:
-            self._state = ConnectionState.CLOSED
+            self._move(ConnectionState.CLOSED)
             return self._disconnect(None)
         return []
 

@@ -89,6 +89,28 @@ class DispatchQueue:
         self._busy = True
         return True
 
+    def next_calls(self) -> list[tuple[Callback, tuple[object, ...], Event]]:
+        """Every call queued now, at once (empty: the queue is idle again).
+
+        For drainers that pay for each trip to the queue (a lock): callbacks
+        still run in order, and events pushed meanwhile come in the next batch.
+        """
+        self.done += self._running
+        queue = self._queue
+        calls = []
+        while queue:
+            event, registry = queue.popleft()
+            callback = registry.lookup(event.type)
+            args = callback_args(event) if callback is not None else None
+            if callback is not None and args is not None:
+                calls.append((callback, args, event))
+            else:
+                self.done += 1
+        self._running = len(calls)
+        if not calls:
+            self._busy = False
+        return calls
+
     def abandon(self) -> None:
         """The drainer stopped early (it was interrupted): the next push drains."""
         self.done += self._running
