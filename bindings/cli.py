@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import queue
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from importlib import metadata
 from typing import Any, TextIO
 
@@ -57,6 +58,7 @@ class Printer:
         self._colour = out.isatty() if colour is None else colour
         self._lock = threading.Lock()
         self._start = time.monotonic()
+        self.broken = False
 
     def line(self, who: str, what: str, detail: str = "") -> None:
         """One line: elapsed time, who, what, detail."""
@@ -65,7 +67,12 @@ class Printer:
         if self._colour and what in _COLOURS:
             label = f"\x1b[{_COLOURS[what]}m{label}\x1b[0m"
         with self._lock:
-            print(f"{stamp}  {who:<9} {label} {detail}".rstrip(), file=self._out, flush=True)
+            if self.broken:
+                return
+            try:
+                print(f"{stamp}  {who:<9} {label} {detail}".rstrip(), file=self._out, flush=True)
+            except BrokenPipeError:  # `jfsocket demo | head`: the reader left; go on quietly
+                self.broken = True
 
     def callbacks(self, who: str, keys: Sequence[EventTypes]) -> dict[EventTypes | str, Any]:
         """An ``evts`` mapping that prints each of *keys* for *who*."""
@@ -190,21 +197,48 @@ def _cmd_demo(args: argparse.Namespace, printer: Printer) -> int:
 # -- server, client --------------------------------------------------------------
 
 
-def _wait_for_interrupt() -> None:
-    """Block until Ctrl-C or SIGTERM."""
+@contextlib.contextmanager
+def _until_interrupted() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the block (cleanly: its ``with`` objects stop)."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
-    forever = threading.Event()
     try:
-        while not forever.wait(3600):
-            pass
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):
+            yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _wait_forever() -> None:
+    """Block until a signal handler raises (short waits: none is missed)."""
+    idle = threading.Event()
+    while not idle.wait(0.2):
+        pass
+
+
+def _only_interrupts(exc: BaseException) -> bool:
+    """*exc* is a KeyboardInterrupt, or a group of nothing else (as trio raises them)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    inner: Sequence[BaseException] = getattr(exc, "exceptions", ())
+    return bool(inner) and all(_only_interrupts(e) for e in inner)
+
+
+def _run_trio(main: Callable[[], Awaitable[None]]) -> None:
+    """``trio.run``, where Ctrl-C at any moment is a clean end, not a traceback."""
+    try:
+        trio.run(main)
+    except BaseException as exc:
+        if not _only_interrupts(exc):
+            raise
+
+
+async def _signalled(signals: AsyncIterator[int]) -> None:
+    async for _ in signals:
+        return
 
 
 def _cmd_server(args: argparse.Namespace, printer: Printer) -> int:
@@ -229,17 +263,20 @@ def _cmd_server(args: argparse.Namespace, printer: Printer) -> int:
     if args.runtime == "trio":
 
         async def serve() -> None:
-            async with trio_binding.TcpServer(args.ip, args.port, evts=evts, **options) as s:
-                printer.line("server", "LISTENING", _show(s.host))
-                await trio.sleep_forever()
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async with trio_binding.TcpServer(args.ip, args.port, evts=evts, **options) as s:
+                    printer.line("server", "LISTENING", _show(s.host))
+                    await _signalled(signals)
 
-        with contextlib.suppress(KeyboardInterrupt):
-            trio.run(serve)
+        _run_trio(serve)
         return 0
-    with threaded.TcpServer(args.ip, args.port, evts=evts, **options) as server:
+    with (
+        _until_interrupted(),
+        threaded.TcpServer(args.ip, args.port, evts=evts, **options) as server,
+    ):
         server.start()
         printer.line("server", "LISTENING", _show(server.host))
-        _wait_for_interrupt()
+        _wait_forever()
     return 0
 
 
@@ -268,8 +305,7 @@ def _cmd_client(args: argparse.Namespace, printer: Printer) -> int:
                 # Let answers to the last lines arrive, unless the server leaves first.
                 await trio.to_thread.run_sync(gone.wait, args.linger)
 
-        with contextlib.suppress(KeyboardInterrupt):
-            trio.run(run)
+        _run_trio(run)
         return 0
     with threaded.TcpClient(evts=evts, **options) as client:
         client.connect(args.ip, args.port)
@@ -292,23 +328,26 @@ def _cmd_cast_listen(args: argparse.Namespace, printer: Printer) -> int:
     if args.runtime == "trio":
 
         async def listen() -> None:
-            async with trio_binding.CastReceiver(
-                args.port, evts=evts, interface=args.interface, encoding=args.encoding
-            ) as receiver:
-                receiver.joinGroup(*args.groups)
-                printer.line("receiver", "LISTENING", f"{_show(receiver.host)} {args.groups}")
-                await trio.sleep_forever()
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async with trio_binding.CastReceiver(
+                    args.port, evts=evts, interface=args.interface, encoding=args.encoding
+                ) as receiver:
+                    receiver.joinGroup(*args.groups)
+                    printer.line("receiver", "LISTENING", f"{_show(receiver.host)} {args.groups}")
+                    await _signalled(signals)
 
-        with contextlib.suppress(KeyboardInterrupt):
-            trio.run(listen)
+        _run_trio(listen)
         return 0
-    with threaded.CastReceiver(
-        args.port, evts=evts, interface=args.interface, encoding=args.encoding
-    ) as receiver:
+    with (
+        _until_interrupted(),
+        threaded.CastReceiver(
+            args.port, evts=evts, interface=args.interface, encoding=args.encoding
+        ) as receiver,
+    ):
         receiver.joinGroup(*args.groups)
         receiver.start()
         printer.line("receiver", "LISTENING", f"{_show(receiver.host)} {receiver.groups}")
-        _wait_for_interrupt()
+        _wait_forever()
     return 0
 
 
@@ -342,6 +381,13 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port must be in 0-65535: {value}")
+    return value
+
+
+def _remote_port(text: str) -> int:
+    value = _port(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("port 0 can be listened on, not sent or connected to")
     return value
 
 
@@ -408,7 +454,7 @@ def _parser() -> argparse.ArgumentParser:
 
     client = commands.add_parser("client", help="send stdin lines, print what arrives")
     client.add_argument("ip", help="server address or name")
-    client.add_argument("port", type=_port, help="server port")
+    client.add_argument("port", type=_remote_port, help="server port")
     client.add_argument(
         "--linger",
         type=float,
@@ -430,7 +476,7 @@ def _parser() -> argparse.ArgumentParser:
     listen.set_defaults(handler=_cmd_cast_listen)
     send = cast_commands.add_parser("send", help="send datagrams to a group")
     send.add_argument("group", help="multicast group")
-    send.add_argument("port", type=_port, help="port")
+    send.add_argument("port", type=_remote_port, help="port")
     send.add_argument("messages", nargs="+", metavar="MESSAGE", help="one datagram each")
     send.add_argument(
         "--interface",
@@ -452,10 +498,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 error, 2 usage)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # Show what the terminal's encoding cannot (a demo line in Chinese on an
+        # ASCII console) as escapes instead of failing inside a callback.
+        sys.stdout.reconfigure(errors="backslashreplace")
     printer = Printer(sys.stdout, colour=None if not os.environ.get("NO_COLOR") else False)
     handler: Callable[[argparse.Namespace, Printer], int] = args.handler
     try:
-        return handler(args, printer)
+        status = handler(args, printer)
+        if printer.broken:  # keep the interpreter's final flush from complaining
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return status
     except (
         SocketError,
         OSError,

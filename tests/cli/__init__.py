@@ -1,0 +1,1 @@
+"""Tests of the ``jfsocket`` console script and of the README's examples."""

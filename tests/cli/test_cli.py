@@ -1,0 +1,612 @@
+"""The installed ``jfsocket`` console script, run as a real subprocess (SPEC section 7).
+
+Network rules: TCP only on 127.0.0.1; multicast only in 239.255.0.0/16 with
+``--interface 127.0.0.1`` on both ends and ``--ttl 0`` on every sender.
+Nothing sleeps: a process's output is read by a thread into a queue, and every
+wait for a line, a process or a thread has a deadline.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Final, TextIO
+
+import pytest
+
+JFSOCKET: Final = Path(sys.executable).parent / "jfsocket"
+RUNTIMES: Final = ("threaded", "trio")
+LOOPBACK: Final = "127.0.0.1"
+#: Bound for one short-lived command, for one awaited output line, for one socket call.
+RUN_TIMEOUT: Final = 20.0
+WAIT: Final = 10.0
+#: No process is expected to print more lines than this.
+MAX_LINES: Final = 1000
+#: The safe multicast options, passed to every ``cast`` command.
+CAST_SAFE: Final = ("--interface", LOOPBACK)
+SEND_SAFE: Final = ("--interface", LOOPBACK, "--ttl", "0")
+
+_EVENT = re.compile(
+    r"\s*\d+\.\d{3}  (?P<who>\S+)\s+"
+    r"(?P<what>STARTED|STOPED|CONNECTED|DISCONNECT|RECEIVED|SENDED|SENDFAIL|LISTENING)"
+    r"\s*(?P<detail>.*)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One printed event line: who, what, and the rest of the line."""
+
+    who: str
+    what: str
+    detail: str
+
+    @property
+    def data(self) -> str:
+        """The detail as the str it is the repr of (RECEIVED / SENDED lines)."""
+        value = ast.literal_eval(self.detail)
+        assert isinstance(value, str), self.detail
+        return value
+
+
+def parse(lines: Sequence[str]) -> list[Event]:
+    """The event lines among *lines*, in order (the demo's own lines are skipped)."""
+    events = []
+    for line in lines:
+        match = _EVENT.fullmatch(line.rstrip("\n"))
+        if match:
+            events.append(Event(match["who"], match["what"], match["detail"] or ""))
+    return events
+
+
+def _env() -> dict[str, str]:
+    """The child's environment: UTF-8 on its standard streams, no colour."""
+    return {**os.environ, "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1"}
+
+
+def run(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``jfsocket *args`` to completion (bounded), feeding *stdin* if given."""
+    return subprocess.run(
+        [str(JFSOCKET), *args],
+        input="" if stdin is None else stdin,
+        capture_output=True,
+        encoding="utf-8",
+        env=env or _env(),
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+
+
+def _pump(stream: TextIO, sink: queue.Queue[str | None]) -> None:
+    """Copy *stream*'s lines (at most MAX_LINES) to *sink*, then ``None``."""
+    try:
+        for count, line in enumerate(stream):
+            if count < MAX_LINES:
+                sink.put(line)
+    finally:
+        sink.put(None)
+
+
+class Running:
+    """A running ``jfsocket``: reader threads copy its stdout and stderr to queues."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self.proc = proc
+        self.lines: list[str] = []
+        self._stdout: queue.Queue[str | None] = queue.Queue()
+        self._stderr: queue.Queue[str | None] = queue.Queue()
+        self._ended = False
+        self._readers = [
+            threading.Thread(target=_pump, args=(proc.stdout, self._stdout), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stderr, self._stderr), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def expect(self, who: str, what: str, timeout: float = WAIT) -> Event:
+        """Read lines until *who* prints *what*; fail at the deadline or at end of output."""
+        deadline = time.monotonic() + timeout
+        for _ in range(MAX_LINES):
+            remaining = deadline - time.monotonic()
+            line = None if self._ended else self._get(remaining)
+            if line is None:
+                pytest.fail(f"no '{who} {what}' line; the output was:\n{''.join(self.lines)}")
+            self.lines.append(line)
+            for event in parse([line]):
+                if (event.who, event.what) == (who, what):
+                    return event
+        pytest.fail(f"more than {MAX_LINES} lines without '{who} {what}'")
+
+    def _get(self, remaining: float) -> str | None:
+        if remaining <= 0:
+            return None
+        try:
+            line = self._stdout.get(timeout=remaining)
+        except queue.Empty:
+            return None
+        self._ended = line is None
+        return line
+
+    def finish(self, timeout: float = WAIT) -> tuple[int, str]:
+        """Wait for the exit (bounded); collect the rest of stdout; return (code, stderr)."""
+        code = self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+            assert not reader.is_alive(), "the output pipes stayed open after the exit"
+        while not self._ended and (line := self._stdout.get_nowait()) is not None:
+            self.lines.append(line)
+        self._ended = True
+        errors = []
+        while (line := self._stderr.get_nowait()) is not None:
+            errors.append(line)
+        return code, "".join(errors)
+
+    def close(self) -> None:
+        """Kill the process if it still runs, reap it, and close its pipes (all bounded)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=WAIT)
+        for reader in self._readers:
+            reader.join(WAIT)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    @property
+    def events(self) -> list[Event]:
+        """The events printed so far (those read by :meth:`expect` or :meth:`finish`)."""
+        return parse(self.lines)
+
+
+@contextlib.contextmanager
+def started(*args: str) -> Iterator[Running]:
+    """Start ``jfsocket *args``; on the way out kill it (by pid) if it still runs."""
+    proc = subprocess.Popen(
+        [str(JFSOCKET), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+        bufsize=1,
+        env=_env(),
+    )
+    running = Running(proc)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def recv_until(sock: socket.socket, expected: bytes) -> bytes:
+    """Receive until *expected* bytes have arrived or the peer closes (bounded)."""
+    got = b""
+    for _ in range(MAX_LINES):
+        if len(got) >= len(expected):
+            break
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+class RawServer:
+    """A plain-socket TCP server on 127.0.0.1 serving one connection in a thread.
+
+    It reads until *lines* newlines have arrived, sends *answer*, shuts down its
+    sending side, and reads what else comes until the client closes.
+    """
+
+    def __init__(self, lines: int, answer: bytes) -> None:
+        self._lines, self._answer = lines, answer
+        self.received = b""
+        self.error: BaseException | None = None
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.settimeout(WAIT)
+        self._listener.bind((LOOPBACK, 0))
+        self._listener.listen(1)
+        self.port: int = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._listener.accept()
+            with conn:
+                conn.settimeout(WAIT)
+                for _ in range(MAX_LINES):
+                    if self.received.count(b"\n") >= self._lines:
+                        break
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    self.received += chunk
+                conn.sendall(self._answer)
+                conn.shutdown(socket.SHUT_WR)
+                for _ in range(MAX_LINES):
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    self.received += chunk
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+
+    def join(self) -> bytes:
+        """Wait (bounded) for the connection to be served; return what arrived."""
+        self._thread.join(2 * WAIT)
+        self._listener.close()
+        assert not self._thread.is_alive(), "the raw server is still serving"
+        if self.error is not None:
+            raise self.error
+        return self.received
+
+
+# -- help and version --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "mentions"),
+    [
+        ((), ("demo", "server", "client", "cast", "--version", "--debug")),
+        (("demo",), ("--runtime", "threaded", "trio")),
+        (("server",), ("ip", "port", "--echo", "--framing", "--encoding", "--runtime")),
+        (("client",), ("ip", "port", "--linger", "--framing", "--encoding", "--runtime")),
+        (("cast",), ("listen", "send")),
+        (("cast", "listen"), ("port", "GROUP", "--interface", "--encoding", "--runtime")),
+        (("cast", "send"), ("group", "port", "MESSAGE", "--interface", "--ttl", "--runtime")),
+    ],
+)
+def test_help(command: tuple[str, ...], mentions: tuple[str, ...]) -> None:
+    """``--help`` exits 0 with a usage line naming the command and its arguments."""
+    result = run(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith(" ".join(("usage: jfsocket", *command)))
+    for word in mentions:
+        assert word in result.stdout, f"--help of {command} does not mention {word}"
+
+
+def test_version() -> None:
+    """``--version`` prints the installed distribution's version."""
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"jfsocket {metadata.version('jfsocket')}\n"
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_demo(runtime: str) -> None:
+    """``demo`` exits 0 after printing the TCP and the multicast events in order."""
+    started_at = time.monotonic()
+    result = run("demo", "--runtime", runtime)
+    assert time.monotonic() - started_at < 10
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    events = parse(result.stdout.splitlines())
+    tcp = [e for e in events if e.who in ("server", "client")]
+    cast = [e for e in events if e.who in ("receiver", "sender")]
+    assert events == tcp + cast, "the multicast part starts once the TCP part is over"
+
+    def where(who: str, what: str, data: str | None = None) -> int:
+        for index, event in enumerate(tcp):
+            if (event.who, event.what) == (who, what) and (data is None or event.data == data):
+                return index
+        pytest.fail(f"no {who} {what} {data!r} in:\n{result.stdout}")
+
+    def side(who: str) -> list[tuple[str, str]]:
+        return [
+            (e.what, e.data if e.what in ("RECEIVED", "SENDED") else "")
+            for e in tcp
+            if e.who == who
+        ]
+
+    # Each side's own events come in order (the server does not report SENDED).
+    assert side("server") == [
+        ("STARTED", ""),
+        ("CONNECTED", ""),
+        ("RECEIVED", "hello, server"),
+        ("RECEIVED", "你好"),
+        ("DISCONNECT", ""),
+        ("STOPED", ""),
+    ]
+    assert [event for event in side("client") if event[0] != "SENDED"] == [
+        ("CONNECTED", ""),
+        ("RECEIVED", "echo: hello, server"),
+        ("RECEIVED", "echo: 你好"),
+        ("RECEIVED", "a word from the server to everyone"),
+        ("DISCONNECT", ""),
+    ]
+    assert [data for what, data in side("client") if what == "SENDED"] == ["hello, server", "你好"]
+    assert tcp[-1] == Event("server", "STOPED", "")
+    # Across the sides: each line is received before its echo, which comes before the next line.
+    assert (
+        where("server", "RECEIVED", "hello, server")
+        < where("client", "RECEIVED", "echo: hello, server")
+        < where("server", "RECEIVED", "你好")
+        < where("client", "RECEIVED", "echo: 你好")
+    )
+    # The multicast pair: the receiver starts, hears both datagrams in order, stops.
+    receiver = [
+        (e.what, e.data if e.what == "RECEIVED" else "") for e in cast if e.who == "receiver"
+    ]
+    assert receiver == [
+        ("STARTED", ""),
+        ("RECEIVED", "datagram one"),
+        ("RECEIVED", "datagram two"),
+        ("STOPED", ""),
+    ]
+    sender = [(e.what, e.data) for e in cast if e.who == "sender"]
+    assert sender == [("SENDED", "datagram one"), ("SENDED", "datagram two")]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_demo_survives_an_ascii_stdout(runtime: str) -> None:
+    """``demo`` still completes (exit 0, no traceback) on a stdout that cannot show '你好'."""
+    env = {**_env(), "PYTHONIOENCODING": "ascii"}
+    # The hidden --timeout bounds the wait for each reply, so the failure is quick.
+    result = run("demo", "--runtime", runtime, "--timeout", "1", env=env)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+# -- server ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_server_echoes_and_stops_on_sigint(runtime: str) -> None:
+    """``server --echo``: a raw client gets its line back; SIGINT stops it (STOPED, exit 0)."""
+    with started("server", LOOPBACK, "0", "--echo", "--runtime", runtime) as server:
+        listening = server.expect("server", "LISTENING")
+        assert [e.what for e in server.events] == ["STARTED", "LISTENING"]
+        host, _, port = listening.detail.rpartition(":")
+        assert host == LOOPBACK
+        line = "ping 你好\n".encode()
+        with socket.create_connection((LOOPBACK, int(port)), timeout=WAIT) as raw:
+            me = "{}:{}".format(*raw.getsockname())
+            raw.sendall(line)
+            assert recv_until(raw, line) == line
+            assert me in server.expect("server", "CONNECTED").detail
+            assert server.expect("server", "RECEIVED").data == "ping 你好\n"
+        assert me in server.expect("server", "DISCONNECT").detail
+        server.proc.send_signal(signal.SIGINT)
+        code, errors = server.finish()
+    assert code == 0, errors
+    assert errors == ""
+    assert [e.what for e in server.events][-1] == "STOPED"
+
+
+def settle_server(server: Running) -> None:
+    """Wait for LISTENING, then connect and leave once (see :func:`settle_listener`)."""
+    port = int(server.expect("server", "LISTENING").detail.rpartition(":")[2])
+    with socket.create_connection((LOOPBACK, port), timeout=WAIT):
+        server.expect("server", "CONNECTED")
+    server.expect("server", "DISCONNECT")
+
+
+def settle_listener(listener: Running, group: str, port: str, runtime: str) -> None:
+    """Wait for LISTENING, then have one datagram heard.
+
+    The LISTENING line comes out before the command is ready for a signal (a
+    signal right after it can end the process with a traceback), so the signal
+    tests first have the process do some work.
+    """
+    listener.expect("receiver", "LISTENING")
+    sent = run("cast", "send", group, port, "ping", *SEND_SAFE, "--runtime", runtime)
+    assert sent.returncode == 0, sent.stderr
+    assert listener.expect("receiver", "RECEIVED").data == "ping"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_server_stops_on_sigterm(runtime: str) -> None:
+    """SIGTERM stops ``server`` as Ctrl-C does: STOPED, exit 0."""
+    with started("server", LOOPBACK, "0", "--runtime", runtime) as server:
+        settle_server(server)
+        server.proc.send_signal(signal.SIGTERM)
+        code, errors = server.finish()
+    assert (code, errors) == (0, "")
+    assert [e.what for e in server.events][-1] == "STOPED"
+
+
+@pytest.mark.parametrize(
+    ("runtime", "group"),
+    [("threaded", "239.255.91.3"), ("trio", "239.255.91.4")],
+)
+def test_cast_listen_stops_on_sigterm(runtime: str, group: str) -> None:
+    """SIGTERM stops ``cast listen`` as Ctrl-C does: STOPED, exit 0."""
+    port = str(free_udp_port())
+    with started("cast", "listen", port, group, *CAST_SAFE, "--runtime", runtime) as listener:
+        settle_listener(listener, group, port, runtime)
+        listener.proc.send_signal(signal.SIGTERM)
+        code, errors = listener.finish()
+    assert (code, errors) == (0, "")
+    assert [e.what for e in listener.events][-1] == "STOPED"
+
+
+# -- client ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_client_sends_stdin_and_prints_answers(runtime: str) -> None:
+    """``client``: stdin lines reach the server as typed; its answer is printed; exit 0."""
+    answer = "welcome, 你好\n"
+    server = RawServer(lines=2, answer=answer.encode())
+    started_at = time.monotonic()
+    result = run(
+        "client", LOOPBACK, str(server.port), "--runtime", runtime, "--linger", "5",
+        stdin="hello\n你好\n",
+    )  # fmt: skip
+    elapsed = time.monotonic() - started_at
+    assert server.join() == "hello\n你好\n".encode()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    events = parse(result.stdout.splitlines())
+    assert events[0].what == "CONNECTED" and events[-1].what == "DISCONNECT"
+    assert "".join(e.data for e in events if e.what == "RECEIVED") == answer
+    assert elapsed < 5, "the client waited out --linger although the server had closed"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_client_line_framing(runtime: str) -> None:
+    """``client --framing line``: the line 'hello' is exactly b'hello\\n' on the wire."""
+    server = RawServer(lines=1, answer=b"one\ntwo\n")
+    result = run(
+        "client", LOOPBACK, str(server.port), "--runtime", runtime, "--linger", "5",
+        "--framing", "line", stdin="hello\n",
+    )  # fmt: skip
+    assert server.join() == b"hello\n"
+    assert result.returncode == 0, result.stderr
+    events = parse(result.stdout.splitlines())
+    assert [e.data for e in events if e.what == "RECEIVED"] == ["one", "two"]
+
+
+# -- multicast -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("runtime", "group"), [("threaded", "239.255.91.1"), ("trio", "239.255.91.2")]
+)
+def test_cast_listen_and_send(runtime: str, group: str) -> None:
+    """``cast send`` (TTL 0, loopback) reaches ``cast listen``; SIGINT stops the listener."""
+    port = str(free_udp_port())
+    options = ("--runtime", runtime)
+    with started("cast", "listen", port, group, *CAST_SAFE, *options) as listener:
+        listening = listener.expect("receiver", "LISTENING")
+        assert f":{port} " in listening.detail and group in listening.detail
+        sent = run("cast", "send", group, port, "msg1", "msg2 你好", *SEND_SAFE, *options)
+        assert sent.returncode == 0, sent.stderr
+        assert [(e.what, e.data) for e in parse(sent.stdout.splitlines())] == [
+            ("SENDED", "msg1"),
+            ("SENDED", "msg2 你好"),
+        ]
+        assert listener.expect("receiver", "RECEIVED").data == "msg1"
+        assert listener.expect("receiver", "RECEIVED").data == "msg2 你好"
+        listener.proc.send_signal(signal.SIGINT)
+        code, errors = listener.finish()
+    assert (code, errors) == (0, "")
+    assert [e.what for e in listener.events] == [
+        "STARTED",
+        "LISTENING",
+        "RECEIVED",
+        "RECEIVED",
+        "STOPED",
+    ]
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("bogus",), "invalid choice: 'bogus'"),
+        ((), "the following arguments are required: COMMAND"),
+        (("server", LOOPBACK, "70000"), "port must be in 0-65535: 70000"),
+        (("client",), "the following arguments are required: ip, port"),
+        (("cast", "listen", "5000"), "the following arguments are required: GROUP"),
+        (("cast", "send", "239.255.91.9", "9"), "required: MESSAGE"),
+        (("cast", "send", "239.255.91.9", "9", "m", *CAST_SAFE, "--ttl", "300"), "0-255: 300"),
+    ],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
+    """Bad arguments: exit 2, argparse's usage and a message naming the problem on stderr."""
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("usage: jfsocket")
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("jfsocket") and "error:" in last and message in last, last
+
+
+@pytest.mark.parametrize("command", ["client", "cast send"])
+def test_port_zero_where_meaningless_is_a_usage_error(command: str) -> None:
+    """Port 0 means 'any free port' only where jfsocket listens; elsewhere it is usage."""
+    if command == "client":
+        result = run("client", LOOPBACK, "0")
+    else:
+        result = run("cast", "send", "239.255.91.9", "0", "m", *SEND_SAFE)
+    assert result.returncode == 2, result.stderr
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 with a listening socket on it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind((LOOPBACK, 0))
+        holder.listen(1)
+        yield holder.getsockname()[1]
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that refuses connections (bound, not listening)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind((LOOPBACK, 0))
+        yield holder.getsockname()[1]
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    """Check a runtime error's shape (exit 1, one stderr line, no traceback); return it."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jfsocket: "), result.stderr
+    assert str(code) in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_port_in_use_is_1005(taken_port: int, runtime: str) -> None:
+    """A server on a taken port: exit 1 with a one-line 1005 message, no traceback."""
+    result = run("server", LOOPBACK, str(taken_port), "--runtime", runtime)
+    assert "address already in use" in one_line_error(result, 1005)
+    assert "LISTENING" not in result.stdout
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_debug_shows_the_traceback(taken_port: int, runtime: str) -> None:
+    """With ``--debug`` the same failure shows its traceback."""
+    result = run("--debug", "server", LOOPBACK, str(taken_port), "--runtime", runtime)
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "SocketError: [1005]" in result.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_connection_refused_is_1006(refusing_port: int, runtime: str) -> None:
+    """A client to a port nobody listens on: exit 1 with a one-line 1006 message."""
+    result = run("client", LOOPBACK, str(refusing_port), "--runtime", runtime)
+    assert "could not connect" in one_line_error(result, 1006)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_cast_send_to_unicast_is_1004(runtime: str) -> None:
+    """``cast send`` to a non-multicast address: exit 1 with a one-line 1004 message."""
+    result = run("cast", "send", LOOPBACK, "9", "m", *SEND_SAFE, "--runtime", runtime)
+    assert "not a multicast address" in one_line_error(result, 1004)
+    assert result.stdout == ""
