@@ -413,6 +413,7 @@ class TcpServer(ServerFacade, _Lifetime):
         self._listener: _socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._readers: list[threading.Thread] = []
+        self._prune_at = 64
 
     @property
     def clients(self) -> dict[Address, TcpClient]:
@@ -463,14 +464,16 @@ class TcpServer(ServerFacade, _Lifetime):
                 continue
             client._start_reader()
             with self._lock:
-                self._readers = [t for t in self._readers if t.is_alive()]
+                if len(self._readers) >= self._prune_at:  # amortised: not O(n) per accept
+                    self._readers = [t for t in self._readers if t.is_alive()]
+                    self._prune_at = max(64, 2 * len(self._readers))
                 if client._reader is not None:
                     self._readers.append(client._reader)
 
     def _client_gone(self, client: TcpClient) -> None:
         with self._lock:
-            if client.remote is not None and self._model.clients.get(client.remote) is client:
-                self._model.remove(client.remote)
+            if client.remote is not None:
+                self._model.remove(client.remote, client)
             self._dispatcher.wake()
 
     def stop(self) -> None:

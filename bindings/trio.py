@@ -500,8 +500,8 @@ class TcpServer(ServerFacade, _Object):
             client._start_reader(nursery)
 
     def _client_gone(self, client: TcpClient) -> None:
-        if client.remote is not None and self._model.clients.get(client.remote) is client:
-            self._model.remove(client.remote)
+        if client.remote is not None:
+            self._model.remove(client.remote, client)
         self._clients_gone.unpark_all()
 
     async def stop(self) -> None:

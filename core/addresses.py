@@ -15,6 +15,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -71,6 +72,7 @@ def validate_remote(remote: object, *, name: str = "remote") -> Address:
     return (validate_ip(remote[0], name=f"{name}[0]"), validate_port(remote[1], name=f"{name}[1]"))
 
 
+@functools.lru_cache(maxsize=4096)  # per datagram on a receiver: parse each sender once
 def normalize_sockaddr(sockaddr: object) -> Address:
     """``(ip, port)`` from an OS socket address (IPv6 ones have 4 fields)."""
     if not isinstance(sockaddr, tuple) or len(sockaddr) < 2:

@@ -131,10 +131,16 @@ class ServerModel(Generic[C]):
         self._departed.pop(remote, None)
         return True
 
-    def remove(self, remote: Address) -> None:
-        """*remote*'s connection is closed (after its DISCONNECT)."""
-        if self._clients.pop(remote, None) is None:
+    def remove(self, remote: Address, client: C | None = None) -> None:
+        """*remote*'s connection is closed: it leaves the registry.
+
+        With *client*, only if that is the one registered (a newer connection
+        from the same remote stays).
+        """
+        registered = self._clients.get(remote)
+        if registered is None or (client is not None and registered is not client):
             return
+        del self._clients[remote]
         self._departed[remote] = None
         if len(self._departed) > _DEPARTED_MEMORY:
             self._departed.popitem(last=False)

@@ -153,3 +153,15 @@ def test_binding_errors() -> None:
     server.accept(A, "a")
     with pytest.raises(LocalProtocolError):
         server.accept(A, "again")
+
+
+def test_remove_with_a_client_spares_a_newer_connection() -> None:
+    """remove(remote, client) only removes that client: a newer one from the remote stays."""
+    server = listening()
+    server.accept(A, "old")
+    server.remove(A)
+    server.accept(A, "new")
+    server.remove(A, "old")
+    assert server.clients == {A: "new"}
+    server.remove(A, "new")
+    assert server.clients == {}
