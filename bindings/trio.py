@@ -117,7 +117,8 @@ class _Dispatcher:
                 for event in events:
                     stream.send_nowait(event)
             node = node._parent
-        if any(isinstance(event, self._last) for event in events):
+        # Only with a reader: this runs for every event, and most objects have none.
+        if self._streams and any(isinstance(event, self._last) for event in events):
             self.end_streams()  # its last event: ``async for`` ends after it
 
     async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
@@ -136,7 +137,8 @@ class _Dispatcher:
         try:
             while (call := self.queue.next_call()) is not None:
                 await _run(*call)
-                self._lot.unpark_all()
+                if self._lot:  # someone waits for an event to have run
+                    self._lot.unpark_all()
         except BaseException:
             self.queue.abandon()
             if len(self.queue) and self.nursery is not None:
