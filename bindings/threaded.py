@@ -69,6 +69,7 @@ _T = TypeVar("_T")
 #: (so a stalled callback slows the peer down instead of growing memory).
 _MAX_BACKLOG: Final = 1024
 _ACCEPT_RETRY_DELAY: Final = 0.1
+_MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
 _local = threading.local()
 
 
@@ -586,7 +587,7 @@ class CastReceiver(ReceiverFacade, _Lifetime):
                     break  # woken by stop()
                 with lock:
                     events = model.receive_datagram(
-                        data, normalize_sockaddr(address), truncated=bool(flags & _socket.MSG_TRUNC)
+                        data, normalize_sockaddr(address), truncated=bool(flags & _MSG_TRUNC)
                     )
                     run = dispatcher.push(events)
                     if dispatcher.backlogged():

@@ -78,6 +78,7 @@ __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient
 _O = TypeVar("_O", bound="_Object")
 _ACCEPT_RETRY_DELAY: Final = 0.1
 _LIVE: Final = (ConnectionState.OPEN, ConnectionState.CLOSING)
+_MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
 #: The dispatchers each task is draining, innermost last.
 _draining: dict[trio.lowlevel.Task, list[_Dispatcher]] = {}
 
@@ -151,7 +152,8 @@ class _Dispatcher:
             stack.pop()
             if not stack:
                 del _draining[task]
-            self._lot.unpark_all()
+            if self._lot:
+                self._lot.unpark_all()
 
     async def _resume(self) -> None:
         if self.queue.claim():
@@ -182,7 +184,7 @@ class _Dispatcher:
 
 async def _run(callback: Callback, args: tuple[object, ...], event: Event) -> None:
     result = invoke(callback, args, event)
-    if inspect.isawaitable(result):
+    if result is not None and inspect.isawaitable(result):
         try:
             await result
         except Exception as exc:
@@ -352,7 +354,8 @@ class TcpClient(ClientFacade, _Object):
                     events = conn.receive_data(data) if data else conn.receive_eof()
                 run = dispatcher.push(events)
                 ended = conn.closed  # read now: a DISCONNECT callback may connect again
-                self._unregister()  # a closed client leaves the registry before DISCONNECT runs
+                if ended:
+                    self._unregister()  # it leaves the registry before its DISCONNECT runs
                 if run:
                     await dispatcher.drain()
                 if ended:
@@ -402,7 +405,8 @@ class TcpClient(ClientFacade, _Object):
                 return
         finally:
             self._writing = False
-            self._write_lot.unpark()
+            if self._write_lot:
+                self._write_lot.unpark()
         await self._settle(conn.sent(ticket))
 
     async def close(self) -> None:
@@ -600,7 +604,7 @@ class CastReceiver(ReceiverFacade, _Object):
                 except (OSError, trio.ClosedResourceError):
                     return
                 events = model.receive_datagram(
-                    data, normalize_sockaddr(address), truncated=bool(flags & _socket.MSG_TRUNC)
+                    data, normalize_sockaddr(address), truncated=bool(flags & _MSG_TRUNC)
                 )
                 if dispatcher.push(events):
                     await dispatcher.drain()
