@@ -26,12 +26,8 @@ def test_character_split_across_segments_to_server(objects: Objects) -> None:
 
 def test_character_split_across_segments_to_client(objects: Objects) -> None:
     """The same for a TcpClient reading from a plain server."""
-    listener = objects.raw_listener()
     log = EventLog()
-    client = objects.client(log)
-    client.connect(*listener.getsockname())
-    peer, _ = listener.accept()
-    objects.later(peer.close)
+    _client, peer = objects.connected_to_raw_peer(log)
     peer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     peer.sendall(b"x" + EURO[:1])
     log.wait(lambda: log.text() == "x", what="the first segment")

@@ -35,13 +35,9 @@ def test_raw_client_to_jfsocket_server(objects: Objects) -> None:
 
 def test_jfsocket_client_to_raw_server(objects: Objects) -> None:
     """A TcpClient talks to a plain server; the server's close is its DISCONNECT."""
-    listener = objects.raw_listener()
     log = EventLog()
-    client = objects.client(log)
-    client.connect(*listener.getsockname())
-    peer, address = listener.accept()
-    objects.later(peer.close)
-    assert address == client.host and client.remote == listener.getsockname()
+    client, peer = objects.connected_to_raw_peer(log)
+    assert peer.getpeername() == client.host and client.remote == peer.getsockname()
     client.send(b"\x00binary\xff")
     client.send("and text")
     assert _recv_exactly(peer, 16) == b"\x00binary\xffand text"

@@ -328,6 +328,15 @@ class Objects:
         sock.settimeout(10.0)
         return sock
 
+    def connected_to_raw_peer(self, log: EventLog) -> tuple[TcpClient, socket.socket]:
+        """A TcpClient bound to *log*, connected to a plain server: (client, that server's side)."""
+        listener = self.raw_listener()
+        client = self.client(log)
+        client.connect(*listener.getsockname())
+        peer, _ = listener.accept()
+        self.later(peer.close)
+        return client, peer
+
     def receiver(
         self,
         log: EventLog | None = None,

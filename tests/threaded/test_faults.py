@@ -56,12 +56,8 @@ def test_peer_reset_mid_stream(objects: Objects) -> None:
 
 def test_client_sees_server_peer_reset(objects: Objects) -> None:
     """A jfsocket client whose raw server resets: one DISCONNECT, sends settled once."""
-    listener = objects.raw_listener()
     log = EventLog()
-    client = objects.client(log)
-    client.connect(*listener.getsockname())
-    peer, _ = listener.accept()
-    objects.later(peer.close)
+    client, peer = objects.connected_to_raw_peer(log)
     pump = SendPump(client.send, chunk=4096, limit=5000).start()
     got = 0
     while got < 64 * 1024:
@@ -78,12 +74,8 @@ def test_client_sees_server_peer_reset(objects: Objects) -> None:
 
 def test_blocked_send_fails_once_when_peer_vanishes(objects: Objects) -> None:
     """Peer stops reading, a send blocks, the peer vanishes: that send gets one SENDFAIL."""
-    listener = objects.raw_listener()
     log = EventLog()
-    client = objects.client(log)
-    client.connect(*listener.getsockname())
-    peer, _ = listener.accept()
-    objects.later(peer.close)
+    client, peer = objects.connected_to_raw_peer(log)
     peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     pump = SendPump(client.send).start()
     blocked = pump.wait_blocked()
@@ -99,12 +91,8 @@ def test_blocked_send_fails_once_when_peer_vanishes(objects: Objects) -> None:
 
 def test_close_aborts_blocked_send(objects: Objects) -> None:
     """close() while a send is blocked on a peer that does not read: returns, SENDFAIL once."""
-    listener = objects.raw_listener()
     log = EventLog()
-    client = objects.client(log)
-    client.connect(*listener.getsockname())
-    peer, _ = listener.accept()
-    objects.later(peer.close)
+    client, _peer = objects.connected_to_raw_peer(log)
     pump = SendPump(client.send).start()
     blocked = pump.wait_blocked()
     client.close()
