@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import pathlib
 
 import pytest
-from jfsocket import bindings, core
+
+# Imported by name: mypy 2 reads `from jfsocket import core` as importing the
+# namespace package `jfsocket`, which has no py.typed of its own.
+core = importlib.import_module("jfsocket.core")
+bindings = importlib.import_module("jfsocket.bindings")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import pathlib
 import subprocess
 import sys
 
-from jfsocket import core
+core = importlib.import_module("jfsocket.core")  # see tests/conftest.py
 
 FORBIDDEN = frozenset(
     {
