@@ -1,0 +1,946 @@
+"""The asyncio binding: the same objects on asyncio's transports and protocols.
+
+Every decision comes from :mod:`jfsocket.core`; this module feeds it what the
+transports report and awaits what it returns.  Its shape:
+
+* each connection is an :class:`asyncio.BufferedProtocol` reading into a
+  buffer of ``recvBuffer`` bytes, each receiver a ``DatagramProtocol``: the
+  loop calls them, they feed the core and run plain callbacks right there, in
+  the loop's callback, with no task and no hop;
+* an ``async def`` callback (and everything queued after it) continues in a
+  task the object owns — started eagerly where asyncio can (3.12+), so a
+  callback that never suspends costs no scheduling; meanwhile the connection
+  stops reading, so a slow callback slows the peer instead of queueing data
+  without bound.  An object's callbacks run in order, one at a time
+  (:class:`~jfsocket.core.DispatchQueue`);
+* ``await send()`` returns once the transport has handed the bytes to the OS
+  and SENDED has run.  The write buffer's high-water mark is 0, so the
+  transport calls ``pause_writing`` as soon as it has to buffer, and
+  ``resume_writing`` once the OS took everything: a peer that stops reading
+  blocks its senders, with no more than one message each in memory;
+* called from inside a callback, ``send``/``connect``/``close``/``stop`` do
+  not wait for their own events (which run once the callbacks queued before
+  them have): callbacks never nest, and objects never wait on each other's;
+* cancellation leaves the core consistent: a cancelled ``connect`` leaves the
+  client IDLE; a cancelled ``send`` leaves its bytes to the transport, which
+  settles them (SENDED, or SENDFAIL if the connection dies first); leaving
+  ``async with`` finishes its cleanup even when cancelled again, then re-raises;
+* ``async for event in obj`` yields the core's typed events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import errno
+import inspect
+import socket as _socket
+import sys
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any, Final, TypeVar, cast
+
+from jfsocket.core import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_RECV_BUFFER,
+    Address,
+    Callback,
+    CallbackRegistry,
+    Connection,
+    ConnectionOptions,
+    ConnectionState,
+    Data,
+    Disconnected,
+    DispatchQueue,
+    Event,
+    EventTypes,
+    Framing,
+    GroupChange,
+    ReceiverModel,
+    Role,
+    SenderModel,
+    ServerModel,
+    SocketError,
+    Stopped,
+    encode_payload,
+    invoke,
+    log_callback_error,
+    normalize_sockaddr,
+    validate_host,
+    validate_port,
+)
+
+from ._facade import (
+    ClientFacade,
+    Evts,
+    ReceiverFacade,
+    SenderFacade,
+    ServerFacade,
+    client_parts,
+)
+from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
+
+__all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
+
+_O = TypeVar("_O", bound="_Object")
+_Call = tuple[Callback, tuple[object, ...], Event]
+#: Python 3.12+ starts a task eagerly: it runs at once, in the caller, until it
+#: first suspends, so a callback that never does costs no trip round the loop.
+_EAGER: Final = sys.version_info >= (3, 12)
+_LIVE: Final = (ConnectionState.OPEN, ConnectionState.CLOSING)
+#: The dispatchers each task is draining, innermost last.
+_draining: dict[asyncio.Task[Any], list[_Dispatcher]] = {}
+#: Set in a cleanup task started from inside a callback: it counts as inside too.
+_inside_callback: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "jfsocket_inside_callback", default=False
+)
+
+
+def _stack() -> list[_Dispatcher]:
+    task = asyncio.current_task()
+    return _draining.get(task, []) if task is not None else []
+
+
+def _inside() -> bool:
+    """The current task is running a callback (so it must not wait for events)."""
+    return bool(_stack()) or _inside_callback.get()
+
+
+class _EventStream:
+    """``async for event in obj``: the events pushed since it began, until the last."""
+
+    def __init__(self) -> None:
+        self._events: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def put(self, event: Event) -> None:
+        self._events.append(event)
+        self._wake()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def __aiter__(self) -> _EventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._events:
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._events.popleft()
+
+
+class _Dispatcher:
+    """An object's :class:`DispatchQueue`, drained by whoever pushed onto it idle.
+
+    From a protocol callback (:meth:`kick`) plain callbacks run at once; from
+    a task (:meth:`drain`) async ones are awaited in place.
+    """
+
+    def __init__(
+        self,
+        registry: CallbackRegistry,
+        parent: _Dispatcher | None = None,
+        *,
+        last: tuple[type[Event], ...] = (),
+    ) -> None:
+        self.queue = DispatchQueue(registry)
+        self._parent = parent
+        self._last = last
+        self._streams: list[_EventStream] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        #: Tasks running our callbacks (a server's include its connections').
+        self.tasks: set[asyncio.Task[None]] = set()
+        #: Called once the queue is idle again (a paused connection reads again).
+        self.on_idle: Callable[[], None] | None = None
+
+    def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
+        """Queue *events*, and hand them to ``async for`` readers; ``True``: drain now."""
+        if self._streams or (self._parent is not None and self._parent._streams):
+            self.publish(events)
+        return self.queue.push(events, registry)
+
+    def publish(self, events: list[Event]) -> None:
+        """Hand *events* to ``async for`` readers (ours and our parent's)."""
+        node: _Dispatcher | None = self
+        while node is not None:
+            for stream in node._streams:
+                for event in events:
+                    stream.put(event)
+            node = node._parent
+        if self._streams and any(isinstance(event, self._last) for event in events):
+            self.end_streams()  # its last event: ``async for`` ends after it
+
+    def kick(self) -> None:
+        """Drain from a loop callback: plain callbacks run here, and the first
+        async one, with everything after it, continues in a task."""
+        queue = self.queue
+        while (call := queue.next_call()) is not None:
+            if self._waiters:
+                self._wake()
+            result = invoke(*call)
+            if result is not None and inspect.isawaitable(result):
+                self.spawn(self.drain(result, call))
+                return
+        self._idle()
+
+    async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
+        """Push, then drain, or wait until someone else has dispatched them."""
+        if self.push(events, registry):
+            await self.drain()
+        else:
+            await self.wait_done(self.queue.pushed)
+
+    async def drain(
+        self, first: Awaitable[object] | None = None, call: _Call | None = None
+    ) -> None:
+        """Run callbacks, awaiting async ones, until the queue is empty.
+
+        *first* is an async callback's awaitable already started by :meth:`kick`.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        stack = _draining.setdefault(task, [])
+        stack.append(self)
+        queue = self.queue
+        try:
+            if first is not None:
+                assert call is not None
+                await _finish_call(first, call)
+            while (call := queue.next_call()) is not None:
+                if self._waiters:
+                    self._wake()
+                result = invoke(*call)
+                if result is not None and inspect.isawaitable(result):
+                    await _finish_call(result, call)
+        except BaseException:
+            queue.abandon()
+            if len(queue):
+                # Interrupted (cancelled) with events still queued: a task of
+                # the object delivers them, so DISCONNECT is never lost.
+                self.spawn(self._resume())
+            raise
+        finally:
+            stack.pop()
+            if not stack:
+                del _draining[task]
+            if not queue.busy:
+                self._idle()
+
+    async def _resume(self) -> None:
+        if self.queue.claim():
+            await self.drain()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run *coro* in a task the object owns (and waits for before it is done)."""
+        loop = asyncio.get_running_loop()
+        if _EAGER:
+            task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        else:
+            task = loop.create_task(coro)
+        node: _Dispatcher | None = self
+        while node is not None and not task.done():
+            node.tasks.add(task)
+            task.add_done_callback(node.tasks.discard)
+            node = node._parent
+
+    async def wait_done(self, target: int) -> None:
+        """Wait until the events pushed up to *target* were dispatched."""
+        if _inside():
+            # Inside a callback (ours: they run right after it; another object's:
+            # its drainer may be waiting on us), so do not wait.
+            return
+        queue = self.queue
+        while queue.done < target and queue.busy:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _idle(self) -> None:
+        if self._waiters:
+            self._wake()
+        if self.on_idle is not None:
+            on_idle, self.on_idle = self.on_idle, None
+            on_idle()
+
+    def subscribe(self) -> _EventStream:
+        """A stream of every event pushed from now on."""
+        stream = _EventStream()
+        self._streams.append(stream)
+        return stream
+
+    def end_streams(self) -> None:
+        """The object is done: ``async for`` loops end after the events queued."""
+        for stream in self._streams:
+            stream.close()
+        self._streams.clear()
+
+    async def reap(self) -> None:
+        """Wait for the object's tasks (not the caller's own) to end."""
+        current = asyncio.current_task()
+        while pending := [task for task in self.tasks if task is not current]:
+            await asyncio.wait(pending)
+
+
+async def _finish_call(awaitable: Awaitable[object], call: _Call) -> None:
+    try:
+        await awaitable
+    except Exception as exc:
+        log_callback_error(call[0], call[2], exc)
+
+
+async def _cleanup(coro: Coroutine[Any, Any, None], dispatcher: _Dispatcher) -> None:
+    """Run *coro* to its end even if we are cancelled meanwhile; then re-raise.
+
+    A second cancellation while it waits on callbacks cancels the object's
+    tasks (interrupting a callback stuck in an ``await``), so it cannot hang.
+    """
+    context = contextvars.copy_context()
+    if _inside():
+        context.run(_inside_callback.set, True)
+    task = context.run(asyncio.ensure_future, coro)
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            if cancelled:
+                for other in list(dispatcher.tasks):
+                    other.cancel()
+            cancelled = True
+        else:
+            break
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+class _Object:
+    """``async with``, ``async for`` and task ownership, shared by the four classes."""
+
+    _dispatcher: _Dispatcher
+
+    async def __aenter__(self: _O) -> _O:
+        await self._enter()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await _cleanup(self._exit(), self._dispatcher)
+
+    async def _exit(self) -> None:
+        await self._finish()
+        await self._dispatcher.reap()
+        self._dispatcher.end_streams()
+
+    def __aiter__(self) -> _EventStream:
+        """``async for event in obj``: the typed events, until the object is done."""
+        return self._dispatcher.subscribe()
+
+    async def _enter(self) -> None:
+        pass
+
+    async def _finish(self) -> None:
+        raise NotImplementedError
+
+
+class _Stream(asyncio.BufferedProtocol):
+    """One transport's protocol: feeds the client's core, honours flow control."""
+
+    def __init__(self, client: TcpClient) -> None:
+        self._client = client
+        self._conn = client._conn
+        self._dispatcher = client._dispatcher
+        self.transport: asyncio.Transport | None = None
+        self.error: SocketError | None = None  # the adoption failed: connect() raises it
+        self._buffer = memoryview(bytearray(0))
+        self._paused = False  # the transport is buffering: writes are not in the OS yet
+        self._unsettled: list[int] = []  # tickets written while paused
+        self._flushed: asyncio.Future[None] | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reading = True
+
+    @property
+    def current(self) -> bool:
+        """This transport is the client's connection (not one it replaced)."""
+        return self._client._proto is self
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Typed as a Transport: uvloop's transports quack alike but do not inherit.
+        self.transport = transport = cast(asyncio.Transport, transport)
+        transport.set_write_buffer_limits(high=0)
+        try:
+            self._client._adopt(self, transport)
+        except SocketError as exc:
+            self.error = exc
+            transport.abort()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        size = self._conn.recv_buffer
+        if len(self._buffer) != size:
+            self._buffer = memoryview(bytearray(size))
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        conn = self._conn
+        events = conn.receive_data(bytes(self._buffer[:nbytes]))
+        if conn.closed:  # a framing error ended it
+            self._ended()
+        self._deliver(events)
+
+    def eof_received(self) -> bool:
+        events = self._conn.receive_eof()
+        self._ended()
+        self._deliver(events)
+        return False  # the transport closes itself; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.current and self._conn.state in _LIVE:
+            events = self._conn.connection_lost(exc)
+            self._ended()
+            self._deliver(events)
+        else:
+            self._ended()
+        self._resume_writers()
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def _ended(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+        self._client._unregister()
+
+    def _deliver(self, events: list[Event]) -> None:
+        dispatcher = self._dispatcher
+        if dispatcher.push(events):
+            dispatcher.kick()
+        elif events and self._reading and dispatcher.queue.busy:
+            # A task is still running an async callback: let the peer wait,
+            # rather than queueing its data without bound.
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+                self._reading = False
+                dispatcher.on_idle = self._read_again
+
+    def _read_again(self) -> None:
+        self._reading = True
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    # -- flow control ------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        tickets, self._unsettled = self._unsettled, []
+        if tickets and self.current:
+            conn = self._conn
+            events: list[Event] = []
+            for ticket in tickets:
+                events += conn.sent(ticket)
+            self._deliver(events)
+        self._resume_writers()
+
+    def _resume_writers(self) -> None:
+        flushed, self._flushed = self._flushed, None
+        if flushed is not None and not flushed.done():
+            flushed.set_result(None)
+
+    async def write(self, ticket: int, payload: bytes) -> list[Event]:
+        """Write; the events to settle it now, or ``[]`` once the transport settled it."""
+        transport = self.transport
+        assert transport is not None
+        transport.write(payload)
+        if not self._paused:
+            return self._conn.sent(ticket)  # the OS has it all
+        self._unsettled.append(ticket)
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._flushed)  # a cancelled send leaves its bytes settling
+        return []
+
+
+class TcpClient(ClientFacade, _Object):
+    """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
+
+    def __init__(
+        self,
+        socket: _socket.socket | None = None,
+        evts: Evts | None = None,
+        *,
+        encoding: str | None = "utf-8",
+        framing: str | Framing | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+        _server: TcpServer | None = None,
+    ) -> None:
+        own = (
+            None
+            if _server is not None
+            else ConnectionOptions(
+                encoding=encoding,
+                framing=framing,
+                max_message_size=max_message_size,
+                recv_buffer=recv_buffer,
+            )
+        )
+        self._registry, options = client_parts(_server, evts, own)
+        self._server = _server
+        self._conn = Connection(self, options)
+        parent = _server._dispatcher if _server is not None else None
+        self._dispatcher = _Dispatcher(self._registry, parent, last=(Disconnected,))
+        self._proto: _Stream | None = None
+        if socket is not None and not isinstance(socket, _socket.socket):
+            raise TypeError(f"socket must be a socket.socket, not {type(socket).__name__}")
+        self._adoptee = socket
+
+    def _adopt(self, proto: _Stream, transport: asyncio.Transport) -> None:
+        """The transport is up: CONNECTED is queued before any data can arrive.
+
+        It waits there for whoever made the connection (or for the first
+        data, which then delivers it first), so nothing can overtake it.
+        """
+        try:
+            host = normalize_sockaddr(transport.get_extra_info("sockname"))
+            remote = normalize_sockaddr(transport.get_extra_info("peername"))
+        except (OSError, TypeError) as exc:
+            raise SocketError(1001, exc) from exc
+        server = self._server
+        if server is not None and not server._model.accept(remote, self):
+            raise SocketError(1001, ConnectionAbortedError("the server is stopping"))
+        events = self._conn.connection_made(host, remote)
+        self._proto = proto
+        if self._dispatcher.push(events):
+            if server is not None:
+                self._dispatcher.kick()  # nobody awaits an accepted connection
+            else:
+                self._dispatcher.queue.abandon()  # connect() or the first data drains it
+
+    async def _enter(self) -> None:
+        sock, self._adoptee = self._adoptee, None
+        if sock is None:
+            return
+        loop = asyncio.get_running_loop()
+        proto = _Stream(self)
+        try:
+            await loop.connect_accepted_socket(lambda: proto, sock)
+        except BaseException:
+            sock.close()
+            raise
+        if proto.error is not None:
+            raise proto.error
+        await self._drain_connected()
+
+    async def connect(self, ip: str, port: int) -> None:
+        """Connect to ``(ip, port)``; CONNECTED has run when this returns.
+
+        Already connected: SocketError 1000; refused, unreachable or
+        unresolvable: 1006.  Bound it with ``asyncio.timeout`` if you need to.
+        """
+        host = validate_host(ip)
+        port = validate_port(port)
+        loop = asyncio.get_running_loop()
+        self._conn.start_connect()
+        proto: _Stream | None = None
+
+        def made() -> _Stream:
+            nonlocal proto
+            proto = _Stream(self)
+            return proto
+
+        try:
+            await loop.create_connection(made, host, port)
+        except BaseException as exc:
+            if proto is not None and proto.transport is not None and proto.error is None:
+                raise  # cancelled after CONNECTED: asyncio closes it, DISCONNECT follows
+            error = self._conn.connect_failed(exc)  # back to IDLE, also when cancelled
+            if isinstance(exc, OSError):
+                raise error from exc
+            raise
+        assert proto is not None
+        if proto.error is not None:  # closed while connecting
+            raise proto.error
+        await self._drain_connected()
+
+    async def _drain_connected(self) -> None:
+        if self._dispatcher.queue.claim():
+            await self._dispatcher.drain()
+        else:
+            await self._dispatcher.wait_done(self._dispatcher.queue.pushed)
+
+    def _unregister(self) -> None:
+        if self._server is not None and self._conn.closed:
+            self._server._client_gone(self)
+
+    async def send(self, data: Data) -> None:
+        """Send *data*; returns once the OS has it and SENDED (or SENDFAIL) has run.
+
+        Not connected: 1001.  A write error is not raised: SENDFAIL reports it.
+        """
+        ticket, payload = self._conn.send(data)
+        proto = self._proto
+        assert proto is not None
+        dispatcher = self._dispatcher
+        events = await proto.write(ticket, payload)
+        if dispatcher.push(events):
+            await dispatcher.drain()
+        else:
+            await dispatcher.wait_done(dispatcher.queue.pushed)
+
+    async def close(self) -> None:
+        """Close the connection; DISCONNECT has run when this returns (idempotent).
+
+        Bytes still in the transport's buffer are dropped and their sends
+        fail: a peer that does not read must not be able to hang ``close()``.
+        """
+        events = self._conn.close()
+        proto = self._proto
+        if proto is not None and proto.transport is not None:
+            proto.transport.abort()
+        self._unregister()
+        dispatcher = self._dispatcher
+        if dispatcher.push(events):
+            await dispatcher.drain()
+        if proto is not None:
+            await proto.lost  # the socket is closed, and DISCONNECT pushed
+        await dispatcher.wait_done(dispatcher.queue.pushed)
+        if not _inside():
+            await dispatcher.reap()
+
+    async def _finish(self) -> None:
+        await self.close()
+
+
+class TcpServer(ServerFacade, _Object):
+    """A TCP server; ``async with`` starts it and stops it."""
+
+    def __init__(
+        self,
+        ip: str,
+        port: int,
+        evts: Evts | None = None,
+        *,
+        encoding: str | None = "utf-8",
+        framing: str | Framing | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+        backlog: int = 128,
+    ) -> None:
+        self._model: ServerModel[TcpClient] = ServerModel(self, ip, port)
+        self._registry = CallbackRegistry(Role.SERVER, evts)
+        self._options = ConnectionOptions(
+            encoding=encoding,
+            framing=framing,
+            max_message_size=max_message_size,
+            recv_buffer=recv_buffer,
+        )
+        self._backlog = backlog
+        self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
+        self._server: asyncio.Server | None = None
+        self._all_gone: asyncio.Future[None] | None = None
+
+    @property
+    def clients(self) -> dict[Address, TcpClient]:
+        """A copy of ``{remote: TcpClient}``."""
+        return self._model.clients
+
+    async def _enter(self) -> None:
+        await self.start()
+
+    async def start(self) -> None:
+        """Listen; STARTED has run when this returns.  Started: 1000; port taken: 1005."""
+        address = self._model.start()
+        loop = asyncio.get_running_loop()
+        sock = _socket.socket(family_of(address[0]), _socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.setblocking(False)
+            self._server = await loop.create_server(
+                lambda: _Stream(TcpClient(_server=self)), sock=sock, backlog=self._backlog
+            )
+        except BaseException as exc:
+            sock.close()
+            error = self._model.start_failed(exc)
+            if isinstance(exc, OSError):
+                raise error from exc
+            raise
+        events = self._model.listening(normalize_sockaddr(sock.getsockname()))
+        await self._dispatcher.emit(events)
+
+    def _client_gone(self, client: TcpClient) -> None:
+        if client.remote is not None:
+            self._model.remove(client.remote, client)
+        gone = self._all_gone
+        if not self._model.clients and gone is not None and not gone.done():
+            gone.set_result(None)
+
+    async def stop(self) -> None:
+        """Stop accepting, close every client (DISCONNECT each), then STOPED (idempotent)."""
+        if self._model.stop() is None:
+            return
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for client in self._model.targets():
+            await client.close()
+        if self._model.clients:
+            self._all_gone = asyncio.get_running_loop().create_future()
+            await self._all_gone
+        if server is not None:
+            await server.wait_closed()
+        events = self._model.stopped()
+        stack = _stack()
+        if stack:  # inside a callback: STOPED after what is queued there
+            self._dispatcher.publish(events)
+            stack[-1].queue.push(events, self._registry)
+        else:
+            await self._dispatcher.emit(events)
+            await self._dispatcher.reap()
+
+    async def send(self, data: Data, remote: Address | None = None) -> None:
+        """Send to one remote, or to every connected client (unknown: 1003; gone: 1001)."""
+        encode_payload(data, self._options.encoding)
+        for client in self._model.targets(remote):
+            try:
+                await client.send(data)
+            except SocketError:
+                if remote is not None:
+                    raise
+
+    async def close(self, remote: Address | None = None) -> None:
+        """Close one remote's connection, or all of them."""
+        for client in self._model.targets(remote):
+            await client.close()
+
+    async def _finish(self) -> None:
+        await self.stop()
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """A receiver's protocol: each datagram to the core, cut at ``recvBuffer``."""
+
+    def __init__(self, receiver: CastReceiver) -> None:
+        self._model = receiver._model
+        self._dispatcher = receiver._dispatcher
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        model = self._model
+        size = model.recv_buffer
+        truncated = len(data) > size
+        if truncated:
+            data = data[:size]
+        events = model.receive_datagram(data, normalize_sockaddr(addr), truncated=truncated)
+        dispatcher = self._dispatcher
+        if dispatcher.push(events):
+            dispatcher.kick()
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # an ICMP error about some earlier datagram: nothing to receive
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class CastReceiver(ReceiverFacade, _Object):
+    """Receives UDP multicast datagrams; ``async with`` starts and stops it."""
+
+    def __init__(
+        self,
+        host: int | Address,
+        evts: Evts | None = None,
+        *,
+        interface: str = "0.0.0.0",
+        encoding: str | None = "utf-8",
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+    ) -> None:
+        self._model = ReceiverModel(
+            self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
+        )
+        self._registry = CallbackRegistry(Role.RECEIVER, evts)
+        self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
+        self._sock: _socket.socket | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._proto: _Datagrams | None = None
+
+    async def _enter(self) -> None:
+        await self.start()
+
+    async def start(self) -> None:
+        """Bind, join the groups, listen; STARTED has run when this returns."""
+        address = self._model.start()
+        loop = asyncio.get_running_loop()
+        family = family_of(address[0])
+        sock = _socket.socket(family, _socket.SOCK_DGRAM)
+        proto = _Datagrams(self)
+        try:
+            prepare_receiver(sock, family)
+            sock.bind(address)
+            sock.setblocking(False)
+            apply_changes(sock, self._model.joins())
+            transport, _ = await loop.create_datagram_endpoint(lambda: proto, sock=sock)
+        except BaseException as exc:
+            sock.close()
+            error = self._model.start_failed(exc)
+            if isinstance(exc, OSError):
+                raise error from exc
+            raise
+        events = self._model.listening(normalize_sockaddr(sock.getsockname()))
+        self._sock, self._transport, self._proto = sock, transport, proto
+        await self._dispatcher.emit(events)
+
+    async def stop(self) -> None:
+        """Leave the groups and stop listening; STOPED has run when this returns."""
+        drops = self._model.stop()
+        sock, transport, proto = self._sock, self._transport, self._proto
+        self._sock = self._transport = self._proto = None
+        if drops is None or sock is None or transport is None or proto is None:
+            return
+        with contextlib.suppress(OSError):
+            apply_changes(sock, drops)
+        transport.abort()
+        await proto.lost  # the socket is closed
+        await self._dispatcher.emit(self._model.stopped())
+        if not _inside():
+            await self._dispatcher.reap()
+
+    def joinGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
+        """Join one or more groups, all or none (1002, 1004); before or after start."""
+        plan = self._model.plan_join(*ips)
+        self._apply(plan.changes)
+        self._model.commit(plan)
+
+    def dropGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
+        """Leave one or more groups, all or none (1003, 1004)."""
+        plan = self._model.plan_drop(*ips)
+        self._apply(plan.changes)
+        self._model.commit(plan)
+
+    def _apply(self, changes: tuple[GroupChange, ...]) -> None:
+        if changes and self._sock is not None:
+            try:
+                apply_changes(self._sock, changes)
+            except OSError as exc:
+                raise self._model.membership_failed(exc) from exc
+
+    async def _finish(self) -> None:
+        await self.stop()
+
+
+class CastSender(SenderFacade, _Object):
+    """Sends UDP multicast datagrams; SENDED/SENDFAIL for each."""
+
+    def __init__(
+        self,
+        evts: Evts | None = None,
+        *,
+        ttl: int = 1,
+        interface: str | None = None,
+        loopback: bool = True,
+        encoding: str | None = "utf-8",
+    ) -> None:
+        self._model = SenderModel(
+            self, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding
+        )
+        self._registry = CallbackRegistry(Role.SENDER, evts)
+        self._dispatcher = _Dispatcher(self._registry)
+        self._sockets: dict[int, _socket.socket] = {}
+
+    def _socket_for(self, family: int) -> _socket.socket:
+        sock = self._sockets.get(family)
+        if sock is not None:
+            return sock
+        sock = _socket.socket(family, _socket.SOCK_DGRAM)
+        try:
+            configure_sender(sock, family, self._model)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._sockets[family] = sock
+        return sock
+
+    async def send(self, remote: Address, data: Data) -> None:
+        """Send *data* to ``(group, port)``; SENDED or SENDFAIL has run when this returns."""
+        ticket, payload, target = self._model.send(remote, data)
+        try:
+            sock = self._socket_for(family_of(target[0]))
+            sent = await _sendto(sock, payload, target)
+            if sent != len(payload):
+                raise OSError(errno.EMSGSIZE, f"only {sent} of {len(payload)} bytes sent")
+        except BaseException as exc:
+            await self._dispatcher.emit(self._model.send_failed(ticket, exc))
+            if not isinstance(exc, OSError):
+                raise
+            return
+        await self._dispatcher.emit(self._model.sent(ticket))
+
+    async def close(self) -> None:
+        """Release the sockets (a later ``send`` opens new ones)."""
+        sockets, self._sockets = list(self._sockets.values()), {}
+        for sock in sockets:
+            sock.close()
+        if not _inside():
+            await self._dispatcher.reap()
+
+    async def _finish(self) -> None:
+        await self.close()
+
+
+async def _sendto(sock: _socket.socket, payload: bytes, target: Address) -> int:
+    """``sendto`` on a non-blocking socket, waiting for room if the OS has none."""
+    while True:
+        try:
+            return sock.sendto(payload, target)
+        except (BlockingIOError, InterruptedError):
+            await _writable(sock)
+
+
+async def _writable(sock: _socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(fd)
