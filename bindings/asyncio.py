@@ -219,13 +219,19 @@ class _Dispatcher:
         try:
             if first is not None:
                 assert call is not None
-                await _finish_call(first, call)
+                try:
+                    await first
+                except Exception as exc:
+                    log_callback_error(call[0], call[2], exc)
             while (call := queue.next_call()) is not None:
                 if self._waiters:
                     self._wake()
                 result = invoke(*call)
                 if result is not None and inspect.isawaitable(result):
-                    await _finish_call(result, call)
+                    try:
+                        await result
+                    except Exception as exc:
+                        log_callback_error(call[0], call[2], exc)
         except BaseException:
             queue.abandon()
             if len(queue):
@@ -259,11 +265,11 @@ class _Dispatcher:
 
     async def wait_done(self, target: int) -> None:
         """Wait until the events pushed up to *target* were dispatched."""
-        if _inside():
-            # Inside a callback (ours: they run right after it; another object's:
-            # its drainer may be waiting on us), so do not wait.
-            return
         queue = self.queue
+        if (queue.done >= target or not queue.busy) or _inside():
+            # Done already; or inside a callback (ours: they run right after
+            # it; another object's: its drainer may be waiting on us).
+            return
         while queue.done < target and queue.busy:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -303,13 +309,6 @@ class _Dispatcher:
         current = asyncio.current_task()
         while pending := [task for task in self.tasks if task is not current]:
             await asyncio.wait(pending)
-
-
-async def _finish_call(awaitable: Awaitable[object], call: _Call) -> None:
-    try:
-        await awaitable
-    except Exception as exc:
-        log_callback_error(call[0], call[2], exc)
 
 
 async def _cleanup(coro: Coroutine[Any, Any, None], dispatcher: _Dispatcher) -> None:

@@ -10,7 +10,8 @@ Rules of this module:
   needs to be held while a callback runs: the bindings only guard ``push`` and
   ``next_call`` (threads) or need no guard at all (one event loop);
 * each event's callback is looked up when it is about to run, so ``bind``
-  takes effect for events not yet dispatched;
+  takes effect for events not yet dispatched (events pushed onto an idle
+  queue with no callback at all are done at once: nothing could run first);
 * ``pushed``/``done`` count events, so a caller can wait until the events it
   pushed have been dispatched (an async ``send`` returns after its SENDED).
 """
@@ -55,6 +56,18 @@ class DispatchQueue:
         if not events:
             return False
         reg = registry or self._registry
+        if not self._busy:
+            # Idle: these would be dispatched now, so looking them up now is
+            # the same; when none has a callback (a SENDED nobody listens to)
+            # they are done at once, and nobody needs to drain.
+            lookup = reg.lookup
+            for event in events:
+                if lookup(event.type) is not None:
+                    break
+            else:
+                self.pushed += len(events)
+                self.done += len(events)
+                return False
         self._queue.extend([(event, reg) for event in events])
         self.pushed += len(events)
         if self._busy:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jfsocket.core import (
     CallbackRegistry,
+    Connected,
     DispatchQueue,
     Event,
     EventTypes,
@@ -43,17 +44,33 @@ def test_first_pusher_drains_and_later_pushes_join_the_same_drain() -> None:
 def test_callbacks_are_looked_up_when_they_run() -> None:
     """Binding after the push but before the drain takes effect; unbound events are skipped."""
     registry = CallbackRegistry(Role.CLIENT)
+    registry.bind("onConnected", print)
     queue = DispatchQueue(registry)
+    assert queue.push([Connected(source=SRC, host=("127.0.0.1", 1), remote=("127.0.0.1", 2))])
     events: list[Event] = [Sent(source=SRC, data=b"1"), Received(source=SRC, data="x")]
-    assert queue.push(events)
+    assert queue.push(events) is False  # busy: queued behind CONNECTED
     registry.bind("onReceived", print)
+    assert queue.next_call() is not None  # CONNECTED
     call = queue.next_call()
     assert call is not None
     assert call[0] is print
     assert call[1] == (SRC, "x")
-    assert queue.done == 1  # the skipped SENDED; the RECEIVED is running
+    assert queue.done == 2  # CONNECTED and the skipped SENDED; the RECEIVED is running
     assert queue.next_call() is None
-    assert queue.done == 2
+    assert queue.done == 3
+
+
+def test_unbound_events_on_an_idle_queue_are_done_at_once() -> None:
+    """Nothing bound and nobody draining: no drain is asked for, and the counts add up."""
+    registry = CallbackRegistry(Role.CLIENT)
+    queue = DispatchQueue(registry)
+    events: list[Event] = [Sent(source=SRC, data=b"1"), Received(source=SRC, data="x")]
+    assert queue.push(events) is False
+    assert not queue.busy and len(queue) == 0
+    assert (queue.pushed, queue.done) == (2, 2)
+    registry.bind("onReceived", print)
+    assert queue.push(events) is True  # one of them has a callback: all are queued, in order
+    assert len(queue) == 2
 
 
 def test_empty_push_and_other_registry() -> None:
