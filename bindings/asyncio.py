@@ -464,7 +464,9 @@ class _Stream(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._paused = False
         tickets, self._unsettled = self._unsettled, []
-        if tickets and self.current:
+        transport = self.transport
+        # Only a flush counts: bytes a closing transport dropped fail with the connection.
+        if tickets and self.current and transport is not None and not transport.is_closing():
             conn = self._conn
             events: list[Event] = []
             for ticket in tickets:
@@ -481,6 +483,11 @@ class _Stream(asyncio.BufferedProtocol):
         """Write; the events to settle it now, or ``[]`` once the transport settled it."""
         transport = self.transport
         assert transport is not None
+        if transport.is_closing():
+            # It broke and connection_lost is on its way (a write now would be
+            # dropped without a word): that fails this send with the rest.
+            await asyncio.shield(self.lost)
+            return []
         transport.write(payload)
         if not self._paused:
             return self._conn.sent(ticket)  # the OS has it all

@@ -56,7 +56,7 @@ class DispatchQueue:
         if not events:
             return False
         reg = registry or self._registry
-        if not self._busy:
+        if not self._busy and not self._queue:
             # Idle: these would be dispatched now, so looking them up now is
             # the same; when none has a callback (a SENDED nobody listens to)
             # they are done at once, and nobody needs to drain.

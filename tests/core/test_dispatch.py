@@ -71,6 +71,9 @@ def test_unbound_events_on_an_idle_queue_are_done_at_once() -> None:
     registry.bind("onReceived", print)
     assert queue.push(events) is True  # one of them has a callback: all are queued, in order
     assert len(queue) == 2
+    queue.abandon()  # left queued by an interrupted drainer: later events queue behind them
+    assert queue.push([Sent(source=SRC, data=b"2")]) is True
+    assert len(queue) == 3
 
 
 def test_empty_push_and_other_registry() -> None:
