@@ -7,20 +7,27 @@ so each binding's classes inherit them from here and add what waits.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, ClassVar
 
 from jfsocket.core import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_RECV_BUFFER,
     Address,
     Callback,
     CallbackRegistry,
     Connection,
     ConnectionOptions,
     EventTypes,
+    Framing,
+    GroupChange,
     ReceiverModel,
     Role,
     SenderModel,
     ServerModel,
 )
+
+from ._sockopts import SetsOptions, apply_changes
 
 __all__ = [
     "ClientFacade",
@@ -44,12 +51,23 @@ class _Bindable:
 
 
 def client_parts(
-    server: ServerFacade | None, evts: Evts | None, options: ConnectionOptions | None
+    server: ServerFacade | None,
+    evts: Evts | None,
+    *,
+    encoding: str | None = "utf-8",
+    framing: str | Framing | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    recv_buffer: int = DEFAULT_RECV_BUFFER,
 ) -> tuple[CallbackRegistry, ConnectionOptions]:
     """A client's registry and options: its own, or inherited from its server."""
     if server is not None:
         return server._registry.child(Role.CLIENT), server._options.copy()
-    assert options is not None
+    options = ConnectionOptions(
+        encoding=encoding,
+        framing=framing,
+        max_message_size=max_message_size,
+        recv_buffer=recv_buffer,
+    )
     return CallbackRegistry(Role.CLIENT, evts), options
 
 
@@ -93,6 +111,27 @@ class ServerFacade(_Bindable):
     _model: ServerModel[Any]
     _options: ConnectionOptions
 
+    def _setup(
+        self,
+        ip: str,
+        port: int,
+        evts: Evts | None,
+        *,
+        encoding: str | None,
+        framing: str | Framing | None,
+        max_message_size: int,
+        recv_buffer: int,
+    ) -> None:
+        """The model, registry and options every binding's server starts with."""
+        self._model = ServerModel(self, ip, port)
+        self._registry = CallbackRegistry(Role.SERVER, evts)
+        self._options = ConnectionOptions(
+            encoding=encoding,
+            framing=framing,
+            max_message_size=max_message_size,
+            recv_buffer=recv_buffer,
+        )
+
     @property
     def host(self) -> Address:
         """The ``(ip, port)`` bound (port 0 resolved once started)."""
@@ -108,9 +147,52 @@ class ServerFacade(_Bindable):
 
 
 class ReceiverFacade(_Bindable):
-    """``CastReceiver``'s properties."""
+    """``CastReceiver``'s properties and group membership."""
 
     _model: ReceiverModel
+    _sock: SetsOptions | None
+    #: Held while membership changes (the threaded binding's lock).
+    _membership_guard: ClassVar[contextlib.AbstractContextManager[Any]] = contextlib.nullcontext()
+
+    def _setup(
+        self,
+        host: int | Address,
+        evts: Evts | None,
+        *,
+        interface: str,
+        encoding: str | None,
+        recv_buffer: int,
+    ) -> None:
+        """The model and registry every binding's receiver starts with."""
+        self._model = ReceiverModel(
+            self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
+        )
+        self._registry = CallbackRegistry(Role.RECEIVER, evts)
+        self._sock = None
+
+    def _guard(self) -> contextlib.AbstractContextManager[Any]:
+        return self._membership_guard
+
+    def joinGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
+        """Join one or more groups, all or none (1002, 1004); before or after start."""
+        with self._guard():
+            plan = self._model.plan_join(*ips)
+            self._apply(plan.changes)
+            self._model.commit(plan)
+
+    def dropGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
+        """Leave one or more groups, all or none (1003, 1004)."""
+        with self._guard():
+            plan = self._model.plan_drop(*ips)
+            self._apply(plan.changes)
+            self._model.commit(plan)
+
+    def _apply(self, changes: tuple[GroupChange, ...]) -> None:
+        if changes and self._sock is not None:
+            try:
+                apply_changes(self._sock, changes)
+            except OSError as exc:
+                raise self._model.membership_failed(exc) from exc
 
     @property
     def recvBuffer(self) -> int:
@@ -145,6 +227,21 @@ class SenderFacade(_Bindable):
     """``CastSender``'s surface."""
 
     _model: SenderModel
+
+    def _setup(
+        self,
+        evts: Evts | None,
+        *,
+        ttl: int,
+        interface: str | None,
+        loopback: bool,
+        encoding: str | None,
+    ) -> None:
+        """The model and registry every binding's sender starts with."""
+        self._model = SenderModel(
+            self, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding
+        )
+        self._registry = CallbackRegistry(Role.SENDER, evts)
 
     def __repr__(self) -> str:
         model = self._model

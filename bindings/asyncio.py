@@ -39,8 +39,8 @@ import socket as _socket
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from types import TracebackType
-from typing import Any, Final, TypeVar, cast
+from types import CoroutineType, TracebackType
+from typing import Any, Final, TypeGuard, TypeVar, cast
 
 from jfsocket.core import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -49,7 +49,6 @@ from jfsocket.core import (
     Callback,
     CallbackRegistry,
     Connection,
-    ConnectionOptions,
     ConnectionState,
     Data,
     Disconnected,
@@ -57,10 +56,6 @@ from jfsocket.core import (
     Event,
     EventTypes,
     Framing,
-    GroupChange,
-    ReceiverModel,
-    Role,
-    SenderModel,
     ServerModel,
     SocketError,
     Stopped,
@@ -96,6 +91,11 @@ _draining: dict[asyncio.Task[Any], list[_Dispatcher]] = {}
 _inside_callback: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "jfsocket_inside_callback", default=False
 )
+
+
+def _awaitable(result: object) -> TypeGuard[Awaitable[object]]:
+    """What an ``async def`` callback returned (checked cheaply for the usual coroutine)."""
+    return type(result) is CoroutineType or inspect.isawaitable(result)
 
 
 def _stack() -> list[_Dispatcher]:
@@ -192,7 +192,7 @@ class _Dispatcher:
             if self._waiters:
                 self._wake()
             result = invoke(*call)
-            if result is not None and inspect.isawaitable(result):
+            if result is not None and _awaitable(result):
                 self.spawn(self.drain(result, call))
                 return
         self._idle()
@@ -227,7 +227,7 @@ class _Dispatcher:
                 if self._waiters:
                     self._wake()
                 result = invoke(*call)
-                if result is not None and inspect.isawaitable(result):
+                if result is not None and _awaitable(result):
                     try:
                         await result
                     except Exception as exc:
@@ -257,11 +257,16 @@ class _Dispatcher:
             task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
         else:
             task = loop.create_task(coro)
-        node: _Dispatcher | None = self
-        while node is not None and not task.done():
-            node.tasks.add(task)
-            task.add_done_callback(node.tasks.discard)
-            node = node._parent
+        if not task.done():
+            self.tasks.add(task)
+            if self._parent is not None:  # a server waits for its connections' tasks
+                self._parent.tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if self._parent is not None:
+            self._parent.tasks.discard(task)
 
     async def wait_done(self, target: int) -> None:
         """Wait until the events pushed up to *target* were dispatched."""
@@ -479,23 +484,30 @@ class _Stream(asyncio.BufferedProtocol):
         if flushed is not None and not flushed.done():
             flushed.set_result(None)
 
-    async def write(self, ticket: int, payload: bytes) -> list[Event]:
-        """Write; the events to settle it now, or ``[]`` once the transport settled it."""
+    def write(self, ticket: int, payload: bytes) -> list[Event] | None:
+        """Write: the events that settle it now, or ``None``: await :meth:`settled`."""
         transport = self.transport
         assert transport is not None
         if transport.is_closing():
             # It broke and connection_lost is on its way (a write now would be
             # dropped without a word): that fails this send with the rest.
-            await asyncio.shield(self.lost)
-            return []
+            return None
         transport.write(payload)
         if not self._paused:
             return self._conn.sent(ticket)  # the OS has it all
         self._unsettled.append(ticket)
-        if self._flushed is None:
-            self._flushed = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._flushed)  # a cancelled send leaves its bytes settling
-        return []
+        return None
+
+    async def settled(self) -> None:
+        """Wait until the transport flushed what was written, or the connection is lost."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            waiter = self.lost
+        else:
+            if self._flushed is None:
+                self._flushed = asyncio.get_running_loop().create_future()
+            waiter = self._flushed
+        await asyncio.shield(waiter)  # a cancelled send leaves its bytes settling
 
 
 class TcpClient(ClientFacade, _Object):
@@ -512,17 +524,14 @@ class TcpClient(ClientFacade, _Object):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
         _server: TcpServer | None = None,
     ) -> None:
-        own = (
-            None
-            if _server is not None
-            else ConnectionOptions(
-                encoding=encoding,
-                framing=framing,
-                max_message_size=max_message_size,
-                recv_buffer=recv_buffer,
-            )
+        self._registry, options = client_parts(
+            _server,
+            evts,
+            encoding=encoding,
+            framing=framing,
+            max_message_size=max_message_size,
+            recv_buffer=recv_buffer,
         )
-        self._registry, options = client_parts(_server, evts, own)
         self._server = _server
         self._conn = Connection(self, options)
         parent = _server._dispatcher if _server is not None else None
@@ -619,7 +628,10 @@ class TcpClient(ClientFacade, _Object):
         proto = self._proto
         assert proto is not None
         dispatcher = self._dispatcher
-        events = await proto.write(ticket, payload)
+        events = proto.write(ticket, payload)
+        if events is None:
+            await proto.settled()  # the transport, not we, settles it
+            events = []
         if dispatcher.push(events):
             await dispatcher.drain()
         else:
@@ -652,6 +664,8 @@ class TcpClient(ClientFacade, _Object):
 class TcpServer(ServerFacade, _Object):
     """A TCP server; ``async with`` starts it and stops it."""
 
+    _model: ServerModel[TcpClient]
+
     def __init__(
         self,
         ip: str,
@@ -664,9 +678,10 @@ class TcpServer(ServerFacade, _Object):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
         backlog: int = 128,
     ) -> None:
-        self._model: ServerModel[TcpClient] = ServerModel(self, ip, port)
-        self._registry = CallbackRegistry(Role.SERVER, evts)
-        self._options = ConnectionOptions(
+        self._setup(
+            ip,
+            port,
+            evts,
             encoding=encoding,
             framing=framing,
             max_message_size=max_message_size,
@@ -794,10 +809,7 @@ class CastReceiver(ReceiverFacade, _Object):
         encoding: str | None = "utf-8",
         recv_buffer: int = DEFAULT_RECV_BUFFER,
     ) -> None:
-        self._model = ReceiverModel(
-            self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
-        )
-        self._registry = CallbackRegistry(Role.RECEIVER, evts)
+        self._setup(host, evts, interface=interface, encoding=encoding, recv_buffer=recv_buffer)
         self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
         self._sock: _socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
@@ -844,25 +856,6 @@ class CastReceiver(ReceiverFacade, _Object):
         if not _inside():
             await self._dispatcher.reap()
 
-    def joinGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
-        """Join one or more groups, all or none (1002, 1004); before or after start."""
-        plan = self._model.plan_join(*ips)
-        self._apply(plan.changes)
-        self._model.commit(plan)
-
-    def dropGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
-        """Leave one or more groups, all or none (1003, 1004)."""
-        plan = self._model.plan_drop(*ips)
-        self._apply(plan.changes)
-        self._model.commit(plan)
-
-    def _apply(self, changes: tuple[GroupChange, ...]) -> None:
-        if changes and self._sock is not None:
-            try:
-                apply_changes(self._sock, changes)
-            except OSError as exc:
-                raise self._model.membership_failed(exc) from exc
-
     async def _finish(self) -> None:
         await self.stop()
 
@@ -879,10 +872,7 @@ class CastSender(SenderFacade, _Object):
         loopback: bool = True,
         encoding: str | None = "utf-8",
     ) -> None:
-        self._model = SenderModel(
-            self, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding
-        )
-        self._registry = CallbackRegistry(Role.SENDER, evts)
+        self._setup(evts, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding)
         self._dispatcher = _Dispatcher(self._registry)
         self._sockets: dict[int, _socket.socket] = {}
 

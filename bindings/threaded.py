@@ -33,16 +33,11 @@ from jfsocket.core import (
     Address,
     CallbackRegistry,
     Connection,
-    ConnectionOptions,
     Data,
     DispatchQueue,
     Event,
     EventTypes,
     Framing,
-    GroupChange,
-    ReceiverModel,
-    Role,
-    SenderModel,
     ServerModel,
     SocketError,
     encode_payload,
@@ -214,17 +209,14 @@ class TcpClient(ClientFacade, _Lifetime):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
         _server: TcpServer | None = None,
     ) -> None:
-        own = (
-            None
-            if _server is not None
-            else ConnectionOptions(
-                encoding=encoding,
-                framing=framing,
-                max_message_size=max_message_size,
-                recv_buffer=recv_buffer,
-            )
+        self._registry, options = client_parts(
+            _server,
+            evts,
+            encoding=encoding,
+            framing=framing,
+            max_message_size=max_message_size,
+            recv_buffer=recv_buffer,
         )
-        self._registry, options = client_parts(_server, evts, own)
         self._server = _server
         self._conn = Connection(self, options)
         self._lock = threading.Lock()
@@ -388,6 +380,8 @@ class TcpClient(ClientFacade, _Lifetime):
 class TcpServer(ServerFacade, _Lifetime):
     """A TCP server; its clients are :class:`TcpClient` objects that inherit its callbacks."""
 
+    _model: ServerModel[TcpClient]
+
     def __init__(
         self,
         ip: str,
@@ -400,9 +394,10 @@ class TcpServer(ServerFacade, _Lifetime):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
         backlog: int = 128,
     ) -> None:
-        self._model: ServerModel[TcpClient] = ServerModel(self, ip, port)
-        self._registry = CallbackRegistry(Role.SERVER, evts)
-        self._options = ConnectionOptions(
+        self._setup(
+            ip,
+            port,
+            evts,
             encoding=encoding,
             framing=framing,
             max_message_size=max_message_size,
@@ -545,10 +540,7 @@ class CastReceiver(ReceiverFacade, _Lifetime):
         encoding: str | None = "utf-8",
         recv_buffer: int = DEFAULT_RECV_BUFFER,
     ) -> None:
-        self._model = ReceiverModel(
-            self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
-        )
-        self._registry = CallbackRegistry(Role.RECEIVER, evts)
+        self._setup(host, evts, interface=interface, encoding=encoding, recv_buffer=recv_buffer)
         self._lock = threading.Lock()
         self._dispatcher = _Dispatcher(self._registry, self._lock)
         self._sock: _socket.socket | None = None
@@ -614,26 +606,8 @@ class CastReceiver(ReceiverFacade, _Lifetime):
         _join(reader)
         self._dispatcher.emit(self._model.stopped())
 
-    def joinGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
-        """Join one or more groups, all or none (1002, 1004); before or after start."""
-        with self._lock:
-            plan = self._model.plan_join(*ips)
-            self._apply(plan.changes)
-            self._model.commit(plan)
-
-    def dropGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
-        """Leave one or more groups, all or none (1003, 1004)."""
-        with self._lock:
-            plan = self._model.plan_drop(*ips)
-            self._apply(plan.changes)
-            self._model.commit(plan)
-
-    def _apply(self, changes: tuple[GroupChange, ...]) -> None:
-        if changes and self._sock is not None:
-            try:
-                apply_changes(self._sock, changes)
-            except OSError as exc:
-                raise self._model.membership_failed(exc) from exc
+    def _guard(self) -> threading.Lock:
+        return self._lock
 
     def _finish(self) -> None:
         self.stop()
@@ -651,10 +625,7 @@ class CastSender(SenderFacade, _Lifetime):
         loopback: bool = True,
         encoding: str | None = "utf-8",
     ) -> None:
-        self._model = SenderModel(
-            self, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding
-        )
-        self._registry = CallbackRegistry(Role.SENDER, evts)
+        self._setup(evts, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding)
         self._lock = threading.Lock()
         self._dispatcher = _Dispatcher(self._registry, self._lock)
         self._sockets: dict[int, _socket.socket] = {}

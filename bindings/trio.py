@@ -40,7 +40,6 @@ from jfsocket.core import (
     Callback,
     CallbackRegistry,
     Connection,
-    ConnectionOptions,
     ConnectionState,
     Data,
     Disconnected,
@@ -48,10 +47,6 @@ from jfsocket.core import (
     Event,
     EventTypes,
     Framing,
-    GroupChange,
-    ReceiverModel,
-    Role,
-    SenderModel,
     ServerModel,
     SocketError,
     Stopped,
@@ -259,17 +254,14 @@ class TcpClient(ClientFacade, _Object):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
         _server: TcpServer | None = None,
     ) -> None:
-        own = (
-            None
-            if _server is not None
-            else ConnectionOptions(
-                encoding=encoding,
-                framing=framing,
-                max_message_size=max_message_size,
-                recv_buffer=recv_buffer,
-            )
+        self._registry, options = client_parts(
+            _server,
+            evts,
+            encoding=encoding,
+            framing=framing,
+            max_message_size=max_message_size,
+            recv_buffer=recv_buffer,
         )
-        self._registry, options = client_parts(_server, evts, own)
         self._server = _server
         self._conn = Connection(self, options)
         parent = _server._dispatcher if _server is not None else None
@@ -431,6 +423,8 @@ class TcpClient(ClientFacade, _Object):
 class TcpServer(ServerFacade, _Object):
     """A TCP server; ``async with`` starts it and stops it."""
 
+    _model: ServerModel[TcpClient]
+
     def __init__(
         self,
         ip: str,
@@ -443,9 +437,10 @@ class TcpServer(ServerFacade, _Object):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
         backlog: int = 128,
     ) -> None:
-        self._model: ServerModel[TcpClient] = ServerModel(self, ip, port)
-        self._registry = CallbackRegistry(Role.SERVER, evts)
-        self._options = ConnectionOptions(
+        self._setup(
+            ip,
+            port,
+            evts,
             encoding=encoding,
             framing=framing,
             max_message_size=max_message_size,
@@ -560,10 +555,7 @@ class CastReceiver(ReceiverFacade, _Object):
         encoding: str | None = "utf-8",
         recv_buffer: int = DEFAULT_RECV_BUFFER,
     ) -> None:
-        self._model = ReceiverModel(
-            self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
-        )
-        self._registry = CallbackRegistry(Role.RECEIVER, evts)
+        self._setup(host, evts, interface=interface, encoding=encoding, recv_buffer=recv_buffer)
         self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
         self._sock: trio.socket.SocketType | None = None
         self._reader_done = trio.Event()
@@ -626,25 +618,6 @@ class CastReceiver(ReceiverFacade, _Object):
                 await self._reader_done.wait()
             await self._dispatcher.emit(self._model.stopped())
 
-    def joinGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
-        """Join one or more groups, all or none (1002, 1004); before or after start."""
-        plan = self._model.plan_join(*ips)
-        self._apply(plan.changes)
-        self._model.commit(plan)
-
-    def dropGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
-        """Leave one or more groups, all or none (1003, 1004)."""
-        plan = self._model.plan_drop(*ips)
-        self._apply(plan.changes)
-        self._model.commit(plan)
-
-    def _apply(self, changes: tuple[GroupChange, ...]) -> None:
-        if changes and self._sock is not None:
-            try:
-                apply_changes(self._sock, changes)
-            except OSError as exc:
-                raise self._model.membership_failed(exc) from exc
-
     async def _finish(self) -> None:
         await self.stop()
 
@@ -661,10 +634,7 @@ class CastSender(SenderFacade, _Object):
         loopback: bool = True,
         encoding: str | None = "utf-8",
     ) -> None:
-        self._model = SenderModel(
-            self, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding
-        )
-        self._registry = CallbackRegistry(Role.SENDER, evts)
+        self._setup(evts, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding)
         self._dispatcher = _Dispatcher(self._registry)
         self._sockets: dict[int, trio.socket.SocketType] = {}
 
