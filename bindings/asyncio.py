@@ -3,8 +3,8 @@
 Every decision comes from :mod:`jfsocket.core`; this module feeds it what the
 transports report and awaits what it returns.  Its shape:
 
-* each connection is an :class:`asyncio.BufferedProtocol` reading into a
-  buffer of ``recvBuffer`` bytes, each receiver a ``DatagramProtocol``: the
+* each connection is an :class:`asyncio.Protocol` (the core cuts what it
+  reads at ``recvBuffer``), each receiver a ``DatagramProtocol``: the
   loop calls them, they feed the core and run plain callbacks right there, in
   the loop's callback, with no task and no hop;
 * an ``async def`` callback (and everything queued after it) continues in a
@@ -376,7 +376,7 @@ class _Object:
         raise NotImplementedError
 
 
-class _Stream(asyncio.BufferedProtocol):
+class _Stream(asyncio.Protocol):
     """One transport's protocol: feeds the client's core, honours flow control."""
 
     def __init__(self, client: TcpClient) -> None:
@@ -385,7 +385,6 @@ class _Stream(asyncio.BufferedProtocol):
         self._dispatcher = client._dispatcher
         self.transport: asyncio.Transport | None = None
         self.error: SocketError | None = None  # the adoption failed: connect() raises it
-        self._buffer = memoryview(bytearray(0))
         self._paused = False  # the transport is buffering: writes are not in the OS yet
         self._unsettled: list[int] = []  # tickets written while paused
         self._flushed: asyncio.Future[None] | None = None
@@ -407,15 +406,9 @@ class _Stream(asyncio.BufferedProtocol):
             self.error = exc
             transport.abort()
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        size = self._conn.recv_buffer
-        if len(self._buffer) != size:
-            self._buffer = memoryview(bytearray(size))
-        return self._buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
+    def data_received(self, data: bytes) -> None:
         conn = self._conn
-        events = conn.receive_data(bytes(self._buffer[:nbytes]))
+        events = conn.receive_data(data)  # cut at recvBuffer by the core, with no copy
         if conn.closed:  # a framing error ended it
             self._ended()
         self._deliver(events)

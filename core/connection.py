@@ -336,11 +336,15 @@ class Connection:
     # -- receiving -------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[Event]:
-        """Bytes from the peer: RECEIVED per message (and DISCONNECT on a framing error)."""
+        """Bytes from the peer: RECEIVED per message (and DISCONNECT on a framing error).
+
+        With raw framing each RECEIVED holds at most ``recv_buffer`` bytes,
+        however much *data* a binding read at once.
+        """
         if self._step(Input.DATA) is not ConnectionState.OPEN:
             return []
         try:
-            payloads = self._reader.feed(data)
+            payloads = self._reader.feed(data, self._options.recv_buffer)
         except RemoteProtocolError as exc:
             logger.error("connection %s -> %s closed: %s", self.host, self.remote, exc)
             self._move(ConnectionState.CLOSED)

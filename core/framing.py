@@ -19,7 +19,7 @@ from __future__ import annotations
 import codecs
 import struct
 from enum import Enum
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from .errors import RemoteProtocolError
 
@@ -313,9 +313,19 @@ class MessageReader:
             else None
         )
 
-    def feed(self, data: bytes) -> list[str] | list[bytes]:
-        """Payloads completed by *data*."""
+    def feed(self, data: bytes, limit: int | None = None) -> list[str] | list[bytes]:
+        """Payloads completed by *data*.
+
+        Raw framing delivers each read as it came; a *data* longer than
+        *limit* (a binding that could not bound its read) counts as reads of
+        at most *limit* bytes, as ``recvBuffer`` promises.
+        """
         if self._raw:
+            if limit is not None and len(data) > limit:
+                pieces: list[Any] = []
+                for start in range(0, len(data), limit):
+                    pieces += self.feed(data[start : start + limit])
+                return pieces
             if self._decoder is None:
                 return [data] if data else []
             text = self._decoder.decode(data)

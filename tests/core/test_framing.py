@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 from jfsocket.core import (
+    Connection,
+    ConnectionOptions,
     Framing,
     LengthFramer,
     LineFramer,
     MessageReader,
     RawFramer,
+    Received,
     RemoteProtocolError,
     encode_payload,
     validate_encoding,
@@ -198,3 +201,28 @@ def test_reader_framed_and_decoded() -> None:
     assert reader.feed(b"x") == []
     assert reader.end() == [b"x"]
     assert MessageReader(Framing.LENGTH, "utf-8").frame(b"ab") == b"\x00\x00\x00\x02ab"
+
+
+def test_reader_cuts_long_raw_reads_at_the_limit() -> None:
+    """A read longer than recvBuffer (asyncio reads what is there) counts as several reads."""
+    raw = MessageReader(Framing.RAW, None)
+    assert raw.feed(b"abcdefg", 3) == [b"abc", b"def", b"g"]
+    assert raw.feed(b"abc", 3) == [b"abc"]
+    text = MessageReader(Framing.RAW, "utf-8")
+    # A character cut by the limit is completed by the next piece, as across reads.
+    assert text.feed("aé€".encode(), 2) == ["a", "é", "€"]
+    framed = MessageReader(Framing.LINE, None)
+    assert framed.feed(b"one\ntwo\n", 3) == [b"one", b"two"]  # messages are not cut
+
+
+def test_connection_cuts_long_raw_reads_at_recv_buffer() -> None:
+    """The core, not the binding, holds RECEIVED to recvBuffer bytes."""
+    conn = Connection(None, ConnectionOptions(encoding=None, recv_buffer=4))
+    conn.start_connect()
+    conn.connection_made(("127.0.0.1", 1), ("127.0.0.1", 2))
+    events = conn.receive_data(b"0123456789")
+    assert [event.data for event in events if isinstance(event, Received)] == [
+        b"0123",
+        b"4567",
+        b"89",
+    ]
