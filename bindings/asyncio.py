@@ -150,6 +150,8 @@ class _Dispatcher:
     a task (:meth:`drain`) async ones are awaited in place.
     """
 
+    __slots__ = ("_last", "_parent", "_streams", "_waiters", "on_idle", "queue", "tasks")
+
     def __init__(
         self,
         registry: CallbackRegistry,
@@ -162,8 +164,9 @@ class _Dispatcher:
         self._last = last
         self._streams: list[_EventStream] = []
         self._waiters: list[asyncio.Future[None]] = []
-        #: Tasks running our callbacks (a server's include its connections').
-        self.tasks: set[asyncio.Task[None]] = set()
+        #: Tasks running our callbacks (a server's include its connections'),
+        #: made with the first: most connections never have one.
+        self.tasks: set[asyncio.Task[None]] | None = None
         #: Called once the queue is idle again (a paused connection reads again).
         self.on_idle: Callable[[], None] | None = None
 
@@ -258,15 +261,20 @@ class _Dispatcher:
         else:
             task = loop.create_task(coro)
         if not task.done():
-            self.tasks.add(task)
-            if self._parent is not None:  # a server waits for its connections' tasks
-                self._parent.tasks.add(task)
+            node: _Dispatcher | None = self
+            while node is not None:  # a server waits for its connections' tasks
+                if node.tasks is None:
+                    node.tasks = set()
+                node.tasks.add(task)
+                node = node._parent
             task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if self._parent is not None:
-            self._parent.tasks.discard(task)
+        node: _Dispatcher | None = self
+        while node is not None:
+            if node.tasks is not None:
+                node.tasks.discard(task)
+            node = node._parent
 
     async def wait_done(self, target: int) -> None:
         """Wait until the events pushed up to *target* were dispatched."""
@@ -312,16 +320,22 @@ class _Dispatcher:
     async def reap(self) -> None:
         """Wait for the object's tasks (not the caller's own) to end."""
         current = asyncio.current_task()
-        while pending := [task for task in self.tasks if task is not current]:
+        while pending := [task for task in self.tasks or () if task is not current]:
             await asyncio.wait(pending)
 
 
-async def _cleanup(coro: Coroutine[Any, Any, None], dispatcher: _Dispatcher) -> None:
+async def _cleanup(
+    coro: Coroutine[Any, Any, None], dispatcher: _Dispatcher, *, interrupt: bool = False
+) -> None:
     """Run *coro* to its end even if we are cancelled meanwhile; then re-raise.
 
-    A second cancellation while it waits on callbacks cancels the object's
-    tasks (interrupting a callback stuck in an ``await``), so it cannot hang.
+    With *interrupt* (the block around the object was cancelled), and on a
+    cancellation while it waits, callbacks still running are cancelled first
+    (one stuck in an ``await`` cannot hang the cleanup); the events queued
+    behind them are still delivered.
     """
+    if interrupt:
+        _cancel_callbacks(dispatcher)
     context = contextvars.copy_context()
     if _inside():
         context.run(_inside_callback.set, True)
@@ -333,14 +347,19 @@ async def _cleanup(coro: Coroutine[Any, Any, None], dispatcher: _Dispatcher) -> 
         except asyncio.CancelledError:
             if task.done():
                 raise
-            if cancelled:
-                for other in list(dispatcher.tasks):
-                    other.cancel()
+            _cancel_callbacks(dispatcher)
             cancelled = True
         else:
             break
     if cancelled:
         raise asyncio.CancelledError
+
+
+def _cancel_callbacks(dispatcher: _Dispatcher) -> None:
+    current = asyncio.current_task()
+    for task in list(dispatcher.tasks or ()):
+        if task is not current:
+            task.cancel()
 
 
 class _Object:
@@ -358,7 +377,8 @@ class _Object:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await _cleanup(self._exit(), self._dispatcher)
+        cancelled = exc_type is not None and issubclass(exc_type, asyncio.CancelledError)
+        await _cleanup(self._exit(), self._dispatcher, interrupt=cancelled)
 
     async def _exit(self) -> None:
         await self._finish()
@@ -379,6 +399,20 @@ class _Object:
 class _Stream(asyncio.Protocol):
     """One transport's protocol: feeds the client's core, honours flow control."""
 
+    __slots__ = (
+        "_client",
+        "_conn",
+        "_dispatcher",
+        "_flushed",
+        "_lost",
+        "_lost_waiter",
+        "_paused",
+        "_reading",
+        "_unsettled",
+        "error",
+        "transport",
+    )
+
     def __init__(self, client: TcpClient) -> None:
         self._client = client
         self._conn = client._conn
@@ -388,7 +422,8 @@ class _Stream(asyncio.Protocol):
         self._paused = False  # the transport is buffering: writes are not in the OS yet
         self._unsettled: list[int] = []  # tickets written while paused
         self._flushed: asyncio.Future[None] | None = None
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._lost = False
+        self._lost_waiter: asyncio.Future[None] | None = None  # made only if someone waits
         self._reading = True
 
     @property
@@ -400,6 +435,10 @@ class _Stream(asyncio.Protocol):
         # Typed as a Transport: uvloop's transports quack alike but do not inherit.
         self.transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=0)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family != _socket.AF_UNIX:
+            # asyncio sets it only on sockets made with IPPROTO_TCP, not on all it accepts.
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         try:
             self._client._adopt(self, transport)
         except SocketError as exc:
@@ -420,6 +459,8 @@ class _Stream(asyncio.Protocol):
         return False  # the transport closes itself; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return  # reported already (see TcpClient.connect)
         if self.current and self._conn.state in _LIVE:
             events = self._conn.connection_lost(exc)
             self._ended()
@@ -427,8 +468,16 @@ class _Stream(asyncio.Protocol):
         else:
             self._ended()
         self._resume_writers()
-        if not self.lost.done():
-            self.lost.set_result(None)
+        self._lost = True
+        if self._lost_waiter is not None and not self._lost_waiter.done():
+            self._lost_waiter.set_result(None)
+
+    async def wait_lost(self) -> None:
+        """Wait for ``connection_lost``: the socket is closed and the end reported."""
+        if not self._lost:
+            if self._lost_waiter is None:
+                self._lost_waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._lost_waiter)
 
     def _ended(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -495,12 +544,11 @@ class _Stream(asyncio.Protocol):
         """Wait until the transport flushed what was written, or the connection is lost."""
         transport = self.transport
         if transport is None or transport.is_closing():
-            waiter = self.lost
-        else:
-            if self._flushed is None:
-                self._flushed = asyncio.get_running_loop().create_future()
-            waiter = self._flushed
-        await asyncio.shield(waiter)  # a cancelled send leaves its bytes settling
+            await self.wait_lost()
+            return
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._flushed)  # a cancelled send leaves its bytes settling
 
 
 class TcpClient(ClientFacade, _Object):
@@ -592,7 +640,11 @@ class TcpClient(ClientFacade, _Object):
             await loop.create_connection(made, host, port)
         except BaseException as exc:
             if proto is not None and proto.transport is not None and proto.error is None:
-                raise  # cancelled after CONNECTED: asyncio closes it, DISCONNECT follows
+                # Cancelled after CONNECTED: the loop closes the transport, but
+                # uvloop then never calls connection_lost, so report it here.
+                proto.transport.abort()
+                proto.connection_lost(None)
+                raise
             error = self._conn.connect_failed(exc)  # back to IDLE, also when cancelled
             if isinstance(exc, OSError):
                 raise error from exc
@@ -645,7 +697,7 @@ class TcpClient(ClientFacade, _Object):
         if dispatcher.push(events):
             await dispatcher.drain()
         if proto is not None:
-            await proto.lost  # the socket is closed, and DISCONNECT pushed
+            await proto.wait_lost()  # the socket is closed, and DISCONNECT pushed
         await dispatcher.wait_done(dispatcher.queue.pushed)
         if not _inside():
             await dispatcher.reap()
@@ -697,7 +749,7 @@ class TcpServer(ServerFacade, _Object):
         """Listen; STARTED has run when this returns.  Started: 1000; port taken: 1005."""
         address = self._model.start()
         loop = asyncio.get_running_loop()
-        sock = _socket.socket(family_of(address[0]), _socket.SOCK_STREAM)
+        sock = _socket.socket(family_of(address[0]), _socket.SOCK_STREAM, _socket.IPPROTO_TCP)
         try:
             sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             sock.bind(address)
@@ -728,6 +780,10 @@ class TcpServer(ServerFacade, _Object):
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        # Once begun, stopping finishes even if we are cancelled: no half-stopped server.
+        await _cleanup(self._stopping(server, _stack()), self._dispatcher)
+
+    async def _stopping(self, server: asyncio.Server | None, stack: list[_Dispatcher]) -> None:
         for client in self._model.targets():
             await client.close()
         if self._model.clients:
@@ -736,7 +792,6 @@ class TcpServer(ServerFacade, _Object):
         if server is not None:
             await server.wait_closed()
         events = self._model.stopped()
-        stack = _stack()
         if stack:  # inside a callback: STOPED after what is queued there
             self._dispatcher.publish(events)
             stack[-1].queue.push(events, self._registry)
@@ -844,6 +899,9 @@ class CastReceiver(ReceiverFacade, _Object):
         with contextlib.suppress(OSError):
             apply_changes(sock, drops)
         transport.abort()
+        await _cleanup(self._stopping(proto), self._dispatcher)
+
+    async def _stopping(self, proto: _Datagrams) -> None:
         await proto.lost  # the socket is closed
         await self._dispatcher.emit(self._model.stopped())
         if not _inside():

@@ -33,7 +33,8 @@ class DispatchQueue:
 
     def __init__(self, registry: CallbackRegistry) -> None:
         self._registry = registry
-        self._queue: deque[tuple[Event, CallbackRegistry]] = deque()
+        # Made on first use: an idle connection's queue would be most of its memory.
+        self._queue: deque[tuple[Event, CallbackRegistry]] | None = None
         self._busy = False
         self._running = 0
         #: Events pushed so far, and events whose callback has returned.
@@ -41,7 +42,7 @@ class DispatchQueue:
         self.done = 0
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
 
     @property
     def busy(self) -> bool:
@@ -68,6 +69,8 @@ class DispatchQueue:
                 self.pushed += len(events)
                 self.done += len(events)
                 return False
+        if self._queue is None:
+            self._queue = deque()
         self._queue.extend([(event, reg) for event in events])
         self.pushed += len(events)
         if self._busy:
