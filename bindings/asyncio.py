@@ -750,15 +750,26 @@ class TcpServer(ServerFacade, _Object):
         address = self._model.start()
         loop = asyncio.get_running_loop()
         sock = _socket.socket(family_of(address[0]), _socket.SOCK_STREAM, _socket.IPPROTO_TCP)
+        server: asyncio.Server | None = None
         try:
             sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             sock.bind(address)
             sock.setblocking(False)
-            self._server = await loop.create_server(
-                lambda: _Stream(TcpClient(_server=self)), sock=sock, backlog=self._backlog
+            # Made without serving, it never suspends: a cancellation can only
+            # land once we hold the server, which then closes its socket.
+            server = await loop.create_server(
+                lambda: _Stream(TcpClient(_server=self)),
+                sock=sock,
+                backlog=self._backlog,
+                start_serving=False,
             )
+            await server.start_serving()
+            self._server = server
         except BaseException as exc:
-            sock.close()
+            if server is not None:
+                server.close()
+            else:
+                sock.close()
             error = self._model.start_failed(exc)
             if isinstance(exc, OSError):
                 raise error from exc
@@ -825,6 +836,19 @@ class _Datagrams(asyncio.DatagramProtocol):
         self._model = receiver._model
         self._dispatcher = receiver._dispatcher
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.abandoned = False  # start() was cancelled while the loop set us up
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.DatagramTransport, transport)
+        if self.abandoned:
+            transport.abort()  # uvloop leaves it open when its waiter is cancelled
+
+    def abandon(self) -> None:
+        """start() gave up: the transport, now or when it comes, is closed."""
+        self.abandoned = True
+        if self.transport is not None:
+            self.transport.abort()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         model = self._model
@@ -873,14 +897,19 @@ class CastReceiver(ReceiverFacade, _Object):
         family = family_of(address[0])
         sock = _socket.socket(family, _socket.SOCK_DGRAM)
         proto = _Datagrams(self)
+        handed = False  # from then on the socket is the transport's to close
         try:
             prepare_receiver(sock, family)
             sock.bind(address)
             sock.setblocking(False)
             apply_changes(sock, self._model.joins())
+            handed = True
             transport, _ = await loop.create_datagram_endpoint(lambda: proto, sock=sock)
         except BaseException as exc:
-            sock.close()
+            if handed:
+                proto.abandon()
+            else:
+                sock.close()
             error = self._model.start_failed(exc)
             if isinstance(exc, OSError):
                 raise error from exc
