@@ -1,0 +1,1 @@
+"""The asyncio binding's own tests: loops, cancellation, flow control, callbacks, leaks."""
