@@ -1,7 +1,7 @@
-"""The interop tests share the threaded tests' helpers, leak check included."""
+"""The interop tests use the conformance driver and its leak check."""
 
 from __future__ import annotations
 
-from tests.threaded.conftest import no_leaks, objects
+from tests.conformance.conftest import no_leaks
 
-__all__ = ["no_leaks", "objects"]
+__all__ = ["no_leaks"]

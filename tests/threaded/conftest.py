@@ -1,7 +1,6 @@
 """Shared helpers for the threaded binding's tests: waiting, recording, leak checks.
 
-Rules these helpers enforce for every test below this folder (and, re-exported
-by ``tests/interop/conftest.py``, for the interop tests):
+Rules these helpers enforce for every test below this folder:
 
 * nothing waits by sleeping: :func:`wait_until` polls with short timed waits on
   a :class:`threading.Event`, and :class:`EventLog` waits on a condition;
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +23,6 @@ from jfsocket.bindings.threaded import (
     CastReceiver,
     CastSender,
     EventTypes,
-    SocketError,
     TcpClient,
     TcpServer,
 )
@@ -38,7 +35,6 @@ __all__ = [
     "SERVER_KEYS",
     "EventLog",
     "Objects",
-    "SendPump",
     "no_leaks",
     "objects",
     "open_fds",
@@ -221,7 +217,7 @@ class EventLog:
 
 
 class Objects:
-    """Creates jfsocket objects and raw sockets, and closes them all at teardown."""
+    """Creates jfsocket objects, and closes them all at teardown."""
 
     def __init__(self) -> None:
         self._finalizers: list[Callable[[], None]] = []
@@ -304,39 +300,6 @@ class Objects:
         assert isinstance(side, TcpClient)
         return side
 
-    def raw(self, family: int = socket.AF_INET) -> socket.socket:
-        """A plain TCP socket, closed at teardown."""
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        self.later(sock.close)
-        return sock
-
-    def raw_connect(self, address: tuple[str, int], *, rcvbuf: int | None = None) -> socket.socket:
-        """A plain TCP socket connected to *address* (a small receive buffer if asked)."""
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        sock = self.raw(family)
-        if rcvbuf is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.settimeout(10.0)
-        sock.connect(address)
-        return sock
-
-    def raw_listener(self, family: int = socket.AF_INET) -> socket.socket:
-        """A plain listening TCP socket on loopback, port 0."""
-        sock = self.raw(family)
-        sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-        sock.listen(8)
-        sock.settimeout(10.0)
-        return sock
-
-    def connected_to_raw_peer(self, log: EventLog) -> tuple[TcpClient, socket.socket]:
-        """A TcpClient bound to *log*, connected to a plain server: (client, that server's side)."""
-        listener = self.raw_listener()
-        client = self.client(log)
-        client.connect(*listener.getsockname())
-        peer, _ = listener.accept()
-        self.later(peer.close)
-        return client, peer
-
     def receiver(
         self,
         log: EventLog | None = None,
@@ -385,72 +348,3 @@ def objects() -> Iterator[Objects]:
     made = Objects()
     yield made
     made.close_all()
-
-
-class SendPump:
-    """Sends distinct chunks from its own thread until a send blocks, fails or *limit*.
-
-    ``accepted`` holds the data objects whose ``send`` returned without raising
-    (each must settle with exactly one SENDED or SENDFAIL); ``error`` the
-    exception that stopped the pump, if any.
-    """
-
-    def __init__(
-        self, send: Callable[[bytes], None], *, chunk: int = 1 << 20, limit: int = 256
-    ) -> None:
-        self._send = send
-        self._chunk = chunk
-        self._limit = limit
-        self._lock = threading.Lock()
-        self.started = 0
-        self.accepted: list[bytes] = []
-        self.in_flight: bytes | None = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="test send pump")
-
-    def start(self) -> SendPump:
-        """Start pumping; returns self."""
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        for i in range(self._limit):
-            data = bytes([65 + i % 26]) * self._chunk  # a new object every time
-            with self._lock:
-                self.started += 1
-                self.in_flight = data
-            try:
-                self._send(data)
-            except (SocketError, OSError, TypeError, ValueError) as exc:
-                with self._lock:
-                    self.error = exc
-                    self.in_flight = None
-                return
-            with self._lock:
-                self.accepted.append(data)
-                self.in_flight = None
-
-    def wait_blocked(self, timeout: float = 10.0) -> bytes:
-        """Wait until one send stayed in progress over two quiet windows; return its data."""
-        pause = threading.Event()
-        deadline = time.monotonic() + timeout
-        last: tuple[int, int, int] | None = None
-        quiet = 0
-        while time.monotonic() < deadline:
-            with self._lock:
-                data = self.in_flight
-                state = (self.started, len(self.accepted), id(data))
-            if data is not None and state == last:
-                quiet += 1
-                if quiet >= 2:
-                    return data
-            else:
-                quiet = 0
-            last = state
-            pause.wait(0.15)
-        pytest.fail(f"no send blocked within {timeout:g} s ({self.started} sends)", pytrace=False)
-
-    def join(self, timeout: float = 10.0) -> None:
-        """Wait for the pump's thread to end; fail if it does not."""
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), "the send pump is still blocked"

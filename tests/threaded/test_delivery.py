@@ -1,14 +1,16 @@
-"""Delivery guarantees: never concurrent, in order, exactly once; re-entrant callbacks."""
+"""Delivery under the threaded binding's own stress: calls from many foreign threads.
+
+The delivery rules every binding shares (re-entrant calls, raising
+callbacks, exactly-once under faults) are in ``tests/conformance``.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
 
-import pytest
 from jfsocket.bindings.threaded import SocketError, TcpClient
 from jfsocket.core import Callback
 
@@ -168,152 +170,6 @@ def test_send_from_many_threads(objects: Objects) -> None:
         f"thread {i} message {n} " + "p" * (n * 7) for i in range(8) for n in range(50)
     )
     assert Counter(map(str, server_log.data(source=side))) == expected
-
-
-def test_raising_callback_is_logged_and_connection_survives(
-    objects: Objects, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A callback that raises is logged on 'jfsocket' with traceback; delivery goes on."""
-    caplog.set_level(logging.ERROR, logger="jfsocket")
-    server_log = EventLog()
-    server = objects.server(server_log, framing="line")
-    client_log = EventLog()
-    client, side = objects.connect(server, server_log, client_log, framing="line")
-
-    def explode(conn: object, data: object) -> None:
-        server_log.record("onReceived", conn, data)
-        raise ValueError(f"boom on {data}")
-
-    def explode_too(conn: object, data: object) -> None:
-        raise ValueError(f"boom on {data}")
-
-    server.bind("onReceived", explode)
-    client.bind("onSended", explode_too)
-    client.send("one")
-    client.send("two")
-    server_log.wait_for("onReceived", 2)
-    assert server_log.data(source=side) == ["one", "two"]
-    side.send("still alive")
-    client_log.wait(lambda: client_log.data() == ["still alive"], what="the reply")
-
-    def booms() -> list[logging.LogRecord]:
-        return [r for r in caplog.records if r.name == "jfsocket" and r.exc_info]
-
-    # Two RECEIVED on the server, two SENDED on the client (logged once they returned).
-    wait_until(lambda: len(booms()) >= 4, what="four logged callback errors")
-    assert len(booms()) == 4
-    for record in booms():
-        assert record.levelno >= logging.ERROR
-        assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
-        assert "boom on" in str(record.exc_info[1])
-    assert client.isAlive and side.isAlive
-
-
-def test_echo_send_from_inside_callbacks(objects: Objects) -> None:
-    """send() inside RECEIVED (an echo) and inside CONNECTED (a greeting) works."""
-    server_log = EventLog()
-    server = objects.server(server_log, framing="line")
-
-    def greet(conn: TcpClient, host: object, remote: object) -> None:
-        server_log.record("onConnected", conn, host, remote)
-        conn.send("welcome")
-
-    def echo(conn: TcpClient, data: object) -> None:
-        server_log.record("onReceived", conn, data)
-        conn.send(f"echo {data}")
-
-    server.bind("onConnected", greet)
-    server.bind("onReceived", echo)
-    client_log = EventLog()
-    client, _ = objects.connect(server, server_log, client_log, framing="line")
-    for n in range(20):
-        client.send(f"m{n}")
-    client_log.wait_for("onReceived", 21)
-    assert client_log.data() == ["welcome"] + [f"echo m{n}" for n in range(20)]
-
-
-def test_close_inside_received(objects: Objects) -> None:
-    """close() inside the client's own RECEIVED: no deadlock, one DISCONNECT, after it."""
-    server_log = EventLog()
-    server = objects.server(server_log)
-    client_log = EventLog()
-    client = TcpClient()
-
-    def hang_up(conn: TcpClient, data: object) -> None:
-        client_log.record("onReceived", conn, data)
-        conn.close()
-        conn.close()
-        client_log.record("closed inside")
-
-    client.bind("onReceived", hang_up)
-    client.bind("onDisconnect", client_log.onDisconnect)
-    objects.later(client.close)
-    client.connect(*server.host)
-    side = objects.server_side(server_log, client.host)
-    side.send("bye")
-    client_log.wait_for("onDisconnect")
-    assert client_log.names() == ["onReceived", "closed inside", "onDisconnect"]
-    server_log.wait_for("onDisconnect")
-    assert not client.isAlive
-
-
-def test_close_other_connection_inside_callback(objects: Objects) -> None:
-    """The server side's RECEIVED closes the client-side object: no deadlock."""
-    server_log = EventLog()
-    server = objects.server(server_log)
-    client_log = EventLog()
-    client, _ = objects.connect(server, server_log, client_log)
-
-    def close_peer(conn: object, data: object) -> None:
-        server_log.record("onReceived", conn, data)
-        client.close()
-
-    server.bind("onReceived", close_peer)
-    client.send("close me")
-    client_log.wait_for("onDisconnect")
-    server_log.wait_for("onDisconnect")
-    assert client_log.count("onDisconnect") == 1 and server_log.count("onDisconnect") == 1
-
-
-def test_server_stop_inside_received(objects: Objects) -> None:
-    """server.stop() inside a client's RECEIVED: every DISCONNECT, then STOPED; no deadlock."""
-    server_log = EventLog()
-    server = objects.server(server_log)
-    logs = [EventLog() for _ in range(3)]
-    clients = [objects.connect(server, server_log, cl)[0] for cl in logs]
-
-    def stop_server(conn: object, data: object) -> None:
-        server_log.record("onReceived", conn, data)
-        server.stop()
-        server_log.record("stop returned")
-
-    server.bind("onReceived", stop_server)
-    clients[1].send("stop")
-    server_log.wait_for("onStoped")
-    names = server_log.names()
-    assert names.count("onDisconnect") == 3 and names.count("onStoped") == 1
-    assert names.index("stop returned") < names.index("onStoped")
-    assert max(i for i, n in enumerate(names) if n == "onDisconnect") < names.index("onStoped")
-    assert not server.isAlive
-    for client_log in logs:
-        client_log.wait_for("onDisconnect")
-    server.stop()  # idempotent from outside, afterwards
-
-
-def test_stop_inside_disconnect_while_stopping(objects: Objects) -> None:
-    """A DISCONNECT callback calling server.stop() during stop(): returns, STOPED once."""
-    server_log = EventLog()
-    server = objects.server(server_log)
-    for _ in range(2):
-        objects.connect(server, server_log)
-
-    def again(conn: object, host: object, remote: object) -> None:
-        server_log.record("onDisconnect", conn, host, remote)
-        server.stop()
-
-    server.bind("onDisconnect", again)
-    server.stop()
-    assert server_log.count("onDisconnect") == 2 and server_log.count("onStoped") == 1
 
 
 def test_connected_is_first_even_while_broadcasting(objects: Objects) -> None:

@@ -12,11 +12,10 @@ import functools
 import os
 import pathlib
 import socket
-import struct
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import trio
@@ -134,12 +133,6 @@ class EventLog:
                 await self._changed.wait()
 
 
-def settled_once(log: EventLog, sent: Sequence[object]) -> bool:
-    """Every object in *sent* got exactly one SENDED or SENDFAIL, by identity."""
-    settled = log.data("SENDED") + log.data("SENDFAIL")
-    return all(sum(1 for s in settled if s is data) == 1 for data in sent)
-
-
 # -- peers -------------------------------------------------------------------------
 
 
@@ -182,21 +175,6 @@ async def connected(
         yield server, client, side
 
 
-async def raw_connect(
-    address: tuple[str, int], *, rcvbuf: int | None = None
-) -> trio.socket.SocketType:
-    """A plain trio socket connected to *address* (the caller closes it)."""
-    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if rcvbuf is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        await sock.connect(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 @contextlib.asynccontextmanager
 async def raw_listener(*, rcvbuf: int | None = None) -> AsyncIterator[trio.socket.SocketType]:
     """A plain trio socket listening on 127.0.0.1 (port 0); accepted sockets
@@ -207,20 +185,6 @@ async def raw_listener(*, rcvbuf: int | None = None) -> AsyncIterator[trio.socke
         await sock.bind((LOCALHOST, 0))
         sock.listen(8)
         yield sock
-
-
-def reset(sock: trio.socket.SocketType | socket.socket) -> None:
-    """Close *sock* with an RST (``SO_LINGER`` on, zero timeout)."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
-@contextlib.contextmanager
-def free_port() -> Iterator[int]:
-    """A port of 127.0.0.1 that is bound but not listening: connecting is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOCALHOST, 0))
-        yield sock.getsockname()[1]
 
 
 async def blocked() -> None:
