@@ -2,12 +2,19 @@
 
 ``jfsocket demo`` runs a server, a client and a multicast pair on loopback and
 prints every event; ``server``, ``client`` and ``cast listen|send`` are small
-tools built on the same objects, on the threaded or the trio binding.
+tools built on the same objects, on the threaded, the trio or the asyncio
+binding (asyncio on its own loop or on uvloop).
+
+The async commands are written once, against :class:`_AsyncRuntime`: the
+binding's four classes and the few tools trio and asyncio spell differently.
+A runtime's modules are imported only when it is chosen.
 """
 
 from __future__ import annotations
 
+import abc
 import argparse
+import concurrent.futures
 import contextlib
 import io
 import os
@@ -16,19 +23,24 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from importlib import metadata
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
-import trio
 from jfsocket.bindings import threaded
-from jfsocket.bindings import trio as trio_binding
 from jfsocket.core import Address, EventTypes, SocketError
+
+if TYPE_CHECKING:
+    from jfsocket.bindings import asyncio as asyncio_binding
+    from jfsocket.bindings import trio as trio_binding
 
 __all__ = ["main"]
 
 _LOOPBACK = "127.0.0.1"
 _DEMO_GROUP = "239.255.77.1"
+_RUNTIMES = ("threaded", "trio", "asyncio")
+_LOOPS = ("asyncio", "uvloop")
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _COLOURS = {
     "STARTED": "32",
     "STOPED": "32",
@@ -38,6 +50,7 @@ _COLOURS = {
     "SENDED": "34",
     "SENDFAIL": "31",
 }
+_T = TypeVar("_T")
 
 
 def _show(value: object) -> str:
@@ -104,19 +117,198 @@ _RECEIVER_KEYS = (_E.STARTED, _E.STOPED, _E.RECEIVED)
 _SENDER_KEYS = (_E.SENDED, _E.SENDFAIL)
 
 
+# -- the async runtimes ----------------------------------------------------------
+
+
+if TYPE_CHECKING:
+    _AsyncClient = trio_binding.TcpClient | asyncio_binding.TcpClient
+_Main = Callable[[], Coroutine[Any, Any, None]]
+
+
+class _Semaphore(Protocol):
+    def release(self) -> None: ...
+    def acquire(self) -> Awaitable[object]: ...
+
+
+def _only_interrupts(exc: BaseException) -> bool:
+    """*exc* is a KeyboardInterrupt, or a group of nothing else (as trio raises them)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    inner: Sequence[BaseException] = getattr(exc, "exceptions", ())
+    return bool(inner) and all(_only_interrupts(e) for e in inner)
+
+
+class _AsyncRuntime(abc.ABC):
+    """A binding's four classes, and the tools its runtime spells its own way."""
+
+    TcpServer: type[trio_binding.TcpServer | asyncio_binding.TcpServer]
+    TcpClient: type[trio_binding.TcpClient | asyncio_binding.TcpClient]
+    CastReceiver: type[trio_binding.CastReceiver | asyncio_binding.CastReceiver]
+    CastSender: type[trio_binding.CastSender | asyncio_binding.CastSender]
+    #: What the runtime raises when a deadline passes.
+    _too_slow: type[BaseException]
+
+    def run(self, main: _Main) -> None:
+        """Run ``main()`` to its end; Ctrl-C at any moment is a clean end, not a traceback."""
+        try:
+            self._run(main)
+        except BaseException as exc:
+            if not _only_interrupts(exc):
+                raise
+
+    async def within(self, seconds: float, work: Awaitable[_T]) -> _T:
+        """Await *work*, cancelled with a TimeoutError once *seconds* have passed."""
+        try:
+            return await self._within(seconds, work)
+        except self._too_slow:
+            raise TimeoutError(f"timed out after {seconds:g} s") from None
+
+    @abc.abstractmethod
+    def _run(self, main: _Main) -> None: ...
+
+    @abc.abstractmethod
+    async def _within(self, seconds: float, work: Awaitable[_T]) -> _T: ...
+
+    @abc.abstractmethod
+    def semaphore(self) -> _Semaphore:
+        """A semaphore at 0: callbacks release it, the command acquires it."""
+
+    @abc.abstractmethod
+    async def in_thread(self, function: Callable[..., _T], *args: object) -> _T:
+        """``function(*args)`` in a daemon thread; cancelled, this returns and abandons it."""
+
+    @abc.abstractmethod
+    def stop_signals(
+        self,
+    ) -> contextlib.AbstractAsyncContextManager[Callable[[], Awaitable[object]]]:
+        """SIGINT and SIGTERM are caught in the block, which gets a function awaiting one."""
+
+
+class _TrioRuntime(_AsyncRuntime):
+    def __init__(self) -> None:
+        import trio
+        from jfsocket.bindings import trio as binding
+
+        self._trio = trio
+        self._too_slow = trio.TooSlowError
+        self.TcpServer, self.TcpClient = binding.TcpServer, binding.TcpClient
+        self.CastReceiver, self.CastSender = binding.CastReceiver, binding.CastSender
+
+    def _run(self, main: _Main) -> None:
+        self._trio.run(main)
+
+    async def _within(self, seconds: float, work: Awaitable[_T]) -> _T:
+        with self._trio.fail_after(seconds):
+            return await work
+
+    def semaphore(self) -> _Semaphore:
+        return self._trio.Semaphore(0)
+
+    async def in_thread(self, function: Callable[..., _T], *args: object) -> _T:
+        return await self._trio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+
+    @contextlib.asynccontextmanager
+    async def stop_signals(self) -> AsyncIterator[Callable[[], Awaitable[object]]]:
+        with self._trio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+
+            async def signalled() -> None:
+                async for _ in signals:
+                    return
+
+            yield signalled
+
+
+class _AsyncioRuntime(_AsyncRuntime):
+    def __init__(self, loop: str) -> None:
+        import asyncio
+
+        from jfsocket.bindings import asyncio as binding
+
+        self._asyncio = asyncio
+        self._loop = loop
+        self._too_slow = asyncio.TimeoutError  # before 3.11 not the built-in TimeoutError
+        self.TcpServer, self.TcpClient = binding.TcpServer, binding.TcpClient
+        self.CastReceiver, self.CastSender = binding.CastReceiver, binding.CastSender
+
+    def _run(self, main: _Main) -> None:
+        if self._loop == "uvloop":
+            import uvloop
+
+            uvloop.run(main())
+        else:
+            self._asyncio.run(main())
+
+    async def _within(self, seconds: float, work: Awaitable[_T]) -> _T:
+        return await self._asyncio.wait_for(work, seconds)
+
+    def semaphore(self) -> _Semaphore:
+        return self._asyncio.Semaphore(0)
+
+    async def in_thread(self, function: Callable[..., _T], *args: object) -> _T:
+        # Not run_in_executor or to_thread: the interpreter joins their threads
+        # at exit, so a readline nobody answers would hold the process after Ctrl-C.
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def work() -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function(*args))
+                except Exception as exc:  # handed to the awaiting task
+                    future.set_exception(exc)
+
+        threading.Thread(target=work, name="jfsocket-cli", daemon=True).start()
+        return await self._asyncio.wrap_future(future)
+
+    @contextlib.asynccontextmanager
+    async def stop_signals(self) -> AsyncIterator[Callable[[], Awaitable[object]]]:
+        loop = self._asyncio.get_running_loop()
+        stop = self._asyncio.Event()
+        for signum in _STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            yield stop.wait
+        finally:
+            for signum in _STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+
+def _async_runtime(args: argparse.Namespace) -> _AsyncRuntime:
+    if args.runtime == "trio":
+        return _TrioRuntime()
+    return _AsyncioRuntime(args.loop or "asyncio")
+
+
+def _echo(
+    print_received: Callable[..., object], answer: Callable[[Any], Any]
+) -> Callable[..., None]:
+    """A threaded RECEIVED callback: print, then send ``answer(data)`` back."""
+
+    def echo(client: threaded.TcpClient, data: str | bytes) -> None:
+        print_received(client, data)
+        client.send(answer(data))
+
+    return echo
+
+
+def _async_echo(
+    print_received: Callable[..., object], answer: Callable[[Any], Any]
+) -> Callable[..., Awaitable[None]]:
+    """An async RECEIVED callback: print, then send ``answer(data)`` back."""
+
+    async def echo(client: _AsyncClient, data: str | bytes) -> None:
+        print_received(client, data)
+        await client.send(answer(data))
+
+    return echo
+
+
 # -- demo ------------------------------------------------------------------------
 
 
 def _demo_threaded(printer: Printer, timeout: float) -> None:
     replies: queue.Queue[object] = queue.Queue()
     server_evts = printer.callbacks("server", _SERVER_KEYS)
-    print_received = server_evts[_E.RECEIVED]
-
-    def echo(client: threaded.TcpClient, data: str) -> None:
-        print_received(client, data)
-        client.send(f"echo: {data}")
-
-    server_evts[_E.RECEIVED] = echo
+    server_evts[_E.RECEIVED] = _echo(server_evts[_E.RECEIVED], "echo: {}".format)
     client_evts = printer.callbacks("client", _CLIENT_KEYS)
     print_reply = client_evts[_E.RECEIVED]
     client_evts[_E.RECEIVED] = _chain(print_reply, lambda c, d: replies.put(d))
@@ -144,52 +336,50 @@ def _demo_threaded(printer: Printer, timeout: float) -> None:
                 heard.get(timeout=timeout)
 
 
-async def _demo_trio(printer: Printer, timeout: float) -> None:
-    replies = trio.Semaphore(0, max_value=10)
+async def _demo_async(runtime: _AsyncRuntime, printer: Printer) -> None:
+    replies = runtime.semaphore()
     server_evts = printer.callbacks("server", _SERVER_KEYS)
-    print_received = server_evts[_E.RECEIVED]
-
-    async def echo(client: trio_binding.TcpClient, data: str) -> None:
-        print_received(client, data)
-        await client.send(f"echo: {data}")
-
-    server_evts[_E.RECEIVED] = echo
+    server_evts[_E.RECEIVED] = _async_echo(server_evts[_E.RECEIVED], "echo: {}".format)
     client_evts = printer.callbacks("client", _CLIENT_KEYS)
     print_reply = client_evts[_E.RECEIVED]
     client_evts[_E.RECEIVED] = _chain(print_reply, lambda c, d: replies.release())
-    with trio.fail_after(timeout):
-        async with (
-            trio_binding.TcpServer(_LOOPBACK, 0, evts=server_evts, framing="line") as server,
-            trio_binding.TcpClient(evts=client_evts, framing="line") as client,
-        ):
-            await client.connect(*server.host)
-            for text in ("hello, server", "你好"):
-                await client.send(text)
-                await replies.acquire()
-            await server.send("a word from the server to everyone")
+    async with (
+        runtime.TcpServer(_LOOPBACK, 0, evts=server_evts, framing="line") as server,
+        runtime.TcpClient(evts=client_evts, framing="line") as client,
+    ):
+        await client.connect(*server.host)
+        for text in ("hello, server", "你好"):
+            await client.send(text)
             await replies.acquire()
-        heard = trio.Semaphore(0, max_value=10)
-        receiver_evts = printer.callbacks("receiver", _RECEIVER_KEYS)
-        print_heard = receiver_evts[_E.RECEIVED]
-        receiver_evts[_E.RECEIVED] = _chain(print_heard, lambda r, d: heard.release())
-        async with trio_binding.CastReceiver(
-            ("0.0.0.0", 0), evts=receiver_evts, interface=_LOOPBACK
-        ) as receiver:
-            receiver.joinGroup(_DEMO_GROUP)
-            async with trio_binding.CastSender(
-                evts=printer.callbacks("sender", _SENDER_KEYS), ttl=0, interface=_LOOPBACK
-            ) as sender:
-                for text in ("datagram one", "datagram two"):
-                    await sender.send((_DEMO_GROUP, receiver.host[1]), text)
-                    await heard.acquire()
+        await server.send("a word from the server to everyone")
+        await replies.acquire()
+    heard = runtime.semaphore()
+    receiver_evts = printer.callbacks("receiver", _RECEIVER_KEYS)
+    print_heard = receiver_evts[_E.RECEIVED]
+    receiver_evts[_E.RECEIVED] = _chain(print_heard, lambda r, d: heard.release())
+    async with (
+        runtime.CastReceiver(("0.0.0.0", 0), evts=receiver_evts, interface=_LOOPBACK) as receiver,
+        runtime.CastSender(
+            evts=printer.callbacks("sender", _SENDER_KEYS), ttl=0, interface=_LOOPBACK
+        ) as sender,
+    ):
+        receiver.joinGroup(_DEMO_GROUP)
+        for text in ("datagram one", "datagram two"):
+            await sender.send((_DEMO_GROUP, receiver.host[1]), text)
+            await heard.acquire()
+
+
+def _runtime_name(args: argparse.Namespace) -> str:
+    return "asyncio on uvloop" if args.loop == "uvloop" else str(args.runtime)
 
 
 def _cmd_demo(args: argparse.Namespace, printer: Printer) -> int:
-    printer.line("demo", "", f"jfsocket on {args.runtime}, loopback only (multicast TTL 0)")
-    if args.runtime == "trio":
-        trio.run(_demo_trio, printer, args.timeout)
-    else:
+    printer.line("demo", "", f"jfsocket on {_runtime_name(args)}, loopback only (multicast TTL 0)")
+    if args.runtime == "threaded":
         _demo_threaded(printer, args.timeout)
+    else:
+        runtime = _async_runtime(args)
+        runtime.run(lambda: runtime.within(args.timeout, _demo_async(runtime, printer)))
     printer.line("demo", "", "done")
     return 0
 
@@ -212,6 +402,54 @@ def _until_interrupted() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _Waiting:
+    """Where Ctrl-C and SIGTERM may interrupt the threaded client: only while it waits."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.interrupted = False
+
+    def __enter__(self) -> None:
+        if self.interrupted:  # it came while we were busy: stop now
+            raise KeyboardInterrupt
+        self.active = True
+
+    def __exit__(self, *exc: object) -> bool:
+        self.active = False
+        return exc[0] is KeyboardInterrupt  # an interrupted wait ends the block
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Library calls run with interrupts deferred to the next wait."""
+        self.active = False
+        try:
+            yield
+        finally:
+            self.active = True
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupts_while_waiting() -> Iterator[_Waiting]:
+    """Signals raise KeyboardInterrupt only inside ``with waiting:`` (stdin, linger),
+    never in the middle of a library call, which a thread-blind exception could
+    leave half done; one arriving elsewhere is kept for the next wait."""
+    waiting = _Waiting()
+
+    def interrupt(signum: int, frame: object) -> None:
+        waiting.interrupted = True
+        if waiting.active:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield waiting
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _wait_forever() -> None:
     """Block until a signal handler raises (short waits: none is missed)."""
     idle = threading.Event()
@@ -219,57 +457,26 @@ def _wait_forever() -> None:
         pass
 
 
-def _only_interrupts(exc: BaseException) -> bool:
-    """*exc* is a KeyboardInterrupt, or a group of nothing else (as trio raises them)."""
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    inner: Sequence[BaseException] = getattr(exc, "exceptions", ())
-    return bool(inner) and all(_only_interrupts(e) for e in inner)
-
-
-def _run_trio(main: Callable[[], Awaitable[None]]) -> None:
-    """``trio.run``, where Ctrl-C at any moment is a clean end, not a traceback."""
-    try:
-        trio.run(main)
-    except BaseException as exc:
-        if not _only_interrupts(exc):
-            raise
-
-
-async def _signalled(signals: AsyncIterator[int]) -> None:
-    async for _ in signals:
-        return
-
-
 def _cmd_server(args: argparse.Namespace, printer: Printer) -> int:
     options = {"encoding": args.encoding, "framing": args.framing}
     evts = printer.callbacks("server", _SERVER_KEYS)
-    if args.echo:
-        print_received = evts[_E.RECEIVED]
-        if args.runtime == "trio":
-
-            async def echo_async(client: trio_binding.TcpClient, data: str | bytes) -> None:
-                print_received(client, data)
-                await client.send(data)
-
-            evts[_E.RECEIVED] = echo_async
-        else:
-
-            def echo(client: threaded.TcpClient, data: str | bytes) -> None:
-                print_received(client, data)
-                client.send(data)
-
-            evts[_E.RECEIVED] = echo
-    if args.runtime == "trio":
+    if args.runtime != "threaded":
+        runtime = _async_runtime(args)
+        if args.echo:
+            evts[_E.RECEIVED] = _async_echo(evts[_E.RECEIVED], lambda data: data)
 
         async def serve() -> None:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async with trio_binding.TcpServer(args.ip, args.port, evts=evts, **options) as s:
-                    printer.line("server", "LISTENING", _show(s.host))
-                    await _signalled(signals)
+            async with (
+                runtime.stop_signals() as signalled,
+                runtime.TcpServer(args.ip, args.port, evts=evts, **options) as server,
+            ):
+                printer.line("server", "LISTENING", _show(server.host))
+                await signalled()
 
-        _run_trio(serve)
+        runtime.run(serve)
         return 0
+    if args.echo:
+        evts[_E.RECEIVED] = _echo(evts[_E.RECEIVED], lambda data: data)
     with (
         _until_interrupted(),
         threaded.TcpServer(args.ip, args.port, evts=evts, **options) as server,
@@ -292,31 +499,35 @@ def _cmd_client(args: argparse.Namespace, printer: Printer) -> int:
         text = line.rstrip("\n") if framed else line
         return text if args.encoding else text.encode("utf-8", "surrogateescape")
 
-    if args.runtime == "trio":
+    if args.runtime != "threaded":
+        runtime = _async_runtime(args)
 
         async def run() -> None:
-            async with trio_binding.TcpClient(evts=evts, **options) as client:
+            async with runtime.TcpClient(evts=evts, **options) as client:
                 await client.connect(args.ip, args.port)
                 while client.isAlive:
-                    line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+                    line = await runtime.in_thread(sys.stdin.readline)
                     if not line:
                         break
                     await client.send(prepare(line))
                 # Let answers to the last lines arrive, unless the server leaves first.
-                await trio.to_thread.run_sync(gone.wait, args.linger)
+                await runtime.in_thread(gone.wait, args.linger)
 
-        _run_trio(run)
+        runtime.run(run)
         return 0
-    with threaded.TcpClient(evts=evts, **options) as client:
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        _interrupts_while_waiting() as waiting,
+        threaded.TcpClient(evts=evts, **options) as client,
+    ):
         client.connect(args.ip, args.port)
-        try:
+        with waiting:
             for line in sys.stdin:
-                if not client.isAlive:
-                    break
-                client.send(prepare(line))
+                with waiting.paused():
+                    if not client.isAlive:
+                        break
+                    client.send(prepare(line))
             gone.wait(args.linger)  # let answers to the last lines arrive
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
@@ -325,25 +536,22 @@ def _cmd_client(args: argparse.Namespace, printer: Printer) -> int:
 
 def _cmd_cast_listen(args: argparse.Namespace, printer: Printer) -> int:
     evts = printer.callbacks("receiver", _RECEIVER_KEYS)
-    if args.runtime == "trio":
+    options = {"evts": evts, "interface": args.interface, "encoding": args.encoding}
+    if args.runtime != "threaded":
+        runtime = _async_runtime(args)
 
         async def listen() -> None:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async with trio_binding.CastReceiver(
-                    args.port, evts=evts, interface=args.interface, encoding=args.encoding
-                ) as receiver:
-                    receiver.joinGroup(*args.groups)
-                    printer.line("receiver", "LISTENING", f"{_show(receiver.host)} {args.groups}")
-                    await _signalled(signals)
+            async with (
+                runtime.stop_signals() as signalled,
+                runtime.CastReceiver(args.port, **options) as receiver,
+            ):
+                receiver.joinGroup(*args.groups)
+                printer.line("receiver", "LISTENING", f"{_show(receiver.host)} {args.groups}")
+                await signalled()
 
-        _run_trio(listen)
+        runtime.run(listen)
         return 0
-    with (
-        _until_interrupted(),
-        threaded.CastReceiver(
-            args.port, evts=evts, interface=args.interface, encoding=args.encoding
-        ) as receiver,
-    ):
+    with _until_interrupted(), threaded.CastReceiver(args.port, **options) as receiver:
         receiver.joinGroup(*args.groups)
         receiver.start()
         printer.line("receiver", "LISTENING", f"{_show(receiver.host)} {receiver.groups}")
@@ -356,14 +564,15 @@ def _cmd_cast_send(args: argparse.Namespace, printer: Printer) -> int:
     target: Address = (args.group, args.port)
     options = {"ttl": args.ttl, "interface": args.interface, "encoding": args.encoding}
     messages = [m if args.encoding else m.encode() for m in args.messages]
-    if args.runtime == "trio":
+    if args.runtime != "threaded":
+        runtime = _async_runtime(args)
 
         async def send() -> None:
-            async with trio_binding.CastSender(evts=evts, **options) as sender:
+            async with runtime.CastSender(evts=evts, **options) as sender:
                 for message in messages:
                     await sender.send(target, message)
 
-        trio.run(send)
+        runtime.run(send)
         return 0
     with threaded.CastSender(evts=evts, **options) as sender:
         for message in messages:
@@ -421,10 +630,17 @@ def _parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser, *, data: bool = True, framing: bool = False) -> None:
         p.add_argument(
             "--runtime",
-            choices=("threaded", "trio"),
+            choices=_RUNTIMES,
             default="threaded",
             help="which binding runs it (default: threaded)",
         )
+        p.add_argument(
+            "--loop",
+            choices=_LOOPS,
+            default=None,
+            help="the event loop of --runtime asyncio: asyncio's own or uvloop (default: asyncio)",
+        )
+        p.set_defaults(usage_error=p.error)
         if data:
             p.add_argument(
                 "--encoding",
@@ -494,10 +710,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_loop(args: argparse.Namespace) -> None:
+    """``--loop`` goes with ``--runtime asyncio``, and ``uvloop`` with uvloop installed."""
+    if args.loop is not None and args.runtime != "asyncio":
+        args.usage_error(f"--loop {args.loop} goes with --runtime asyncio")
+    if args.loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401  # imported to see that it can be
+        except ImportError as exc:
+            args.usage_error(
+                f"--loop uvloop: uvloop cannot be imported ({exc}); pip install uvloop"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 error, 2 usage)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
+    _check_loop(args)
     if isinstance(sys.stdout, io.TextIOWrapper):
         # Show what the terminal's encoding cannot (a demo line in Chinese on an
         # ASCII console) as escapes instead of failing inside a callback.
@@ -515,7 +744,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ValueError,
         TypeError,
         KeyError,
-        trio.TooSlowError,
         queue.Empty,
     ) as exc:
         if args.debug:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import queue
 import re
@@ -28,7 +29,12 @@ from typing import Final, TextIO
 import pytest
 
 JFSOCKET: Final = Path(sys.executable).parent / "jfsocket"
-RUNTIMES: Final = ("threaded", "trio")
+RUNTIMES: Final = ("threaded", "trio", "asyncio")
+#: ``--runtime asyncio`` on uvloop: the demo runs there too, where uvloop installs.
+UVLOOP: Final = pytest.param(
+    "uvloop",
+    marks=pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="no uvloop"),
+)
 LOOPBACK: Final = "127.0.0.1"
 #: Bound for one short-lived command, for one awaited output line, for one socket call.
 RUN_TIMEOUT: Final = 20.0
@@ -75,6 +81,13 @@ def parse(lines: Sequence[str]) -> list[Event]:
 def _env() -> dict[str, str]:
     """The child's environment: UTF-8 on its standard streams, no colour."""
     return {**os.environ, "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1"}
+
+
+def runtime_options(runtime: str) -> tuple[str, ...]:
+    """The options that choose *runtime*: one of :data:`RUNTIMES`, or ``uvloop``."""
+    if runtime == "uvloop":
+        return ("--runtime", "asyncio", "--loop", "uvloop")
+    return ("--runtime", runtime)
 
 
 def run(
@@ -164,7 +177,7 @@ class Running:
         self.proc.wait(timeout=WAIT)
         for reader in self._readers:
             reader.join(WAIT)
-        for stream in (self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
 
@@ -175,11 +188,11 @@ class Running:
 
 
 @contextlib.contextmanager
-def started(*args: str) -> Iterator[Running]:
+def started(*args: str, stdin: int = subprocess.DEVNULL) -> Iterator[Running]:
     """Start ``jfsocket *args``; on the way out kill it (by pid) if it still runs."""
     proc = subprocess.Popen(
         [str(JFSOCKET), *args],
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         encoding="utf-8",
@@ -272,8 +285,8 @@ class RawServer:
     ("command", "mentions"),
     [
         ((), ("demo", "server", "client", "cast", "--version", "--debug")),
-        (("demo",), ("--runtime", "threaded", "trio")),
-        (("server",), ("ip", "port", "--echo", "--framing", "--encoding", "--runtime")),
+        (("demo",), ("--runtime", "threaded", "trio", "asyncio", "--loop", "uvloop")),
+        (("server",), ("ip", "port", "--echo", "--framing", "--encoding", "--runtime", "--loop")),
         (("client",), ("ip", "port", "--linger", "--framing", "--encoding", "--runtime")),
         (("cast",), ("listen", "send")),
         (("cast", "listen"), ("port", "GROUP", "--interface", "--encoding", "--runtime")),
@@ -300,11 +313,11 @@ def test_version() -> None:
 # -- demo ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("runtime", [*RUNTIMES, UVLOOP])
 def test_demo(runtime: str) -> None:
     """``demo`` exits 0 after printing the TCP and the multicast events in order."""
     started_at = time.monotonic()
-    result = run("demo", "--runtime", runtime)
+    result = run("demo", *runtime_options(runtime))
     assert time.monotonic() - started_at < 10
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -375,6 +388,14 @@ def test_demo_survives_an_ascii_stdout(runtime: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize("runtime", ["trio", "asyncio"])
+def test_demo_timeout_is_one_line(runtime: str) -> None:
+    """An async demo that runs out of time: exit 1 with one line saying so, no traceback."""
+    result = run("demo", "--runtime", runtime, "--timeout", "0")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == "jfsocket: timed out after 0 s\n"
+
+
 # -- server ----------------------------------------------------------------------------------
 
 
@@ -435,7 +456,7 @@ def test_server_stops_on_sigterm(runtime: str) -> None:
 
 @pytest.mark.parametrize(
     ("runtime", "group"),
-    [("threaded", "239.255.91.3"), ("trio", "239.255.91.4")],
+    [("threaded", "239.255.91.3"), ("trio", "239.255.91.4"), ("asyncio", "239.255.91.5")],
 )
 def test_cast_listen_stops_on_sigterm(runtime: str, group: str) -> None:
     """SIGTERM stops ``cast listen`` as Ctrl-C does: STOPED, exit 0."""
@@ -485,11 +506,24 @@ def test_client_line_framing(runtime: str) -> None:
     assert [e.data for e in events if e.what == "RECEIVED"] == ["one", "two"]
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_client_stops_on_sigint(taken_port: int, runtime: str) -> None:
+    """Ctrl-C while ``client`` waits for stdin ends it cleanly: DISCONNECT, exit 0."""
+    args = ("client", LOOPBACK, str(taken_port), "--runtime", runtime)
+    with started(*args, stdin=subprocess.PIPE) as client:
+        client.expect("client", "CONNECTED")
+        client.proc.send_signal(signal.SIGINT)
+        code, errors = client.finish()
+    assert (code, errors) == (0, "")
+    assert [e.what for e in client.events] == ["CONNECTED", "DISCONNECT"]
+
+
 # -- multicast -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("runtime", "group"), [("threaded", "239.255.91.1"), ("trio", "239.255.91.2")]
+    ("runtime", "group"),
+    [("threaded", "239.255.91.1"), ("trio", "239.255.91.2"), ("asyncio", "239.255.91.6")],
 )
 def test_cast_listen_and_send(runtime: str, group: str) -> None:
     """``cast send`` (TTL 0, loopback) reaches ``cast listen``; SIGINT stops the listener."""
@@ -531,6 +565,9 @@ def test_cast_listen_and_send(runtime: str, group: str) -> None:
         (("cast", "listen", "5000"), "the following arguments are required: GROUP"),
         (("cast", "send", "239.255.91.9", "9"), "required: MESSAGE"),
         (("cast", "send", "239.255.91.9", "9", "m", *CAST_SAFE, "--ttl", "300"), "0-255: 300"),
+        (("demo", "--runtime", "asyncio", "--loop", "tokio"), "invalid choice: 'tokio'"),
+        (("demo", "--loop", "uvloop"), "--loop uvloop goes with --runtime asyncio"),
+        (("server", "0", "--runtime", "trio", "--loop", "asyncio"), "goes with --runtime asyncio"),
     ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
@@ -541,6 +578,20 @@ def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
     assert result.stderr.startswith("usage: jfsocket")
     last = result.stderr.splitlines()[-1]
     assert last.startswith("jfsocket") and "error:" in last and message in last, last
+
+
+def test_loop_uvloop_without_uvloop_is_a_usage_error(tmp_path: Path) -> None:
+    """``--loop uvloop`` where uvloop cannot be imported: exit 2, and the message says so."""
+    hidden = tmp_path / "uvloop"
+    hidden.mkdir()
+    (hidden / "__init__.py").write_text('raise ImportError("hidden by the test")\n')
+    env = {**_env(), "PYTHONPATH": str(tmp_path)}
+    result = run("demo", "--runtime", "asyncio", "--loop", "uvloop", env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("jfsocket demo: error: --loop uvloop: uvloop cannot be imported"), last
+    assert "hidden by the test" in last
 
 
 @pytest.mark.parametrize("command", ["client", "cast send"])
