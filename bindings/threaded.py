@@ -302,12 +302,13 @@ class TcpClient(ClientFacade, _Lifetime):
                 try:
                     data = sock.recv(conn.recv_buffer)
                 except OSError as exc:
-                    with lock:
-                        run = dispatcher.push(conn.connection_lost(exc))
+                    run = self._stream_ended(sock, exc)
+                    break
+                if not data:
+                    run = self._stream_ended(sock, None)
                     break
                 with lock:
-                    events = conn.receive_data(data) if data else conn.receive_eof()
-                    run = dispatcher.push(events)
+                    run = dispatcher.push(conn.receive_data(data))
                     if dispatcher.backlogged():
                         dispatcher.wait(lambda: conn.closed or not dispatcher.backlogged())
                     if conn.closed:
@@ -321,6 +322,19 @@ class TcpClient(ClientFacade, _Lifetime):
             self._unregister()
             if run:
                 dispatcher.drain()
+
+    def _stream_ended(self, sock: _socket.socket, exc: OSError | None) -> bool:
+        """EOF or a read error: ``True`` if the caller must drain.
+
+        A write in flight finishes or fails first (the shutdown aborts one
+        blocked on a peer that stopped reading), and settles under the write
+        lock: a send whose bytes the OS took is SENDED, not failed by this end.
+        """
+        _shutdown(sock)
+        with self._write_lock, self._lock:
+            conn = self._conn
+            events = conn.connection_lost(exc) if exc is not None else conn.receive_eof()
+            return self._dispatcher.push(events)
 
     def _unregister(self) -> None:
         """Once closed, a server's client leaves the registry (before its DISCONNECT runs)."""
@@ -342,16 +356,15 @@ class TcpClient(ClientFacade, _Lifetime):
         try:
             with self._write_lock:
                 sock.sendall(payload)
+                with lock:  # settled before the write lock goes: see _stream_ended
+                    run = self._dispatcher.push(conn.sent(ticket))
+                    if conn.closed:
+                        _shutdown(sock)
         except OSError as exc:
             with lock:
                 events = conn.send_failed(ticket, exc) + conn.connection_lost(exc)
                 run = self._dispatcher.push(events)
             _shutdown(sock)
-        else:
-            with lock:
-                run = self._dispatcher.push(conn.sent(ticket))
-                if conn.closed:
-                    _shutdown(sock)
         if conn.closed:
             self._unregister()
         if run:

@@ -19,7 +19,7 @@ import pytest
 from .driver import Driver
 from .runtimes import AVAILABLE, BINDINGS
 
-__all__ = ["binding", "d", "known_issue", "no_leaks", "open_fds"]
+__all__ = ["binding", "d", "no_leaks", "open_fds"]
 
 
 def open_fds() -> dict[str, str]:
@@ -96,10 +96,3 @@ def d(binding: str, no_leaks: None) -> Iterator[Driver]:
         yield driver
     finally:
         driver.close()
-
-
-def known_issue(request: pytest.FixtureRequest, binding: str, reason: str) -> None:
-    """Mark this test as expected to fail (not strictly: the failure is a race) on
-    *binding*, for a binding bug reported to its author.  The scenario stays as it is."""
-    if request.node.callspec.params.get("binding") == binding:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))

@@ -8,14 +8,9 @@ import logging
 import pytest
 from jfsocket.core import EventTypes
 
-from .conftest import known_issue
 from .driver import Driver, Ev
 
 E = EventTypes
-#: A threaded-binding race, reported: a send whose bytes were written (and read by the
-#: peer, which reacted) gets SENDFAIL instead of SENDED when the connection ends on
-#: another thread between ``sendall`` returning and ``Connection.sent`` being called.
-SENT_BUT_FAILED = "threaded: SENDFAIL for delivered data when the connection ends meanwhile"
 CLIENT_KEYS = (E.CONNECTED, E.DISCONNECT, E.RECEIVED, E.SENDED, E.SENDFAIL)
 
 
@@ -354,12 +349,9 @@ def test_send_from_inside_callbacks(d: Driver) -> None:
 
 
 @pytest.mark.parametrize("where", ["client", "server"])
-def test_close_from_inside_its_own_received(
-    d: Driver, where: str, request: pytest.FixtureRequest
-) -> None:
+def test_close_from_inside_its_own_received(d: Driver, where: str) -> None:
     """A connection closing itself (twice) from its RECEIVED: no deadlock, close
     returns, then its one DISCONNECT runs; the peer sees one DISCONNECT."""
-    known_issue(request, "threaded", SENT_BUT_FAILED)
 
     def hang_up(ev: Ev) -> None:
         ev.source.close()
@@ -392,12 +384,9 @@ def test_close_from_inside_its_own_received(
     assert not client.isAlive
 
 
-def test_close_another_connection_from_a_callback(
-    d: Driver, request: pytest.FixtureRequest
-) -> None:
+def test_close_another_connection_from_a_callback(d: Driver) -> None:
     """The server side's RECEIVED closes the client object (another connection): no
     deadlock, one DISCONNECT each."""
-    known_issue(request, "threaded", SENT_BUT_FAILED)
     server = d.server()
     client, side = d.connected(server)
     side.on("onReceived", lambda ev: client.close())
@@ -454,13 +443,9 @@ def test_server_close_and_echo_from_callbacks(d: Driver) -> None:
 
 
 @pytest.mark.parametrize("event", ["STARTED", "CONNECTED", "RECEIVED"])
-def test_server_stop_from_inside_a_callback(
-    d: Driver, event: str, request: pytest.FixtureRequest
-) -> None:
+def test_server_stop_from_inside_a_callback(d: Driver, event: str) -> None:
     """stop from a server callback: no deadlock; it returns inside the callback, then
     every DISCONNECT, then one STOPED."""
-    if event == "RECEIVED":
-        known_issue(request, "threaded", SENT_BUT_FAILED)
 
     def stop(ev: Ev) -> None:
         server.stop()
