@@ -73,11 +73,24 @@ async def within(
         except TimeoutError:
             if not deadline.expired():
                 raise
-    else:  # pragma: no cover - Python 3.10
+    else:  # pragma: no cover - Python 3.10: no asyncio.timeout; cancel ourselves
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(timeout, expire)
         try:
-            return await asyncio.wait_for(awaitable, timeout)
-        except asyncio.TimeoutError:
-            pass
+            return await awaitable
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+        finally:
+            handle.cancel()
     message = what() if callable(what) else what
     raise AssertionError(f"not done within {timeout} s: {message}")
 
