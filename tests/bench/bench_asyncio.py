@@ -75,6 +75,7 @@ import attrs
 from jfsocket.bindings.asyncio import CastReceiver, EventTypes, TcpClient, TcpServer
 
 from .common import Result, medians_of
+from .counters import Gauge, Tally, Volley, echo
 
 __all__ = ["FULL", "LOOPS", "QUICK", "SCENARIOS", "Sizes", "StalledError", "main"]
 
@@ -192,89 +193,6 @@ def _run(loop: str, main: Callable[[], Coroutine[Any, Any, _T]], limit: float) -
 # -- counting ----------------------------------------------------------------
 
 
-class _Tally:
-    """Counts bytes; calls *done* once *target* were counted."""
-
-    __slots__ = ("_done", "_target", "got")
-
-    def __init__(self, target: int, done: Callable[[], object]) -> None:
-        self._target = target
-        self._done = done
-        self.got = 0
-
-    def add(self, size: int) -> None:
-        """*size* more bytes arrived."""
-        self.got += size
-        if self.got >= self._target:
-            self._done()
-
-    def on_received(self, _source: object, data: bytes) -> None:
-        """The RECEIVED callback."""
-        self.add(len(data))
-
-
-class _Volley:
-    """jfsocket's client side of ping-pong: each whole response sends the next request."""
-
-    __slots__ = ("_done", "_expected", "_got", "_left", "_request")
-
-    def __init__(self, rounds: int, request: bytes, done: Callable[[], object]) -> None:
-        self._request = request
-        self._left = rounds
-        self._got = 0
-        self._expected = len(request)
-        self._done = done
-
-    async def on_received(self, client: TcpClient, data: bytes) -> None:
-        """The client's async RECEIVED callback: count bytes, not callbacks."""
-        self._got += len(data)
-        if self._got < self._expected:
-            return
-        self._left -= 1
-        if self._left <= 0:
-            self._done()
-            return
-        self._expected += len(self._request)
-        await client.send(self._request)
-
-
-async def _echo(client: TcpClient, data: bytes) -> None:
-    """jfsocket's server side of ping-pong: the async RECEIVED callback sends it back."""
-    await client.send(data)
-
-
-class _Gauge:
-    """Counts datagrams; wakes the paced sender once a count is reached."""
-
-    __slots__ = ("_wake", "_wake_at", "count", "last")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.last = 0.0  # perf_counter() of the latest datagram
-        self._wake_at = sys.maxsize
-        self._wake: Callable[[], object] = int
-
-    def add(self) -> None:
-        """One datagram arrived."""
-        self.count += 1
-        self.last = perf_counter()
-        if self.count >= self._wake_at:
-            self._wake_at = sys.maxsize
-            self._wake()
-
-    def on_received(self, _source: object, _data: bytes) -> None:
-        """The RECEIVED callback."""
-        self.add()
-
-    def arm(self, count: int, wake: Callable[[], object]) -> None:
-        """Call *wake* once *count* datagrams arrived."""
-        self._wake, self._wake_at = wake, count
-
-    def disarm(self) -> None:
-        """Forget the wake-up asked for."""
-        self._wake_at = sys.maxsize
-
-
 # -- raw protocols -----------------------------------------------------------
 
 
@@ -307,7 +225,7 @@ class _Tracked(asyncio.Protocol):
 class _Counter(_Tracked):
     """The raw bulk server: counts bytes in ``data_received``."""
 
-    def __init__(self, tally: _Tally) -> None:
+    def __init__(self, tally: Tally) -> None:
         super().__init__()
         self._add = tally.add
 
@@ -399,7 +317,7 @@ class _Volleyer(_Tracked):
 class _GaugeProtocol(asyncio.DatagramProtocol):
     """The raw multicast receiver: each datagram counted."""
 
-    def __init__(self, gauge: _Gauge) -> None:
+    def __init__(self, gauge: Gauge) -> None:
         self._add = gauge.add
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -647,7 +565,7 @@ async def _bulk_jfsocket(total: int, timeout: float) -> float:
     what = "bulk, jfsocket"
     chunk = bytes(CHUNK)
     arrived = asyncio.Event()
-    tally = _Tally(total, arrived.set)
+    tally = Tally(total, arrived.set)
 
     async def pump(client: TcpClient) -> float:
         send = client.send
@@ -678,7 +596,7 @@ async def _bulk_raw(total: int, timeout: float) -> float:
     what = "bulk, raw"
     chunk = bytes(CHUNK)
     arrived = asyncio.Event()
-    tally = _Tally(total, arrived.set)
+    tally = Tally(total, arrived.set)
 
     async def pump(client: _Pump) -> float:
         write, resumed = client.transport.write, client.resumed
@@ -701,7 +619,7 @@ async def _bulk_streams(total: int, timeout: float) -> float:
     what = "bulk, streams"
     chunk = bytes(CHUNK)
     arrived = asyncio.Event()
-    tally = _Tally(total, arrived.set)
+    tally = Tally(total, arrived.set)
 
     async def read(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
         receive, add = reader.read, tally.add
@@ -770,10 +688,10 @@ async def _ping_jfsocket(rounds: int, timeout: float) -> float:
     what = "ping-pong, jfsocket"
     request = bytes(range(PING_SIZE))
     done = asyncio.Event()
-    volley = _Volley(rounds, request, done.set)
+    volley = Volley(rounds, request, done.set)
     async with (
         TcpServer(
-            LOOPBACK, 0, {EventTypes.RECEIVED: _echo}, encoding=None, recv_buffer=PING_RECV
+            LOOPBACK, 0, {EventTypes.RECEIVED: echo}, encoding=None, recv_buffer=PING_RECV
         ) as server,
         TcpClient(
             None, {EventTypes.RECEIVED: volley.on_received}, encoding=None, recv_buffer=PING_RECV
@@ -1141,7 +1059,7 @@ def _window(rcvbuf: int) -> int:
     return max(BURST, min(WINDOW, rcvbuf // DATAGRAM_COST - BURST))
 
 
-def _waiter(gauge: _Gauge) -> Callable[[int, float], Awaitable[bool]]:
+def _waiter(gauge: Gauge) -> Callable[[int, float], Awaitable[bool]]:
     """Waits until *gauge* counted a number of datagrams, at most some seconds."""
 
     async def wait_for(count: int, seconds: float) -> bool:
@@ -1158,7 +1076,7 @@ def _waiter(gauge: _Gauge) -> Callable[[int, float], Awaitable[bool]]:
 
 
 async def _blast(
-    port: int, total: int, window: int, gauge: _Gauge, what: str, timeout: float
+    port: int, total: int, window: int, gauge: Gauge, what: str, timeout: float
 ) -> tuple[float, float]:
     """Send *total* datagrams, paced; (received/s, fraction lost).
 
@@ -1196,7 +1114,7 @@ async def _blast(
 async def _multicast_jfsocket(total: int, timeout: float) -> tuple[float, float]:
     """A CastReceiver's RECEIVED callbacks counting the datagrams."""
     what = "multicast, jfsocket"
-    gauge = _Gauge()
+    gauge = Gauge()
     receiver = CastReceiver(
         ("0.0.0.0", 0),
         {EventTypes.RECEIVED: gauge.on_received},
@@ -1221,7 +1139,7 @@ async def _multicast_jfsocket(total: int, timeout: float) -> tuple[float, float]
 async def _multicast_raw(total: int, timeout: float) -> tuple[float, float]:
     """A ``DatagramProtocol`` counting the datagrams."""
     what = "multicast, raw"
-    gauge = _Gauge()
+    gauge = Gauge()
     loop = asyncio.get_running_loop()
     sock = _raw_receiver()
     try:

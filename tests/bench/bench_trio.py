@@ -61,6 +61,7 @@ import trio
 from jfsocket.bindings.trio import CastReceiver, EventTypes, TcpClient, TcpServer
 
 from .common import Result, medians_of
+from .counters import Gauge, Tally, Volley, echo
 
 __all__ = ["FULL", "QUICK", "SCENARIOS", "Sizes", "StalledError", "main"]
 
@@ -130,93 +131,10 @@ async def _within(awaitable: Awaitable[_T], seconds: float, what: str) -> _T:
 # -- counting ----------------------------------------------------------------
 
 
-class _Tally:
-    """Counts bytes; calls *done* once *target* were counted."""
-
-    __slots__ = ("_done", "_target", "got")
-
-    def __init__(self, target: int, done: Callable[[], object]) -> None:
-        self._target = target
-        self._done = done
-        self.got = 0
-
-    def add(self, size: int) -> None:
-        """*size* more bytes arrived."""
-        self.got += size
-        if self.got >= self._target:
-            self._done()
-
-    def on_received(self, _source: object, data: bytes) -> None:
-        """The RECEIVED callback."""
-        self.add(len(data))
-
-
-class _Volley:
-    """jfsocket's client side of ping-pong: each whole response sends the next request."""
-
-    __slots__ = ("_done", "_expected", "_got", "_left", "_request")
-
-    def __init__(self, rounds: int, request: bytes, done: Callable[[], object]) -> None:
-        self._request = request
-        self._left = rounds
-        self._got = 0
-        self._expected = len(request)
-        self._done = done
-
-    async def on_received(self, client: TcpClient, data: bytes) -> None:
-        """The client's async RECEIVED callback: count bytes, not callbacks."""
-        self._got += len(data)
-        if self._got < self._expected:
-            return
-        self._left -= 1
-        if self._left <= 0:
-            self._done()
-            return
-        self._expected += len(self._request)
-        await client.send(self._request)
-
-
-async def _echo(client: TcpClient, data: bytes) -> None:
-    """jfsocket's server side of ping-pong: the async RECEIVED callback sends it back."""
-    await client.send(data)
-
-
-class _Gauge:
-    """Counts datagrams; wakes the paced sender once a count is reached."""
-
-    __slots__ = ("_wake", "_wake_at", "count", "last")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.last = 0.0  # perf_counter() of the latest datagram
-        self._wake_at = sys.maxsize
-        self._wake: Callable[[], object] = int
-
-    def add(self) -> None:
-        """One datagram arrived."""
-        self.count += 1
-        self.last = perf_counter()
-        if self.count >= self._wake_at:
-            self._wake_at = sys.maxsize
-            self._wake()
-
-    def on_received(self, _source: object, _data: bytes) -> None:
-        """The RECEIVED callback."""
-        self.add()
-
-    def arm(self, count: int, wake: Callable[[], object]) -> None:
-        """Call *wake* once *count* datagrams arrived."""
-        self._wake, self._wake_at = wake, count
-
-    def disarm(self) -> None:
-        """Forget the wake-up asked for."""
-        self._wake_at = sys.maxsize
-
-
 class _GaugeProtocol(asyncio.DatagramProtocol):
     """asyncio's receiver: each datagram counted."""
 
-    def __init__(self, gauge: _Gauge) -> None:
+    def __init__(self, gauge: Gauge) -> None:
         self._add = gauge.add
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
@@ -423,7 +341,7 @@ async def _bulk_jfsocket(total: int, timeout: float) -> float:
     what = "bulk, jfsocket"
     chunk = bytes(CHUNK)
     arrived = trio.Event()
-    tally = _Tally(total, arrived.set)
+    tally = Tally(total, arrived.set)
     async with (
         TcpServer(
             LOOPBACK, 0, {EventTypes.RECEIVED: tally.on_received}, encoding=None, recv_buffer=CHUNK
@@ -448,7 +366,7 @@ async def _bulk_trio(total: int, timeout: float) -> float:
     what = "bulk, raw trio"
     chunk = bytes(CHUNK)
     arrived = trio.Event()
-    tally = _Tally(total, arrived.set)
+    tally = Tally(total, arrived.set)
     async with _trio_pair(timeout, what) as (client, server), trio.open_nursery() as nursery:
 
         async def read() -> None:
@@ -474,7 +392,7 @@ async def _bulk_asyncio(total: int, timeout: float) -> float:
     what = "bulk, asyncio"
     chunk = bytes(CHUNK)
     arrived = asyncio.Event()
-    tally = _Tally(total, arrived.set)
+    tally = Tally(total, arrived.set)
 
     async def read(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
         receive, add = reader.read, tally.add
@@ -528,10 +446,10 @@ async def _ping_jfsocket(rounds: int, timeout: float) -> float:
     what = "ping-pong, jfsocket"
     request = bytes(range(PING_SIZE))
     done = trio.Event()
-    volley = _Volley(rounds, request, done.set)
+    volley = Volley(rounds, request, done.set)
     async with (
         TcpServer(
-            LOOPBACK, 0, {EventTypes.RECEIVED: _echo}, encoding=None, recv_buffer=PING_RECV
+            LOOPBACK, 0, {EventTypes.RECEIVED: echo}, encoding=None, recv_buffer=PING_RECV
         ) as server,
         TcpClient(
             None, {EventTypes.RECEIVED: volley.on_received}, encoding=None, recv_buffer=PING_RECV
@@ -886,7 +804,7 @@ async def _blast(
     port: int,
     total: int,
     window: int,
-    gauge: _Gauge,
+    gauge: Gauge,
     wait_for: Callable[[int, float], Awaitable[bool]],
     what: str,
     timeout: float,
@@ -923,7 +841,7 @@ async def _blast(
     return received / (gauge.last - start), 1 - received / total
 
 
-def _trio_waiter(gauge: _Gauge) -> Callable[[int, float], Awaitable[bool]]:
+def _trio_waiter(gauge: Gauge) -> Callable[[int, float], Awaitable[bool]]:
     """Waits in trio until *gauge* counted a number of datagrams, at most some seconds."""
 
     async def wait_for(count: int, seconds: float) -> bool:
@@ -941,7 +859,7 @@ def _trio_waiter(gauge: _Gauge) -> Callable[[int, float], Awaitable[bool]]:
 async def _multicast_jfsocket(total: int, timeout: float) -> tuple[float, float]:
     """A CastReceiver's RECEIVED callbacks counting the datagrams."""
     what = "multicast, jfsocket"
-    gauge = _Gauge()
+    gauge = Gauge()
     with _limit(timeout, f"{what}: {total} datagrams"):
         async with CastReceiver(
             ("0.0.0.0", 0),
@@ -964,7 +882,7 @@ async def _multicast_jfsocket(total: int, timeout: float) -> tuple[float, float]
 async def _multicast_trio(total: int, timeout: float) -> tuple[float, float]:
     """A task's ``recvfrom`` loop on a trio socket counting the datagrams."""
     what = "multicast, raw trio"
-    gauge = _Gauge()
+    gauge = Gauge()
     with (
         _limit(timeout, f"{what}: {total} datagrams"),
         trio.socket.from_stdlib_socket(_raw_receiver()) as sock,
@@ -988,7 +906,7 @@ async def _multicast_trio(total: int, timeout: float) -> tuple[float, float]:
 async def _multicast_asyncio(total: int, timeout: float) -> tuple[float, float]:
     """An asyncio ``DatagramProtocol`` counting the datagrams."""
     what = "multicast, asyncio"
-    gauge = _Gauge()
+    gauge = Gauge()
     loop = asyncio.get_running_loop()
 
     async def wait_for(count: int, seconds: float) -> bool:
