@@ -1,8 +1,11 @@
 """The seed's public surface, read from the core: the same in every binding.
 
 Properties (``recvBuffer``, ``isAlive``, ``host``, ``remote``, ``clients``,
-``groups``), ``bind`` and ``repr`` only read or forward to the core's models,
-so each binding's classes inherit them from here and add what waits.
+``groups``), ``bind``, ``repr``, the models each object starts with and group
+membership only read or forward to the core's models, so each binding's
+classes inherit them from here and add what does I/O or waits.  The async
+bindings also share the server's ``send``/``close`` loops (no runtime call in
+them: the clients' own methods do the waiting).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from jfsocket.core import (
     CallbackRegistry,
     Connection,
     ConnectionOptions,
+    Data,
     EventTypes,
     Framing,
     GroupChange,
@@ -25,11 +29,14 @@ from jfsocket.core import (
     Role,
     SenderModel,
     ServerModel,
+    SocketError,
+    encode_payload,
 )
 
 from ._sockopts import SetsOptions, apply_changes
 
 __all__ = [
+    "AsyncServerOps",
     "ClientFacade",
     "Evts",
     "ReceiverFacade",
@@ -144,6 +151,25 @@ class ServerFacade(_Bindable):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.host} {self._model.state.name.lower()}>"
+
+
+class AsyncServerOps(ServerFacade):
+    """The async bindings' ``TcpServer.send``/``close``: a loop over the core's targets."""
+
+    async def send(self, data: Data, remote: Address | None = None) -> None:
+        """Send to one remote, or to every connected client (unknown: 1003; gone: 1001)."""
+        encode_payload(data, self._options.encoding)
+        for client in self._model.targets(remote):
+            try:
+                await client.send(data)
+            except SocketError:
+                if remote is not None:
+                    raise
+
+    async def close(self, remote: Address | None = None) -> None:
+        """Close one remote's connection, or all of them."""
+        for client in self._model.targets(remote):
+            await client.close()
 
 
 class ReceiverFacade(_Bindable):

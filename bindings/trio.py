@@ -50,7 +50,6 @@ from jfsocket.core import (
     ServerModel,
     SocketError,
     Stopped,
-    encode_payload,
     invoke,
     log_callback_error,
     normalize_sockaddr,
@@ -59,11 +58,11 @@ from jfsocket.core import (
 )
 
 from ._facade import (
+    AsyncServerOps,
     ClientFacade,
     Evts,
     ReceiverFacade,
     SenderFacade,
-    ServerFacade,
     client_parts,
 )
 from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
@@ -420,7 +419,7 @@ class TcpClient(ClientFacade, _Object):
         await self.close()
 
 
-class TcpServer(ServerFacade, _Object):
+class TcpServer(AsyncServerOps, _Object):
     """A TCP server; ``async with`` starts it and stops it."""
 
     _model: ServerModel[TcpClient]
@@ -523,21 +522,6 @@ class TcpServer(ServerFacade, _Object):
                 stack[-1].queue.push(events, self._registry)
             else:
                 await self._dispatcher.emit(events)
-
-    async def send(self, data: Data, remote: Address | None = None) -> None:
-        """Send to one remote, or to every connected client (unknown: 1003; gone: 1001)."""
-        encode_payload(data, self._options.encoding)
-        for client in self._model.targets(remote):
-            try:
-                await client.send(data)
-            except SocketError:
-                if remote is not None:
-                    raise
-
-    async def close(self, remote: Address | None = None) -> None:
-        """Close one remote's connection, or all of them."""
-        for client in self._model.targets(remote):
-            await client.close()
 
     async def _finish(self) -> None:
         await self.stop()
