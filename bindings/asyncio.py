@@ -7,12 +7,17 @@ transports report and awaits what it returns.  Its shape:
   reads at ``recvBuffer``), each receiver a ``DatagramProtocol``: the
   loop calls them, they feed the core and run plain callbacks right there, in
   the loop's callback, with no task and no hop;
-* an ``async def`` callback (and everything queued after it) continues in a
-  task the object owns — started eagerly where asyncio can (3.12+), so a
-  callback that never suspends costs no scheduling; meanwhile the connection
-  stops reading, so a slow callback slows the peer instead of queueing data
-  without bound.  An object's callbacks run in order, one at a time
-  (:class:`~jfsocket.core.DispatchQueue`);
+* an ``async def`` callback delivered there runs its first step right away,
+  as the object's *host task* (made current with asyncio's own
+  ``_enter_task``, so ``current_task()``, ``asyncio.timeout`` and task groups
+  work in it); one that never suspends (``await client.send(...)``, usually)
+  costs no trip round the loop.  If it suspends, the host task finishes it
+  and drains what is queued behind it; a cancellation aimed at it there (its
+  timeout) reaches it.  Meanwhile the connection stops reading, so a slow
+  callback slows the peer instead of queueing data without bound.  An
+  object's callbacks run in order, one at a time
+  (:class:`~jfsocket.core.DispatchQueue`); the host task ends with the
+  connection (or the receiver's run);
 * ``await send()`` returns once the transport has handed the bytes to the OS
   and SENDED has run.  The write buffer's high-water mark is 0, so the
   transport calls ``pause_writing`` as soon as it has to buffer, and
@@ -37,8 +42,9 @@ import errno
 import inspect
 import socket as _socket
 import sys
+from asyncio.tasks import _enter_task, _leave_task
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import CoroutineType, TracebackType
 from typing import Any, Final, TypeGuard, TypeVar, cast
 
@@ -149,7 +155,19 @@ class _Dispatcher:
     a task (:meth:`drain`) async ones are awaited in place.
     """
 
-    __slots__ = ("_last", "_parent", "_streams", "_waiters", "on_idle", "queue", "tasks")
+    __slots__ = (
+        "_handoff",
+        "_host",
+        "_host_wake",
+        "_last",
+        "_parent",
+        "_retired",
+        "_streams",
+        "_waiters",
+        "on_idle",
+        "queue",
+        "tasks",
+    )
 
     def __init__(
         self,
@@ -168,6 +186,11 @@ class _Dispatcher:
         self.tasks: set[asyncio.Task[None]] | None = None
         #: Called once the queue is idle again (a paused connection reads again).
         self.on_idle: Callable[[], None] | None = None
+        # The host task async callbacks run in from kick() (made with the first).
+        self._host: asyncio.Task[None] | None = None
+        self._host_wake: asyncio.Future[None] | None = None
+        self._handoff: tuple[Coroutine[Any, Any, object], object, _Call] | None = None
+        self._retired = False
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
         """Queue *events*, and hand them to ``async for`` readers; ``True``: drain now."""
@@ -187,17 +210,98 @@ class _Dispatcher:
             self.end_streams()  # its last event: ``async for`` ends after it
 
     def kick(self) -> None:
-        """Drain from a loop callback: plain callbacks run here, and the first
-        async one, with everything after it, continues in a task."""
+        """Drain from a loop callback: plain callbacks run here, and so does an
+        async one until it first suspends; then it, with everything queued
+        after it, continues in the object's host task."""
         queue = self.queue
         while (call := queue.next_call()) is not None:
             if self._waiters:
                 self._wake()
             result = invoke(*call)
             if result is not None and _awaitable(result):
+                if type(result) is CoroutineType:
+                    if self._step_inline(result, call):
+                        continue
+                    return  # the host task has it, and the queue
                 self.spawn(self.drain(result, call))
                 return
         self._idle()
+
+    def _step_inline(self, coro: Coroutine[Any, Any, object], call: _Call) -> bool:
+        """Run an async callback's first step here, as the host task (so that
+        ``current_task()``, ``asyncio.timeout`` and task groups work in it).
+
+        ``True``: it finished.  ``False``: it suspended and was handed to the
+        host, which finishes it and drains the rest: a callback that never
+        suspends (``await client.send(...)`` usually) costs no trip round the loop.
+        """
+        loop = asyncio.get_running_loop()
+        host = self._host
+        if host is None or host.done():
+            host = self._host = loop.create_task(self._host_main())
+            self._track(host)
+        _enter_task(loop, host)
+        stack = _draining.setdefault(host, [])
+        stack.append(self)
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return True
+        except (Exception, asyncio.CancelledError) as exc:
+            log_callback_error(call[0], call[2], exc)
+            return True
+        except BaseException:
+            self.queue.abandon()
+            raise
+        finally:
+            stack.pop()
+            if not stack:
+                del _draining[host]
+            _leave_task(loop, host)
+        self._handoff = (coro, yielded, call)
+        if self._host_wake is not None and not self._host_wake.done():
+            self._host_wake.set_result(None)
+        return False
+
+    async def _host_main(self) -> None:
+        """The host task: parked until kick() hands it a suspended callback,
+        which it finishes before draining what is queued; ends once retired."""
+        loop = asyncio.get_running_loop()
+        while True:
+            job = self._take_handoff()
+            if job is None:
+                if self._retired:
+                    return
+                wake = self._host_wake = loop.create_future()
+                try:
+                    await wake
+                except asyncio.CancelledError:
+                    job = self._take_handoff()
+                    if job is None:
+                        raise
+                    # Aimed at the callback handed over (its asyncio.timeout
+                    # took the host for its task): the callback gets it.
+                    coro, _, call = job
+                    await self.drain(_Resumed(coro, None, asyncio.CancelledError()), call)
+                finally:
+                    self._host_wake = None
+                continue
+            coro, yielded, call = job
+            await self.drain(_Resumed(coro, yielded), call)
+
+    def _take_handoff(self) -> tuple[Coroutine[Any, Any, object], object, _Call] | None:
+        job, self._handoff = self._handoff, None
+        return job
+
+    def revive(self) -> None:
+        """The object is live again (connected, started): its host task may park."""
+        self._retired = False
+
+    def retire(self) -> None:
+        """The object is done for now: the host task ends once idle."""
+        self._retired = True
+        if self._host_wake is not None and not self._host_wake.done():
+            self._host_wake.set_result(None)
 
     async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
         """Push, then drain, or wait until someone else has dispatched them."""
@@ -260,13 +364,16 @@ class _Dispatcher:
         else:
             task = loop.create_task(coro)
         if not task.done():
-            node: _Dispatcher | None = self
-            while node is not None:  # a server waits for its connections' tasks
-                if node.tasks is None:
-                    node.tasks = set()
-                node.tasks.add(task)
-                node = node._parent
-            task.add_done_callback(self._task_done)
+            self._track(task)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        node: _Dispatcher | None = self
+        while node is not None:  # a server waits for its connections' tasks
+            if node.tasks is None:
+                node.tasks = set()
+            node.tasks.add(task)
+            node = node._parent
+        task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         node: _Dispatcher | None = self
@@ -318,9 +425,43 @@ class _Dispatcher:
 
     async def reap(self) -> None:
         """Wait for the object's tasks (not the caller's own) to end."""
+        self.retire()
         current = asyncio.current_task()
         while pending := [task for task in self.tasks or () if task is not current]:
             await asyncio.wait(pending)
+
+
+class _Resumed:
+    """Await a coroutine whose first step already ran (and yielded *yielded*),
+    or that must first receive *error*; what the awaiting task gets (wake-ups,
+    cancellation) goes on to it."""
+
+    __slots__ = ("_coro", "_error", "_yielded")
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, object], yielded: object, error: BaseException | None = None
+    ) -> None:
+        self._coro, self._yielded, self._error = coro, yielded, error
+
+    def __await__(self) -> Generator[Any, Any, object]:
+        coro = self._coro
+        try:
+            yielded = coro.throw(self._error) if self._error is not None else self._yielded
+        except StopIteration as stop:
+            return stop.value
+        while True:
+            try:
+                value = yield yielded
+            except BaseException as exc:
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(value)
+                except StopIteration as stop:
+                    return stop.value
 
 
 async def _cleanup(
@@ -481,6 +622,8 @@ class _Stream(asyncio.Protocol):
     def _ended(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
+        if self.current:
+            self._dispatcher.retire()  # its host task ends once the last events ran
         self._client._unregister()
 
     def _deliver(self, events: list[Event]) -> None:
@@ -597,6 +740,7 @@ class TcpClient(ClientFacade, _Object):
             raise SocketError(1001, ConnectionAbortedError("the server is stopping"))
         events = self._conn.connection_made(host, remote)
         self._proto = proto
+        self._dispatcher.revive()
         if self._dispatcher.push(events):
             if server is not None:
                 self._dispatcher.kick()  # nobody awaits an accepted connection
@@ -688,6 +832,7 @@ class TcpClient(ClientFacade, _Object):
         fail: a peer that does not read must not be able to hang ``close()``.
         """
         events = self._conn.close()
+        self._dispatcher.retire()
         proto = self._proto
         if proto is not None and proto.transport is not None:
             proto.transport.abort()
@@ -791,9 +936,13 @@ class TcpServer(AsyncServerOps, _Object):
         if server is not None:
             server.close()
         # Once begun, stopping finishes even if we are cancelled: no half-stopped server.
-        await _cleanup(self._stopping(server, _stack()), self._dispatcher)
+        stack = _stack()
+        # The callback we are in, if any: STOPED queues behind it.  (Taken now:
+        # the stack itself changes once that callback suspends.)
+        inside = stack[-1] if stack else None
+        await _cleanup(self._stopping(server, inside), self._dispatcher)
 
-    async def _stopping(self, server: asyncio.Server | None, stack: list[_Dispatcher]) -> None:
+    async def _stopping(self, server: asyncio.Server | None, inside: _Dispatcher | None) -> None:
         for client in self._model.targets():
             await client.close()
         if self._model.clients:
@@ -802,9 +951,9 @@ class TcpServer(AsyncServerOps, _Object):
         if server is not None:
             await server.wait_closed()
         events = self._model.stopped()
-        if stack:  # inside a callback: STOPED after what is queued there
+        if inside is not None:  # inside a callback: STOPED after what is queued there
             self._dispatcher.publish(events)
-            stack[-1].queue.push(events, self._registry)
+            inside.queue.push(events, self._registry)
         else:
             await self._dispatcher.emit(events)
             await self._dispatcher.reap()
@@ -900,6 +1049,7 @@ class CastReceiver(ReceiverFacade, _Object):
             raise
         events = self._model.listening(normalize_sockaddr(sock.getsockname()))
         self._sock, self._transport, self._proto = sock, transport, proto
+        self._dispatcher.revive()
         await self._dispatcher.emit(events)
 
     async def stop(self) -> None:
@@ -912,6 +1062,7 @@ class CastReceiver(ReceiverFacade, _Object):
         with contextlib.suppress(OSError):
             apply_changes(sock, drops)
         transport.abort()
+        self._dispatcher.retire()
         await _cleanup(self._stopping(proto), self._dispatcher)
 
     async def _stopping(self, proto: _Datagrams) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 
 import pytest
@@ -405,3 +406,39 @@ async def test_from_callbacks_without_deadlock(scenario: str) -> None:
     :mod:`tests.asyncio.isolated`."""
     result = await run_isolated(scenario)
     assert result.returncode == 0, result.stderr.decode()
+
+
+if sys.version_info >= (3, 11):  # asyncio.timeout and TaskGroup
+
+    async def test_async_callbacks_run_in_a_task_from_their_first_step() -> None:
+        """An async callback runs as a task from its first line (it starts right in
+        the protocol callback, then continues in the connection's host task): a
+        timeout, a task group and ``current_task()`` work before and after it first
+        suspends, and a timeout that expires reaches the callback as TimeoutError."""
+        log = EventLog()
+
+        async def received(side: TcpClient, data: object) -> None:
+            first = asyncio.current_task()
+            assert first is not None
+            async with asyncio.timeout(5):  # needs a task; before any suspension
+                await side.send("fast")
+            if data == "slow":
+                try:
+                    async with asyncio.timeout(0):  # expires at the first suspension
+                        await asyncio.Event().wait()
+                except TimeoutError:
+                    log.record("timed out", ())
+            async with asyncio.TaskGroup() as group:
+                group.create_task(asyncio.sleep(0))
+            assert asyncio.current_task() is first  # the same task throughout
+            log.record("done", (side, data))
+
+        evts = {**log.evts(E.DISCONNECT), E.RECEIVED: received}
+        server = TcpServer(LOCALHOST, 0, evts=evts, framing="line")
+        async with server, TcpClient(framing="line") as client:
+            await client.connect(*server.host)
+            for word in ("quick", "slow", "after"):
+                await client.send(word)
+            await log.wait_for("done", 3)
+        assert log.names()[:4] == ["done", "timed out", "done", "done"]
+        assert log.data("done") == ["quick", "slow", "after"]
