@@ -963,7 +963,7 @@ class TcpServer(AsyncServerOps, _Object):
 
 
 class _Datagrams(asyncio.DatagramProtocol):
-    """A receiver's protocol: each datagram to the core, cut at ``recvBuffer``."""
+    """A receiver's protocol: each datagram to the core (which cuts it at ``recvBuffer``)."""
 
     def __init__(self, receiver: CastReceiver) -> None:
         self._model = receiver._model
@@ -984,12 +984,8 @@ class _Datagrams(asyncio.DatagramProtocol):
             self.transport.abort()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        model = self._model
-        size = model.recv_buffer
-        truncated = len(data) > size
-        if truncated:
-            data = data[:size]
-        events = model.receive_datagram(data, normalize_sockaddr(addr), truncated=truncated)
+        # Whole datagrams: the core cuts one longer than recvBuffer, and flags it.
+        events = self._model.receive_datagram(data, normalize_sockaddr(addr))
         dispatcher = self._dispatcher
         if dispatcher.push(events):
             dispatcher.kick()

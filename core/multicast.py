@@ -275,7 +275,15 @@ class ReceiverModel:
     def receive_datagram(
         self, data: bytes, remote: Address, *, truncated: bool = False
     ) -> list[Event]:
-        """One datagram: RECEIVED (flagged and logged if it was cut)."""
+        """One datagram: RECEIVED (flagged and logged if it was cut).
+
+        *truncated*: the OS cut it at ``recv_buffer`` (MSG_TRUNC).  A binding
+        that reads whole datagrams passes them as they are: one longer than
+        ``recv_buffer`` is cut here, the same way.
+        """
+        if len(data) > self._recv_buffer:
+            data = data[: self._recv_buffer]
+            truncated = True
         if truncated:
             logger.warning(
                 "datagram from %s:%d is longer than recvBuffer=%d and was cut; "

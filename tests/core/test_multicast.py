@@ -194,6 +194,11 @@ def test_datagrams_and_truncation(caplog: pytest.LogCaptureFixture) -> None:
     assert "recvBuffer" in caplog.text
     raw = ReceiverModel("rx", 5000, encoding=None)
     assert raw.receive_datagram(b"\xff", src)[0] == Received(source="rx", data=b"\xff", remote=src)
+    # A binding that reads whole datagrams hands over one longer than recvBuffer:
+    # the core cuts it and flags it, as the OS does with MSG_TRUNC.
+    model.recv_buffer = 4
+    (event,) = model.receive_datagram(b"longer", src)
+    assert isinstance(event, Received) and (event.data, event.truncated) == ("long", True)
 
 
 def test_sender_validation() -> None:
