@@ -53,7 +53,6 @@ import contextlib
 import functools
 import gc
 import os
-import resource
 import socket
 import statistics
 import subprocess
@@ -76,6 +75,7 @@ from jfsocket.bindings.asyncio import CastReceiver, EventTypes, TcpClient, TcpSe
 
 from .common import Result, medians_of
 from .counters import Gauge, Tally, Volley, echo
+from .plumbing import StalledError, check, fd_room, guarded, loopback_sender, rss, verdict
 
 __all__ = ["FULL", "LOOPS", "QUICK", "SCENARIOS", "Sizes", "StalledError", "main"]
 
@@ -122,10 +122,6 @@ class Sizes:
 
 FULL: Final = Sizes(bulk_bytes=256 << 20, round_trips=20_000, connections=10_000, datagrams=100_000)
 QUICK: Final = Sizes(bulk_bytes=32 << 20, round_trips=2_000, connections=500, datagrams=10_000)
-
-
-class StalledError(RuntimeError):
-    """A run did not finish within its time limit."""
 
 
 async def _within(awaitable: Awaitable[_T], seconds: float, what: str) -> _T:
@@ -357,53 +353,6 @@ class _Holder(_Tracked):
 # -- plumbing ----------------------------------------------------------------
 
 
-def _check(what: str, got: int, expected: int) -> None:
-    if got != expected:
-        raise RuntimeError(f"{what}: {got} received, expected {expected}")
-
-
-def _verdict(ratio: float, target: float) -> str:
-    return f"target ≥ {target:g}: {'ok' if ratio >= target else 'BELOW TARGET'}"
-
-
-def _open_fds() -> int | None:
-    """How many file descriptors this process has open (``None``: unknown here)."""
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return None
-
-
-def _fd_room(needed: int) -> str | None:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; why *needed* fds won't fit, or None."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return None
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        return f"{needed} file descriptors needed per process; RLIMIT_NOFILE hard limit is {hard}"
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return None
-
-
-def _rss() -> int:
-    """This process's resident set size in bytes (VmRSS)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def _guarded(what: str, fn: Callable[[], Sequence[float]]) -> Sequence[float]:
-    """Run *fn*, then check it left no file descriptor open."""
-    fds = _open_fds()
-    figures = fn()
-    after = _open_fds()
-    if fds is not None and after is not None and after > fds:
-        raise RuntimeError(f"{what}: {after - fds} file descriptors left open")
-    return figures
-
-
 Run = tuple[str, Callable[[], Sequence[float]]]
 
 
@@ -416,10 +365,10 @@ def _medians(n: int, runs: Sequence[Run], *, warm_up: bool = True) -> dict[str, 
     samples: list[list[Sequence[float]]] = [[] for _ in runs]
     if warm_up:
         for what, fn in runs:
-            _guarded(f"{what} (warm-up)", fn)
+            guarded(f"{what} (warm-up)", fn)
 
     def once(what: str, fn: Callable[[], Sequence[float]], out: list[Sequence[float]]) -> float:
-        figures = _guarded(what, fn)
+        figures = guarded(what, fn)
         out.append(figures)
         return figures[0]
 
@@ -587,7 +536,7 @@ async def _bulk_jfsocket(total: int, timeout: float) -> float:
     ):
         await _within(client.connect(LOOPBACK, server.host[1]), timeout, f"{what}: connecting")
         elapsed = await _within(pump(client), timeout, f"{what}: sending {total} bytes")
-    _check(what, tally.got, total)
+    check(what, tally.got, total)
     return elapsed
 
 
@@ -610,7 +559,7 @@ async def _bulk_raw(total: int, timeout: float) -> float:
 
     async with _raw_pair(_Pump, functools.partial(_Counter, tally), timeout, what) as client:
         elapsed = await _within(pump(client), timeout, f"{what}: sending {total} bytes")
-    _check(what, tally.got, total)
+    check(what, tally.got, total)
     return elapsed
 
 
@@ -640,7 +589,7 @@ async def _bulk_streams(total: int, timeout: float) -> float:
         _streams_client(port, timeout, what) as (_, writer),
     ):
         elapsed = await _within(pump(writer), timeout, f"{what}: sending {total} bytes")
-    _check(what, tally.got, total)
+    check(what, tally.got, total)
     return elapsed
 
 
@@ -673,7 +622,7 @@ def _bulk(sizes: Sizes, n: int, timeout: float, loops: Sequence[str]) -> list[Re
                 baseline=raw,
                 unit="MiB/s",
                 baseline_name=_raw_name(loop),
-                note=f"{total / _MIB:g} MiB; {_verdict(ours / raw, 0.85)}",
+                note=f"{total / _MIB:g} MiB; {verdict(ours / raw, 0.85)}",
             ),
             _streams_row(scenario, loop, ours, raw, streams, unit="MiB/s"),
         ]
@@ -782,7 +731,7 @@ def _ping_pong(sizes: Sizes, n: int, timeout: float, loops: Sequence[str]) -> li
                 baseline=raw,
                 unit="round trips/s",
                 baseline_name=_raw_name(loop),
-                note=f"{rounds} round trips; {_verdict(ours / raw, 0.8)}",
+                note=f"{rounds} round trips; {verdict(ours / raw, 0.8)}",
             ),
             _streams_row(scenario, loop, ours, raw, streams, unit="round trips/s"),
         ]
@@ -823,12 +772,12 @@ class _Held:
 async def _report_held(port: int, connected: Callable[[], Awaitable[object]]) -> None:
     """The child's side: announce *port*, wait for *connected*, report the RSS growth."""
     gc.collect()
-    before = _rss()
+    before = rss()
     print(f"ready {port}", flush=True)
     await connected()
     print("connected", flush=True)
     gc.collect()
-    print(f"rss {_rss() - before}", flush=True)
+    print(f"rss {rss() - before}", flush=True)
 
 
 async def _serve_jfsocket(count: int, timeout: float) -> None:
@@ -867,7 +816,7 @@ async def _serve_raw(count: int, timeout: float) -> None:
 def _hold_child_main(argv: Sequence[str]) -> None:
     """The child: hold the connections with the server of the kind given, on the loop given."""
     kind, loop, count, timeout = argv[0], argv[1], int(argv[2]), float(argv[3])
-    problem = _fd_room(count + _FD_MARGIN)
+    problem = fd_room(count + _FD_MARGIN)
     if problem is not None:
         raise SystemExit(problem)
     serve = _serve_jfsocket if kind == "jfsocket" else _serve_raw
@@ -971,7 +920,7 @@ async def _hold(kind: str, loop: str, count: int, timeout: float) -> tuple[float
 
 def _connections(sizes: Sizes, n: int, timeout: float, loops: Sequence[str]) -> list[Result]:
     count = max(1, sizes.connections)
-    problem = _fd_room(count + _FD_MARGIN)
+    problem = fd_room(count + _FD_MARGIN)
     if problem is not None:
         print(f"bench_asyncio: connections skipped: {problem}", file=sys.stderr, flush=True)
         return []
@@ -1022,20 +971,6 @@ def _connections(sizes: Sizes, n: int, timeout: float, loops: Sequence[str]) -> 
 
 
 # -- multicast ---------------------------------------------------------------
-
-
-def _sender() -> socket.socket:
-    """A raw multicast sender that cannot leave the host: TTL 0, interface 127.0.0.1."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LOOPBACK))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-        sock.bind((LOOPBACK, 0))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _raw_receiver() -> socket.socket:
@@ -1089,7 +1024,7 @@ async def _blast(
     wait_for = _waiter(gauge)
     given_up = 0
     sent = 0
-    with _sender() as sock:
+    with loopback_sender() as sock:
         sendto = sock.sendto
         start = perf_counter()
         end = start + timeout
@@ -1189,7 +1124,7 @@ def _multicast(sizes: Sizes, n: int, timeout: float, loops: Sequence[str]) -> li
                 baseline_name=f"raw {loop} DatagramProtocol",
                 note=(
                     f"{total} sent, loss {our_loss:.2%} / {raw_loss:.2%}; "
-                    f"{_verdict(ours / raw, 0.7)}"
+                    f"{verdict(ours / raw, 0.7)}"
                 ),
             )
         )

@@ -57,6 +57,7 @@ import attrs
 from jfsocket.bindings.threaded import CastReceiver, EventTypes, TcpClient, TcpServer
 
 from .common import Result, medians_of
+from .plumbing import StalledError, check, loopback_sender, rss, verdict
 
 __all__ = [
     "FULL",
@@ -121,10 +122,6 @@ QUICK: Final = Sizes(
     connections=100,
     datagrams=10_000,
 )
-
-
-class StalledError(RuntimeError):
-    """A run did not finish within its time limit."""
 
 
 class Deadline:
@@ -353,11 +350,6 @@ def _join_all(threads: Iterable[threading.Thread], timeout: float, what: str) ->
         raise StalledError(f"{what}: {len(stuck)} threads did not end: {', '.join(stuck[:5])}")
 
 
-def _check(what: str, got: int, expected: int) -> None:
-    if got != expected:
-        raise RuntimeError(f"{what}: {got} received, expected {expected}")
-
-
 def _open_fds() -> dict[str, str] | None:
     """This process's open file descriptors and what they are (``None``: unknown here)."""
     try:
@@ -395,15 +387,6 @@ def _raise_fd_limit(needed: int) -> None:
     if hard != resource.RLIM_INFINITY and hard < needed:
         raise RuntimeError(f"{needed} file descriptors needed; RLIMIT_NOFILE hard limit is {hard}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _rss() -> int:
-    """This process's resident set size in bytes (VmRSS)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def _guarded(what: str, timeout: float, fn: Callable[[], Sequence[float]]) -> Sequence[float]:
@@ -457,10 +440,6 @@ def _medians(
     return [[statistics.median(column) for column in zip(*out, strict=True)] for out in samples]
 
 
-def _verdict(ratio: float, target: float) -> str:
-    return f"target ≥ {target:g}: {'ok' if ratio >= target else 'BELOW TARGET'}"
-
-
 # -- bulk --------------------------------------------------------------------
 
 
@@ -489,7 +468,7 @@ def _bulk_jfsocket(total: int, timeout: float) -> tuple[float]:
             send(chunk)
         deadline.wait(arrived.done, "server receiving every byte")
         elapsed = perf_counter() - start
-    _check("bulk, jfsocket", tally.got, total)
+    check("bulk, jfsocket", tally.got, total)
     return (total / _MIB / elapsed,)
 
 
@@ -520,7 +499,7 @@ def _bulk_raw(total: int, timeout: float) -> tuple[float]:
             sendall(chunk)
         deadline.wait(arrived.done, "reader receiving every byte")
         elapsed = perf_counter() - start
-    _check("bulk, raw", tally.got, total)
+    check("bulk, raw", tally.got, total)
     return (total / _MIB / elapsed,)
 
 
@@ -541,7 +520,7 @@ def _bulk(sizes: Sizes, n: int, timeout: float) -> list[Result]:
             baseline=theirs,
             unit="MiB/s",
             baseline_name="sendall / recv_into thread",
-            note=f"{total / _MIB:g} MiB; {_verdict(ours / theirs, 0.85)}",
+            note=f"{total / _MIB:g} MiB; {verdict(ours / theirs, 0.85)}",
         )
     ]
 
@@ -630,7 +609,7 @@ def _ping_pong(sizes: Sizes, n: int, timeout: float) -> list[Result]:
             baseline=theirs,
             unit="round trips/s",
             baseline_name="sendall+recv loop / echo thread",
-            note=f"{rounds} round trips; {_verdict(ours / theirs, 0.6)}",
+            note=f"{rounds} round trips; {verdict(ours / theirs, 0.6)}",
         )
     ]
 
@@ -674,7 +653,7 @@ def _fanout_jfsocket(clients: int, messages: int, timeout: float) -> tuple[float
         deadline.wait(arrived.done, "every client receiving every message")
         elapsed = perf_counter() - start
     for tally in tallies:
-        _check("fan-out, jfsocket", tally.got, messages * FANOUT_SIZE)
+        check("fan-out, jfsocket", tally.got, messages * FANOUT_SIZE)
     return (clients * messages / elapsed,)
 
 
@@ -713,7 +692,7 @@ def _fanout_raw(clients: int, messages: int, timeout: float) -> tuple[float]:
         deadline.wait(arrived.done, "every reader receiving every message")
         elapsed = perf_counter() - start
     for tally in tallies:
-        _check("fan-out, raw", tally.got, messages * FANOUT_SIZE)
+        check("fan-out, raw", tally.got, messages * FANOUT_SIZE)
     return (clients * messages / elapsed,)
 
 
@@ -735,7 +714,7 @@ def _fan_out(sizes: Sizes, n: int, timeout: float) -> list[Result]:
             baseline=theirs,
             unit="msg/s",
             baseline_name="sendall loop / reader threads",
-            note=f"{messages} sends; {_verdict(ours / theirs, 0.5)}",
+            note=f"{messages} sends; {verdict(ours / theirs, 0.5)}",
         )
     ]
 
@@ -754,14 +733,14 @@ def _hold_jfsocket(count: int, timeout: float) -> tuple[float, float]:
         ends: list[socket.socket] = []
         stack.callback(_close_all, ends)
         gc.collect()
-        before = _rss()
+        before = rss()
         start = perf_counter()
         for _ in range(count):
             ends.append(_connect(server.host, timeout))
         deadline.wait(connected.done, f"the server accepting {count} connections")
         elapsed = perf_counter() - start
         gc.collect()
-        grown = _rss() - before
+        grown = rss() - before
     return elapsed, grown / count
 
 
@@ -795,14 +774,14 @@ def _hold_raw(count: int, timeout: float) -> tuple[float, float]:
         stack.callback(_join_all, [acceptor], timeout, "connections, raw acceptor")
         stack.callback(_shutdown_all, [listener])
         gc.collect()
-        before = _rss()
+        before = rss()
         start = perf_counter()
         for _ in range(count):
             ends.append(_connect(listener.getsockname(), timeout))
         deadline.wait(connected.done, f"the acceptor taking {count} connections")
         elapsed = perf_counter() - start
         gc.collect()
-        grown = _rss() - before
+        grown = rss() - before
     return elapsed, grown / count
 
 
@@ -875,20 +854,6 @@ def _connections(sizes: Sizes, n: int, timeout: float) -> list[Result]:
 # -- multicast ---------------------------------------------------------------
 
 
-def _sender() -> socket.socket:
-    """A raw multicast sender that cannot leave the host: TTL 0, interface 127.0.0.1."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LOOPBACK))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-        sock.bind((LOOPBACK, 0))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _window(sock: socket.socket) -> int:
     """How far the sender may run ahead: WINDOW, less if the receive buffer is small."""
     room = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // DATAGRAM_COST - BURST
@@ -908,7 +873,7 @@ def _blast(
     target = (GROUP, port)
     given_up = 0
     sent = 0
-    with _sender() as sock:
+    with loopback_sender() as sock:
         sendto = sock.sendto
         start = perf_counter()
         while sent < total:
@@ -995,7 +960,7 @@ def _multicast(sizes: Sizes, n: int, timeout: float) -> list[Result]:
             baseline_name="recvfrom loop thread",
             note=(
                 f"{total} sent, loss {our_loss:.2%} / {their_loss:.2%}; "
-                f"{_verdict(ours / theirs, 0.7)}"
+                f"{verdict(ours / theirs, 0.7)}"
             ),
         )
     ]

@@ -45,7 +45,6 @@ import contextlib
 import functools
 import gc
 import os
-import resource
 import socket
 import statistics
 import subprocess
@@ -62,6 +61,7 @@ from jfsocket.bindings.trio import CastReceiver, EventTypes, TcpClient, TcpServe
 
 from .common import Result, medians_of
 from .counters import Gauge, Tally, Volley, echo
+from .plumbing import StalledError, check, fd_room, guarded, loopback_sender, rss, verdict
 
 __all__ = ["FULL", "QUICK", "SCENARIOS", "Sizes", "StalledError", "main"]
 
@@ -106,10 +106,6 @@ FULL: Final = Sizes(bulk_bytes=256 << 20, round_trips=20_000, connections=10_000
 QUICK: Final = Sizes(bulk_bytes=32 << 20, round_trips=2_000, connections=500, datagrams=10_000)
 
 
-class StalledError(RuntimeError):
-    """A run did not finish within its time limit."""
-
-
 @contextlib.contextmanager
 def _limit(seconds: float, what: str) -> Iterator[None]:
     """``trio.fail_after(seconds)``, failing with a :class:`StalledError` naming *what*."""
@@ -145,53 +141,6 @@ class _GaugeProtocol(asyncio.DatagramProtocol):
 # -- plumbing ----------------------------------------------------------------
 
 
-def _check(what: str, got: int, expected: int) -> None:
-    if got != expected:
-        raise RuntimeError(f"{what}: {got} received, expected {expected}")
-
-
-def _verdict(ratio: float, target: float) -> str:
-    return f"target ≥ {target:g}: {'ok' if ratio >= target else 'BELOW TARGET'}"
-
-
-def _open_fds() -> int | None:
-    """How many file descriptors this process has open (``None``: unknown here)."""
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return None
-
-
-def _fd_room(needed: int) -> str | None:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; why *needed* fds won't fit, or None."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return None
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        return f"{needed} file descriptors needed per process; RLIMIT_NOFILE hard limit is {hard}"
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return None
-
-
-def _rss() -> int:
-    """This process's resident set size in bytes (VmRSS)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def _guarded(what: str, fn: Callable[[], Sequence[float]]) -> Sequence[float]:
-    """Run *fn*, then check it left no file descriptor open."""
-    fds = _open_fds()
-    figures = fn()
-    after = _open_fds()
-    if fds is not None and after is not None and after > fds:
-        raise RuntimeError(f"{what}: {after - fds} file descriptors left open")
-    return figures
-
-
 def _medians(
     n: int, runs: Sequence[tuple[str, Callable[[], Sequence[float]]]], *, warm_up: bool = True
 ) -> list[list[float]]:
@@ -203,10 +152,10 @@ def _medians(
     samples: list[list[Sequence[float]]] = [[] for _ in runs]
     if warm_up:
         for what, fn in runs:
-            _guarded(f"{what} (warm-up)", fn)
+            guarded(f"{what} (warm-up)", fn)
 
     def once(what: str, fn: Callable[[], Sequence[float]], out: list[Sequence[float]]) -> float:
-        figures = _guarded(what, fn)
+        figures = guarded(what, fn)
         out.append(figures)
         return figures[0]
 
@@ -357,7 +306,7 @@ async def _bulk_jfsocket(total: int, timeout: float) -> float:
                 await send(chunk)
             await arrived.wait()
             elapsed = perf_counter() - start
-    _check(what, tally.got, total)
+    check(what, tally.got, total)
     return elapsed
 
 
@@ -383,7 +332,7 @@ async def _bulk_trio(total: int, timeout: float) -> float:
             await arrived.wait()
             elapsed = perf_counter() - start
         nursery.cancel_scope.cancel()
-    _check(what, tally.got, total)
+    check(what, tally.got, total)
     return elapsed
 
 
@@ -413,7 +362,7 @@ async def _bulk_asyncio(total: int, timeout: float) -> float:
         _asyncio_client(port, timeout, what) as (_, writer),
     ):
         elapsed = await _within(pump(writer), timeout, f"{what}: sending {total} bytes")
-    _check(what, tally.got, total)
+    check(what, tally.got, total)
     return elapsed
 
 
@@ -434,7 +383,7 @@ def _bulk(sizes: Sizes, n: int, timeout: float) -> list[Result]:
         figures,
         unit="MiB/s",
         base="raw trio send_all / receive_some",
-        note=f"{total / _MIB:g} MiB; {_verdict(figures[0] / figures[1], 0.85)}",
+        note=f"{total / _MIB:g} MiB; {verdict(figures[0] / figures[1], 0.85)}",
     )
 
 
@@ -546,7 +495,7 @@ def _ping_pong(sizes: Sizes, n: int, timeout: float) -> list[Result]:
         figures,
         unit="round trips/s",
         base="raw trio echo task / send+receive loop",
-        note=f"{rounds} round trips; {_verdict(figures[0] / figures[1], 0.7)}",
+        note=f"{rounds} round trips; {verdict(figures[0] / figures[1], 0.7)}",
     )
 
 
@@ -584,12 +533,12 @@ class _Held:
 async def _report_held(port: int, connected: Callable[[], Awaitable[object]]) -> None:
     """The child's side: announce *port*, wait for *connected*, report the RSS growth."""
     gc.collect()
-    before = _rss()
+    before = rss()
     print(f"ready {port}", flush=True)
     await connected()
     print("connected", flush=True)
     gc.collect()
-    print(f"rss {_rss() - before}", flush=True)
+    print(f"rss {rss() - before}", flush=True)
 
 
 async def _hold_jfsocket(count: int, timeout: float) -> None:
@@ -641,7 +590,7 @@ async def _hold_asyncio(count: int, timeout: float) -> None:
 def _hold_child_main(argv: Sequence[str]) -> None:
     """The child: hold the connections with the server of the kind given."""
     kind, count, timeout = argv[0], int(argv[1]), float(argv[2])
-    problem = _fd_room(count + _FD_MARGIN)
+    problem = fd_room(count + _FD_MARGIN)
     if problem is not None:
         raise SystemExit(problem)
     if kind == "asyncio":
@@ -733,7 +682,7 @@ async def _hold(kind: str, count: int, timeout: float) -> tuple[float, float]:
 
 def _connections(sizes: Sizes, n: int, timeout: float) -> list[Result]:
     count = max(1, sizes.connections)
-    problem = _fd_room(count + _FD_MARGIN)
+    problem = fd_room(count + _FD_MARGIN)
     if problem is not None:
         print(f"bench_trio: connections skipped: {problem}", file=sys.stderr, flush=True)
         return []
@@ -764,20 +713,6 @@ def _connections(sizes: Sizes, n: int, timeout: float) -> list[Result]:
 
 
 # -- multicast ---------------------------------------------------------------
-
-
-def _sender() -> socket.socket:
-    """A raw multicast sender that cannot leave the host: TTL 0, interface 127.0.0.1."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LOOPBACK))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-        sock.bind((LOOPBACK, 0))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _raw_receiver() -> socket.socket:
@@ -819,7 +754,7 @@ async def _blast(
     target = (GROUP, port)
     given_up = 0
     sent = 0
-    with _sender() as sock:
+    with loopback_sender() as sock:
         sendto = sock.sendto
         start = perf_counter()
         end = start + timeout
@@ -957,7 +892,7 @@ def _multicast(sizes: Sizes, n: int, timeout: float) -> list[Result]:
         unit="datagrams/s",
         base="raw trio recvfrom loop task",
         note=(
-            f"{total} sent, loss {our_loss:.2%} / {their_loss:.2%}; {_verdict(ours / theirs, 0.7)}"
+            f"{total} sent, loss {our_loss:.2%} / {their_loss:.2%}; {verdict(ours / theirs, 0.7)}"
         ),
         asyncio_name="asyncio DatagramProtocol",
     )
