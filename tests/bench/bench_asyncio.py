@@ -76,6 +76,7 @@ from jfsocket.bindings.asyncio import CastReceiver, EventTypes, TcpClient, TcpSe
 from .common import Result, medians_of
 from .counters import Gauge, Tally, Volley, echo
 from .plumbing import StalledError, check, fd_room, guarded, loopback_sender, rss, verdict
+from .streams import bulk_streams, ping_streams, within
 
 __all__ = ["FULL", "LOOPS", "QUICK", "SCENARIOS", "Sizes", "StalledError", "main"]
 
@@ -124,14 +125,6 @@ FULL: Final = Sizes(bulk_bytes=256 << 20, round_trips=20_000, connections=10_000
 QUICK: Final = Sizes(bulk_bytes=32 << 20, round_trips=2_000, connections=500, datagrams=10_000)
 
 
-async def _within(awaitable: Awaitable[_T], seconds: float, what: str) -> _T:
-    """Await *awaitable* for at most *seconds*; past that, :class:`StalledError`."""
-    try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except asyncio.TimeoutError:
-        raise StalledError(f"{what}: not done within {seconds:g} s") from None
-
-
 # -- event loops -------------------------------------------------------------
 
 
@@ -168,7 +161,7 @@ def _run(loop: str, main: Callable[[], Coroutine[Any, Any, _T]], limit: float) -
     """
     event_loop = _factory(loop)()
     try:
-        result = event_loop.run_until_complete(_within(main(), limit, f"{loop} run"))
+        result = event_loop.run_until_complete(within(main(), limit, f"{loop} run"))
         left = [task for task in asyncio.all_tasks(event_loop) if not task.done()]
         if left:
             raise RuntimeError(f"{loop} run: {len(left)} task(s) left running: {left[:3]}")
@@ -215,7 +208,7 @@ class _Tracked(asyncio.Protocol):
     async def close(self, timeout: float, what: str) -> None:
         """Close the transport and wait until it is gone."""
         self.transport.close()
-        await _within(asyncio.shield(self.lost), timeout, f"{what}: closing")
+        await within(asyncio.shield(self.lost), timeout, f"{what}: closing")
 
 
 class _Counter(_Tracked):
@@ -432,14 +425,14 @@ async def _raw_pair(
     server = await loop.create_server(accept, LOOPBACK, 0)
     try:
         port = server.sockets[0].getsockname()[1]
-        _, client = await _within(
+        _, client = await within(
             loop.create_connection(client_factory, LOOPBACK, port), timeout, f"{what}: connecting"
         )
         try:
             while not accepted:
-                await _within(asyncio.sleep(0.001), timeout, f"{what}: accepting")
+                await within(asyncio.sleep(0.001), timeout, f"{what}: accepting")
             peer = accepted[0]
-            await _within(asyncio.shield(peer.made), timeout, f"{what}: accepting")
+            await within(asyncio.shield(peer.made), timeout, f"{what}: accepting")
             try:
                 yield client
             finally:
@@ -448,62 +441,7 @@ async def _raw_pair(
             await client.close(timeout, f"{what}, client side")
     finally:
         server.close()
-        await _within(server.wait_closed(), timeout, f"{what}: server closing")
-
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def _streams_server(handle: Handler, timeout: float, what: str) -> AsyncIterator[int]:
-    """``asyncio.start_server`` on loopback: its port; at the end its handlers have ended.
-
-    Their connections are closed (so their reads see the end of the stream), not
-    their tasks cancelled: asyncio logs a cancelled handler as an error.
-    """
-    tasks: set[asyncio.Task[None]] = set()
-    writers: set[asyncio.StreamWriter] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        writers.add(writer)
-        try:
-            await handle(reader, writer)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, LOOPBACK, 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for writer in writers:
-            writer.close()
-        await _within(
-            asyncio.gather(*tasks, return_exceptions=True), timeout, f"{what}: handlers ending"
-        )
-        for writer in writers:
-            with contextlib.suppress(OSError):
-                await _within(writer.wait_closed(), timeout, f"{what}: server side closing")
-        await _within(server.wait_closed(), timeout, f"{what}: server closing")
-
-
-@contextlib.asynccontextmanager
-async def _streams_client(
-    port: int, timeout: float, what: str
-) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    """``asyncio.open_connection`` to loopback; closed after."""
-    reader, writer = await _within(
-        asyncio.open_connection(LOOPBACK, port), timeout, f"{what}: connecting"
-    )
-    try:
-        yield reader, writer
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await _within(writer.wait_closed(), timeout, f"{what}: client closing")
+        await within(server.wait_closed(), timeout, f"{what}: server closing")
 
 
 # -- bulk --------------------------------------------------------------------
@@ -534,8 +472,8 @@ async def _bulk_jfsocket(total: int, timeout: float) -> float:
         ) as server,
         TcpClient(encoding=None) as client,
     ):
-        await _within(client.connect(LOOPBACK, server.host[1]), timeout, f"{what}: connecting")
-        elapsed = await _within(pump(client), timeout, f"{what}: sending {total} bytes")
+        await within(client.connect(LOOPBACK, server.host[1]), timeout, f"{what}: connecting")
+        elapsed = await within(pump(client), timeout, f"{what}: sending {total} bytes")
     check(what, tally.got, total)
     return elapsed
 
@@ -558,42 +496,12 @@ async def _bulk_raw(total: int, timeout: float) -> float:
         return perf_counter() - start
 
     async with _raw_pair(_Pump, functools.partial(_Counter, tally), timeout, what) as client:
-        elapsed = await _within(pump(client), timeout, f"{what}: sending {total} bytes")
+        elapsed = await within(pump(client), timeout, f"{what}: sending {total} bytes")
     check(what, tally.got, total)
     return elapsed
 
 
-async def _bulk_streams(total: int, timeout: float) -> float:
-    """The same with ``write`` + ``drain`` and a handler's ``read(65536)``."""
-    what = "bulk, streams"
-    chunk = bytes(CHUNK)
-    arrived = asyncio.Event()
-    tally = Tally(total, arrived.set)
-
-    async def read(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
-        receive, add = reader.read, tally.add
-        while data := await receive(CHUNK):
-            add(len(data))
-
-    async def pump(writer: asyncio.StreamWriter) -> float:
-        write, drain = writer.write, writer.drain
-        start = perf_counter()
-        for _ in range(total // CHUNK):
-            write(chunk)
-            await drain()
-        await arrived.wait()
-        return perf_counter() - start
-
-    async with (
-        _streams_server(read, timeout, what) as port,
-        _streams_client(port, timeout, what) as (_, writer),
-    ):
-        elapsed = await _within(pump(writer), timeout, f"{what}: sending {total} bytes")
-    check(what, tally.got, total)
-    return elapsed
-
-
-_BULK: Final = {"jfsocket": _bulk_jfsocket, "raw": _bulk_raw, "streams": _bulk_streams}
+_BULK: Final = {"jfsocket": _bulk_jfsocket, "raw": _bulk_raw, "streams": bulk_streams}
 
 
 def _bulk(sizes: Sizes, n: int, timeout: float, loops: Sequence[str]) -> list[Result]:
@@ -646,7 +554,7 @@ async def _ping_jfsocket(rounds: int, timeout: float) -> float:
             None, {EventTypes.RECEIVED: volley.on_received}, encoding=None, recv_buffer=PING_RECV
         ) as client,
     ):
-        await _within(client.connect(LOOPBACK, server.host[1]), timeout, f"{what}: connecting")
+        await within(client.connect(LOOPBACK, server.host[1]), timeout, f"{what}: connecting")
 
         async def volleys() -> float:
             start = perf_counter()
@@ -654,7 +562,7 @@ async def _ping_jfsocket(rounds: int, timeout: float) -> float:
             await done.wait()
             return perf_counter() - start
 
-        return await _within(volleys(), timeout, f"{what}: {rounds} round trips")
+        return await within(volleys(), timeout, f"{what}: {rounds} round trips")
 
 
 async def _ping_raw(rounds: int, timeout: float) -> float:
@@ -666,43 +574,11 @@ async def _ping_raw(rounds: int, timeout: float) -> float:
     ) as client:
         start = perf_counter()
         client.transport.write(request)
-        await _within(asyncio.shield(client.done), timeout, f"{what}: {rounds} round trips")
+        await within(asyncio.shield(client.done), timeout, f"{what}: {rounds} round trips")
         return perf_counter() - start
 
 
-async def _ping_streams(rounds: int, timeout: float) -> float:
-    """The same with an echo handler and a ``write`` + ``drain`` + ``read`` loop."""
-    what = "ping-pong, streams"
-    request = bytes(range(PING_SIZE))
-
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        receive, write, drain = reader.read, writer.write, writer.drain
-        while data := await receive(PING_RECV):
-            write(data)
-            await drain()
-
-    async def volley(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
-        receive, write, drain = reader.read, writer.write, writer.drain
-        start = perf_counter()
-        for _ in range(rounds):
-            write(request)
-            await drain()
-            got = 0
-            while got < PING_SIZE:
-                data = await receive(PING_RECV)
-                if not data:
-                    raise RuntimeError(f"{what}: the echo handler closed early")
-                got += len(data)
-        return perf_counter() - start
-
-    async with (
-        _streams_server(echo, timeout, what) as port,
-        _streams_client(port, timeout, what) as (reader, writer),
-    ):
-        return await _within(volley(reader, writer), timeout, f"{what}: {rounds} round trips")
-
-
-_PING: Final = {"jfsocket": _ping_jfsocket, "raw": _ping_raw, "streams": _ping_streams}
+_PING: Final = {"jfsocket": _ping_jfsocket, "raw": _ping_raw, "streams": ping_streams}
 
 
 def _ping_pong(sizes: Sizes, n: int, timeout: float, loops: Sequence[str]) -> list[Result]:
@@ -788,7 +664,7 @@ async def _serve_jfsocket(count: int, timeout: float) -> None:
     async with TcpServer(
         LOOPBACK, 0, {EventTypes.CONNECTED: held.arrive}, backlog=BACKLOG
     ) as server:
-        await _report_held(server.host[1], lambda: _within(done.wait(), timeout, what))
+        await _report_held(server.host[1], lambda: within(done.wait(), timeout, what))
 
 
 async def _serve_raw(count: int, timeout: float) -> None:
@@ -803,14 +679,14 @@ async def _serve_raw(count: int, timeout: float) -> None:
     )
     try:
         port = server.sockets[0].getsockname()[1]
-        await _report_held(port, lambda: _within(done.wait(), timeout, what))
+        await _report_held(port, lambda: within(done.wait(), timeout, what))
     finally:
         server.close()
         closing = list(live)
         for protocol in closing:
             protocol.transport.close()
-        await _within(asyncio.gather(*(p.lost for p in closing)), timeout, f"{what}: closing")
-        await _within(server.wait_closed(), timeout, f"{what}: server closing")
+        await within(asyncio.gather(*(p.lost for p in closing)), timeout, f"{what}: closing")
+        await within(server.wait_closed(), timeout, f"{what}: server closing")
 
 
 def _hold_child_main(argv: Sequence[str]) -> None:
@@ -853,7 +729,7 @@ async def _close_all(protocols: Sequence[_Tracked], timeout: float) -> None:
     """Close the raw clients, and wait until they are gone."""
     for protocol in protocols:
         protocol.transport.close()
-    await _within(
+    await within(
         asyncio.gather(*(p.lost for p in protocols)), timeout, "connections, raw clients closing"
     )
 
@@ -898,16 +774,16 @@ async def _hold(kind: str, loop: str, count: int, timeout: float) -> tuple[float
             assert process.stdout is not None
             lines = _Lines(process.stdout)
             async with contextlib.AsyncExitStack() as stack:
-                elapsed, grown = await _within(
+                elapsed, grown = await within(
                     _clients(kind, lines, count, timeout, stack),
                     timeout,
                     f"{what}: {count} connections",
                 )
-            await _within(process.stdout.read(), timeout, f"{what}: the server process ending")
-            await _within(process.wait(), timeout, f"{what}: the server process ending")
+            await within(process.stdout.read(), timeout, f"{what}: the server process ending")
+            await within(process.wait(), timeout, f"{what}: the server process ending")
         except EOFError as exc:
             with contextlib.suppress(StalledError):
-                await _within(process.wait(), 10, what)
+                await within(process.wait(), 10, what)
             raise failed(str(exc)) from None
         finally:
             if process.returncode is None:  # it failed, or we did: end it
@@ -1064,7 +940,7 @@ async def _multicast_jfsocket(total: int, timeout: float) -> tuple[float, float]
         assert sock is not None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         window = _window(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
-        return await _within(
+        return await within(
             _blast(receiver.host[1], total, window, gauge, what, timeout),
             timeout,
             f"{what}: {total} datagrams",
@@ -1087,12 +963,12 @@ async def _multicast_raw(total: int, timeout: float) -> tuple[float, float]:
         sock.close()
         raise
     try:
-        return await _within(
+        return await within(
             _blast(port, total, window, gauge, what, timeout), timeout, f"{what}: {total} datagrams"
         )
     finally:
         transport.close()
-        await _within(asyncio.shield(protocol.lost), timeout, f"{what}: closing")
+        await within(asyncio.shield(protocol.lost), timeout, f"{what}: closing")
 
 
 def _multicast(sizes: Sizes, n: int, timeout: float, loops: Sequence[str]) -> list[Result]:

@@ -53,7 +53,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from time import perf_counter
-from typing import Final, TypeVar
+from typing import Final
 
 import attrs
 import trio
@@ -62,6 +62,7 @@ from jfsocket.bindings.trio import CastReceiver, EventTypes, TcpClient, TcpServe
 from .common import Result, medians_of
 from .counters import Gauge, Tally, Volley, echo
 from .plumbing import StalledError, check, fd_room, guarded, loopback_sender, rss, verdict
+from .streams import bulk_streams, ping_streams, streams_server, within
 
 __all__ = ["FULL", "QUICK", "SCENARIOS", "Sizes", "StalledError", "main"]
 
@@ -89,7 +90,6 @@ _PAGE: Final = os.sysconf("SC_PAGE_SIZE")
 _ROOT: Final = Path(__file__).resolve().parents[2]
 _CHILD_FLAG: Final = "--hold-connections"
 _KINDS: Final = ("jfsocket", "trio", "asyncio")
-_T = TypeVar("_T")
 
 
 @attrs.frozen(kw_only=True)
@@ -113,14 +113,6 @@ def _limit(seconds: float, what: str) -> Iterator[None]:
         with trio.fail_after(seconds):
             yield
     except trio.TooSlowError:
-        raise StalledError(f"{what}: not done within {seconds:g} s") from None
-
-
-async def _within(awaitable: Awaitable[_T], seconds: float, what: str) -> _T:
-    """asyncio's :func:`_limit`: await *awaitable* for at most *seconds*."""
-    try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except asyncio.TimeoutError:
         raise StalledError(f"{what}: not done within {seconds:g} s") from None
 
 
@@ -228,60 +220,6 @@ async def _trio_pair(
         await trio.aclose_forcefully(server)
 
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def _asyncio_server(
-    handle: Handler, timeout: float, what: str, backlog: int = 100
-) -> AsyncIterator[int]:
-    """``asyncio.start_server`` on loopback: its port; at the end its handlers have ended.
-
-    Their connections are closed (so their reads see the end of the stream), not
-    their tasks cancelled: asyncio logs a cancelled handler as an error.
-    """
-    tasks: set[asyncio.Task[None]] = set()
-    writers: set[asyncio.StreamWriter] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        writers.add(writer)
-        try:
-            await handle(reader, writer)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, LOOPBACK, 0, backlog=backlog)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for writer in writers:
-            writer.close()
-        await _within(
-            asyncio.gather(*tasks, return_exceptions=True), timeout, f"{what}: handlers ending"
-        )
-        await _within(server.wait_closed(), timeout, f"{what}: server closing")
-
-
-@contextlib.asynccontextmanager
-async def _asyncio_client(
-    port: int, timeout: float, what: str
-) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    """``asyncio.open_connection`` to loopback; closed after."""
-    reader, writer = await _within(
-        asyncio.open_connection(LOOPBACK, port), timeout, f"{what}: connecting"
-    )
-    try:
-        yield reader, writer
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await _within(writer.wait_closed(), timeout, f"{what}: client closing")
-
-
 # -- bulk --------------------------------------------------------------------
 
 
@@ -336,42 +274,12 @@ async def _bulk_trio(total: int, timeout: float) -> float:
     return elapsed
 
 
-async def _bulk_asyncio(total: int, timeout: float) -> float:
-    """The same with ``write`` + ``drain`` and a handler's ``read(65536)``."""
-    what = "bulk, asyncio"
-    chunk = bytes(CHUNK)
-    arrived = asyncio.Event()
-    tally = Tally(total, arrived.set)
-
-    async def read(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
-        receive, add = reader.read, tally.add
-        while data := await receive(CHUNK):
-            add(len(data))
-
-    async def pump(writer: asyncio.StreamWriter) -> float:
-        write, drain = writer.write, writer.drain
-        start = perf_counter()
-        for _ in range(total // CHUNK):
-            write(chunk)
-            await drain()
-        await arrived.wait()
-        return perf_counter() - start
-
-    async with (
-        _asyncio_server(read, timeout, what) as port,
-        _asyncio_client(port, timeout, what) as (_, writer),
-    ):
-        elapsed = await _within(pump(writer), timeout, f"{what}: sending {total} bytes")
-    check(what, tally.got, total)
-    return elapsed
-
-
 def _bulk(sizes: Sizes, n: int, timeout: float) -> list[Result]:
     total = max(CHUNK, sizes.bulk_bytes // CHUNK * CHUNK)
 
     def rate(kind: str) -> tuple[float]:
         if kind == "asyncio":
-            seconds = asyncio.run(_bulk_asyncio(total, timeout))
+            seconds = asyncio.run(bulk_streams(total, timeout))
         else:
             seconds = trio.run(_bulk_jfsocket if kind == "jfsocket" else _bulk_trio, total, timeout)
         return (total / _MIB / seconds,)
@@ -442,44 +350,12 @@ async def _ping_trio(rounds: int, timeout: float) -> float:
     return elapsed
 
 
-async def _ping_asyncio(rounds: int, timeout: float) -> float:
-    """The same with an echo handler and a ``write`` + ``drain`` + ``read`` loop."""
-    what = "ping-pong, asyncio"
-    request = bytes(range(PING_SIZE))
-
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        receive, write, drain = reader.read, writer.write, writer.drain
-        while data := await receive(PING_RECV):
-            write(data)
-            await drain()
-
-    async def volley(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
-        receive, write, drain = reader.read, writer.write, writer.drain
-        start = perf_counter()
-        for _ in range(rounds):
-            write(request)
-            await drain()
-            got = 0
-            while got < PING_SIZE:
-                data = await receive(PING_RECV)
-                if not data:
-                    raise RuntimeError(f"{what}: the echo handler closed early")
-                got += len(data)
-        return perf_counter() - start
-
-    async with (
-        _asyncio_server(echo, timeout, what) as port,
-        _asyncio_client(port, timeout, what) as (reader, writer),
-    ):
-        return await _within(volley(reader, writer), timeout, f"{what}: {rounds} round trips")
-
-
 def _ping_pong(sizes: Sizes, n: int, timeout: float) -> list[Result]:
     rounds = max(1, sizes.round_trips)
 
     def rate(kind: str) -> tuple[float]:
         if kind == "asyncio":
-            seconds = asyncio.run(_ping_asyncio(rounds, timeout))
+            seconds = asyncio.run(ping_streams(rounds, timeout))
         else:
             seconds = trio.run(
                 _ping_jfsocket if kind == "jfsocket" else _ping_trio, rounds, timeout
@@ -583,8 +459,8 @@ async def _hold_asyncio(count: int, timeout: float) -> None:
             while await reader.read(HOLD_RECV):
                 pass
 
-    async with _asyncio_server(handler, timeout, what, backlog=BACKLOG) as port:
-        await _report_held(port, lambda: _within(done.wait(), timeout, what))
+    async with streams_server(handler, timeout, what, backlog=BACKLOG) as port:
+        await _report_held(port, lambda: within(done.wait(), timeout, what))
 
 
 def _hold_child_main(argv: Sequence[str]) -> None:
@@ -864,7 +740,7 @@ async def _multicast_asyncio(total: int, timeout: float) -> tuple[float, float]:
         raise
     transport, _ = await loop.create_datagram_endpoint(lambda: _GaugeProtocol(gauge), sock=sock)
     try:
-        return await _within(
+        return await within(
             _blast(port, total, window, gauge, wait_for, what, timeout),
             timeout,
             f"{what}: {total} datagrams",

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.bench import bench_asyncio, run
+from tests.bench import bench_asyncio, run, streams
 from tests.bench.common import Result, format_table
 
 TINY = bench_asyncio.Sizes(bulk_bytes=1 << 20, round_trips=50, connections=20, datagrams=300)
@@ -101,7 +101,7 @@ def test_connections_skip_when_descriptors_run_short(
 
 
 async def _forever() -> None:
-    await bench_asyncio._within(asyncio.Event().wait(), 0.05, "demo")
+    await streams.within(asyncio.Event().wait(), 0.05, "demo")
 
 
 async def _straying() -> None:

@@ -11,7 +11,7 @@ import time
 import pytest
 import trio
 
-from tests.bench import bench_trio, run
+from tests.bench import bench_trio, run, streams
 from tests.bench.common import Result, format_table
 
 TINY = bench_trio.Sizes(bulk_bytes=1 << 20, round_trips=50, connections=20, datagrams=300)
@@ -80,7 +80,7 @@ async def _trio_forever() -> None:
 
 
 async def _asyncio_forever() -> None:
-    await bench_trio._within(asyncio.Event().wait(), 0.05, "demo")
+    await streams.within(asyncio.Event().wait(), 0.05, "demo")
 
 
 def test_stalls_fail_clearly_instead_of_hanging() -> None:
