@@ -51,7 +51,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import os
 import socket
 import statistics
@@ -75,7 +74,17 @@ from jfsocket.bindings.asyncio import CastReceiver, EventTypes, TcpClient, TcpSe
 
 from .common import Result, medians_of
 from .counters import Gauge, Tally, Volley, echo
-from .plumbing import StalledError, check, fd_room, guarded, loopback_sender, rss, verdict
+from .plumbing import (
+    HOLD_STEP,
+    Held,
+    StalledError,
+    check,
+    fd_room,
+    guarded,
+    loopback_sender,
+    report_held,
+    verdict,
+)
 from .streams import bulk_streams, ping_streams, within
 
 __all__ = ["FULL", "LOOPS", "QUICK", "SCENARIOS", "Sizes", "StalledError", "main"]
@@ -89,7 +98,6 @@ BULK_RECV: Final = 256 << 10  # jfsocket's bulk reads: what asyncio's transports
 PING_SIZE: Final = 64
 PING_RECV: Final = 1024
 BACKLOG: Final = 4096  # every server: the connects come in a burst
-HOLD_STEP: Final = 1024  # clients stay within two steps of the server's accepts
 DATAGRAM: Final = 200
 DATAGRAM_RECV: Final = 2048
 BURST: Final = 256
@@ -323,7 +331,7 @@ class _GaugeProtocol(asyncio.DatagramProtocol):
 class _Holder(_Tracked):
     """The raw connections server: counts arrivals, ignores data."""
 
-    def __init__(self, held: _Held, live: set[_Tracked]) -> None:
+    def __init__(self, held: Held, live: set[_Tracked]) -> None:
         super().__init__()
         self._held = held
         self._live = live
@@ -626,52 +634,22 @@ def _ping_pong(sizes: Sizes, n: int, timeout: float, loops: Sequence[str]) -> li
 # and a dropped SYN costs its connect a one-second retransmission.
 
 
-class _Held:
-    """The child's count of connections: ``have N`` every HOLD_STEP, *done* at *count*."""
-
-    __slots__ = ("_count", "_done", "got")
-
-    def __init__(self, count: int, done: Callable[[], object]) -> None:
-        self._count = count
-        self._done = done
-        self.got = 0
-
-    def arrive(self, *_: object) -> None:
-        """One more connection (usable as a callback: its arguments are ignored)."""
-        self.got += 1
-        if self.got % HOLD_STEP == 0:
-            print(f"have {self.got}", flush=True)
-        if self.got == self._count:
-            self._done()
-
-
-async def _report_held(port: int, connected: Callable[[], Awaitable[object]]) -> None:
-    """The child's side: announce *port*, wait for *connected*, report the RSS growth."""
-    gc.collect()
-    before = rss()
-    print(f"ready {port}", flush=True)
-    await connected()
-    print("connected", flush=True)
-    gc.collect()
-    print(f"rss {rss() - before}", flush=True)
-
-
 async def _serve_jfsocket(count: int, timeout: float) -> None:
     """A TcpServer (default options) holding *count* connections."""
     what = f"connections, jfsocket: {count} held"
     done = asyncio.Event()
-    held = _Held(count, done.set)
+    held = Held(count, done.set)
     async with TcpServer(
         LOOPBACK, 0, {EventTypes.CONNECTED: held.arrive}, backlog=BACKLOG
     ) as server:
-        await _report_held(server.host[1], lambda: within(done.wait(), timeout, what))
+        await report_held(server.host[1], lambda: within(done.wait(), timeout, what))
 
 
 async def _serve_raw(count: int, timeout: float) -> None:
     """``loop.create_server`` with a protocol per connection, ignoring what it reads."""
     what = f"connections, raw: {count} held"
     done = asyncio.Event()
-    held = _Held(count, done.set)
+    held = Held(count, done.set)
     live: set[_Tracked] = set()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
@@ -679,7 +657,7 @@ async def _serve_raw(count: int, timeout: float) -> None:
     )
     try:
         port = server.sockets[0].getsockname()[1]
-        await _report_held(port, lambda: within(done.wait(), timeout, what))
+        await report_held(port, lambda: within(done.wait(), timeout, what))
     finally:
         server.close()
         closing = list(live)

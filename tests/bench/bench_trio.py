@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import os
 import socket
 import statistics
@@ -61,7 +60,17 @@ from jfsocket.bindings.trio import CastReceiver, EventTypes, TcpClient, TcpServe
 
 from .common import Result, medians_of
 from .counters import Gauge, Tally, Volley, echo
-from .plumbing import StalledError, check, fd_room, guarded, loopback_sender, rss, verdict
+from .plumbing import (
+    HOLD_STEP,
+    Held,
+    StalledError,
+    check,
+    fd_room,
+    guarded,
+    loopback_sender,
+    report_held,
+    verdict,
+)
 from .streams import bulk_streams, ping_streams, streams_server, within
 
 __all__ = ["FULL", "QUICK", "SCENARIOS", "Sizes", "StalledError", "main"]
@@ -74,7 +83,6 @@ PING_SIZE: Final = 64
 PING_RECV: Final = 1024
 HOLD_RECV: Final = 256  # the held connections' reads (jfsocket's default recvBuffer)
 BACKLOG: Final = 4096  # every server: the connects come in a burst
-HOLD_STEP: Final = 1024  # clients stay within two steps of the server's accepts
 DATAGRAM: Final = 200
 DATAGRAM_RECV: Final = 2048
 BURST: Final = 256
@@ -387,51 +395,21 @@ def _ping_pong(sizes: Sizes, n: int, timeout: float) -> list[Result]:
 # and a dropped SYN costs its connect a one-second retransmission.
 
 
-class _Held:
-    """The child's count of connections: ``have N`` every HOLD_STEP, *done* at *count*."""
-
-    __slots__ = ("_count", "_done", "got")
-
-    def __init__(self, count: int, done: Callable[[], object]) -> None:
-        self._count = count
-        self._done = done
-        self.got = 0
-
-    def arrive(self, *_: object) -> None:
-        """One more connection (usable as a callback: its arguments are ignored)."""
-        self.got += 1
-        if self.got % HOLD_STEP == 0:
-            print(f"have {self.got}", flush=True)
-        if self.got == self._count:
-            self._done()
-
-
-async def _report_held(port: int, connected: Callable[[], Awaitable[object]]) -> None:
-    """The child's side: announce *port*, wait for *connected*, report the RSS growth."""
-    gc.collect()
-    before = rss()
-    print(f"ready {port}", flush=True)
-    await connected()
-    print("connected", flush=True)
-    gc.collect()
-    print(f"rss {rss() - before}", flush=True)
-
-
 async def _hold_jfsocket(count: int, timeout: float) -> None:
     """A TcpServer (default options) holding *count* connections."""
     done = trio.Event()
-    held = _Held(count, done.set)
+    held = Held(count, done.set)
     with _limit(timeout, f"connections, jfsocket: {count} held"):
         async with TcpServer(
             LOOPBACK, 0, {EventTypes.CONNECTED: held.arrive}, backlog=BACKLOG
         ) as server:
-            await _report_held(server.host[1], done.wait)
+            await report_held(server.host[1], done.wait)
 
 
 async def _hold_trio(count: int, timeout: float) -> None:
     """``trio.serve_tcp``: a handler task per connection, blocked in ``receive_some``."""
     done = trio.Event()
-    held = _Held(count, done.set)
+    held = Held(count, done.set)
 
     async def handler(stream: trio.SocketStream) -> None:
         held.arrive()
@@ -443,7 +421,7 @@ async def _hold_trio(count: int, timeout: float) -> None:
         async with trio.open_nursery() as nursery:
             serve = functools.partial(trio.serve_tcp, handler, 0, host=LOOPBACK, backlog=BACKLOG)
             listeners: list[trio.SocketListener] = await nursery.start(serve)
-            await _report_held(listeners[0].socket.getsockname()[1], done.wait)
+            await report_held(listeners[0].socket.getsockname()[1], done.wait)
             nursery.cancel_scope.cancel()
 
 
@@ -451,7 +429,7 @@ async def _hold_asyncio(count: int, timeout: float) -> None:
     """``asyncio.start_server``: a handler per connection, blocked in ``read``."""
     what = f"connections, asyncio: {count} held"
     done = asyncio.Event()
-    held = _Held(count, done.set)
+    held = Held(count, done.set)
 
     async def handler(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
         held.arrive()
@@ -460,7 +438,7 @@ async def _hold_asyncio(count: int, timeout: float) -> None:
                 pass
 
     async with streams_server(handler, timeout, what, backlog=BACKLOG) as port:
-        await _report_held(port, lambda: within(done.wait(), timeout, what))
+        await report_held(port, lambda: within(done.wait(), timeout, what))
 
 
 def _hold_child_main(argv: Sequence[str]) -> None:

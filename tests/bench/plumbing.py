@@ -3,23 +3,28 @@ readings, and the loopback-only multicast sender."""
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 __all__ = [
+    "HOLD_STEP",
+    "Held",
     "StalledError",
     "check",
     "fd_room",
     "guarded",
     "loopback_sender",
     "open_fds",
+    "report_held",
     "rss",
     "verdict",
 ]
 
 LOOPBACK = "127.0.0.1"
+HOLD_STEP = 1024  # clients stay within two steps of the server's accepts
 
 
 class StalledError(RuntimeError):
@@ -87,3 +92,33 @@ def loopback_sender() -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+class Held:
+    """The child's count of connections: ``have N`` every HOLD_STEP, *done* at *count*."""
+
+    __slots__ = ("_count", "_done", "got")
+
+    def __init__(self, count: int, done: Callable[[], object]) -> None:
+        self._count = count
+        self._done = done
+        self.got = 0
+
+    def arrive(self, *_: object) -> None:
+        """One more connection (usable as a callback: its arguments are ignored)."""
+        self.got += 1
+        if self.got % HOLD_STEP == 0:
+            print(f"have {self.got}", flush=True)
+        if self.got == self._count:
+            self._done()
+
+
+async def report_held(port: int, connected: Callable[[], Awaitable[object]]) -> None:
+    """The child's side: announce *port*, wait for *connected*, report the RSS growth."""
+    gc.collect()
+    before = rss()
+    print(f"ready {port}", flush=True)
+    await connected()
+    print("connected", flush=True)
+    gc.collect()
+    print(f"rss {rss() - before}", flush=True)
