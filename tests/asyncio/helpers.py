@@ -24,12 +24,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any, TypeVar
 
 from jfsocket.bindings.asyncio import TcpClient, TcpServer
-from jfsocket.core import Callback, EventTypes
+from jfsocket.core import EventTypes
+
+from ..eventlog import Args, RecordLog
 
 #: Positional arguments a callback received.
-Args = tuple[object, ...]
-#: What the constructors' ``evts`` take.
-Evts = dict[EventTypes | str, Callback | None]
 T = TypeVar("T")
 
 #: The most seconds one wait of a test may take before the test fails.
@@ -116,26 +115,17 @@ async def quiesce(
     raise AssertionError(f"still changing after {limit} loop iterations: {last!r}")
 
 
-class EventLog:
-    """Records ``(event name, args)`` from callbacks, in the order they ran.
-
-    The name is the :class:`EventTypes` member's name (``'RECEIVED'``).  Create
-    it in the running loop; :meth:`record` may be called from any thread.
-    """
+class EventLog(RecordLog):
+    """:class:`RecordLog` for asyncio.  Create it in the running loop;
+    :meth:`record` may be called from any thread."""
 
     def __init__(self) -> None:
-        self._records: list[tuple[str, Args]] = []
-        self._lock = threading.Lock()
+        super().__init__()
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._waiters: list[asyncio.Future[None]] = []
 
-    # -- recording -----------------------------------------------------------------
-
-    def record(self, name: str, args: Args) -> None:
-        """Append one record and wake the waiters."""
-        with self._lock:
-            self._records.append((name, args))
+    def _changed(self) -> None:
         if threading.get_ident() == self._thread:
             self._wake()
         else:
@@ -148,51 +138,8 @@ class EventLog:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def callback(self, name: str) -> Callable[..., None]:
-        """A plain callback recording under *name*."""
-
-        def callback(*args: object) -> None:
-            self.record(name, args)
-
-        return callback
-
-    def async_callback(self, name: str) -> Callable[..., Awaitable[None]]:
-        """An ``async def`` callback recording under *name* after yielding once."""
-
-        async def callback(*args: object) -> None:
-            await asyncio.sleep(0)
-            self.record(name, args)
-
-        return callback
-
-    def evts(self, *keys: EventTypes, use_async: bool = False) -> Evts:
-        """An ``evts`` mapping recording each of *keys* under its name."""
-        make = self.async_callback if use_async else self.callback
-        return {key: make(key.name) for key in keys}
-
-    # -- reading -------------------------------------------------------------------
-
-    @property
-    def records(self) -> list[tuple[str, Args]]:
-        """A copy of every record, in order."""
-        with self._lock:
-            return list(self._records)
-
-    def names(self) -> list[str]:
-        """The event names, in order."""
-        return [name for name, _ in self.records]
-
-    def args(self, name: str) -> list[Args]:
-        """The argument tuples recorded under *name*, in order."""
-        return [args for n, args in self.records if n == name]
-
-    def count(self, name: str) -> int:
-        """How many times *name* was recorded."""
-        return len(self.args(name))
-
-    def data(self, name: str) -> list[object]:
-        """The ``data`` argument (second) of every *name* record."""
-        return [args[1] for args in self.args(name)]
+    async def _pause(self) -> None:
+        await asyncio.sleep(0)
 
     async def wait_for(
         self, what: str | Callable[[], bool], count: int = 1, timeout: float = WAIT

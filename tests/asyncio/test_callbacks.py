@@ -12,12 +12,12 @@ import pytest
 from jfsocket.bindings.asyncio import EventTypes, TcpClient, TcpServer
 from jfsocket.core import Callback
 
+from ..eventlog import Evts
 from .helpers import (
     CLIENT_KEYS,
     LOCALHOST,
     SERVER_KEYS,
     EventLog,
-    Evts,
     connected,
     quiesce,
     run_isolated,

@@ -21,12 +21,11 @@ import pytest
 import trio
 import trio.testing
 from jfsocket.bindings.trio import TcpClient, TcpServer
-from jfsocket.core import Callback, EventTypes
+from jfsocket.core import EventTypes
+
+from ..eventlog import Args, RecordLog
 
 #: Positional arguments a callback received.
-Args = tuple[object, ...]
-#: What the constructors' ``evts`` take.
-Evts = dict[EventTypes | str, Callback | None]
 
 #: The most seconds one wait of a test may take before the test fails.
 WAIT = 5.0
@@ -42,27 +41,18 @@ RECEIVER_KEYS: tuple[EventTypes, ...] = (E.STARTED, E.STOPED, E.RECEIVED)
 SENDER_KEYS: tuple[EventTypes, ...] = (E.SENDED, E.SENDFAIL)
 
 
-class EventLog:
-    """Records ``(event name, args)`` from callbacks, in the order they ran.
-
-    The name is the :class:`EventTypes` member's name (``'RECEIVED'``).
-    Callbacks may run in trio or, for the threaded binding, in other threads;
-    :meth:`wait_for` is awaited in trio.  Create it inside ``trio.run``.
-    """
+class EventLog(RecordLog):
+    """:class:`RecordLog` for trio.  Callbacks may run in trio or, for the
+    threaded binding, in other threads; :meth:`wait_for` is awaited in trio.
+    Create it inside ``trio.run``."""
 
     def __init__(self) -> None:
-        self._records: list[tuple[str, Args]] = []
-        self._lock = threading.Lock()
-        self._changed = trio.Event()
+        super().__init__()
+        self._event = trio.Event()
         self._token = trio.lowlevel.current_trio_token()
         self._trio_thread = threading.get_ident()
 
-    # -- recording -----------------------------------------------------------------
-
-    def record(self, name: str, args: Args) -> None:
-        """Append one record and wake the waiters."""
-        with self._lock:
-            self._records.append((name, args))
+    def _changed(self) -> None:
         if threading.get_ident() == self._trio_thread:
             self._wake()
         else:
@@ -70,67 +60,24 @@ class EventLog:
                 self._token.run_sync_soon(self._wake)
 
     def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+        self._event.set()
+        self._event = trio.Event()
 
-    def callback(self, name: str) -> Callable[..., None]:
-        """A plain callback recording under *name*."""
-
-        def callback(*args: object) -> None:
-            self.record(name, args)
-
-        return callback
-
-    def async_callback(self, name: str) -> Callable[..., Awaitable[None]]:
-        """An ``async def`` callback recording under *name* after a checkpoint."""
-
-        async def callback(*args: object) -> None:
-            await trio.lowlevel.checkpoint()
-            self.record(name, args)
-
-        return callback
-
-    def evts(self, *keys: EventTypes, use_async: bool = False) -> Evts:
-        """An ``evts`` mapping recording each of *keys* under its name."""
-        make = self.async_callback if use_async else self.callback
-        return {key: make(key.name) for key in keys}
-
-    # -- reading -------------------------------------------------------------------
-
-    @property
-    def records(self) -> list[tuple[str, Args]]:
-        """A copy of every record, in order."""
-        with self._lock:
-            return list(self._records)
-
-    def names(self) -> list[str]:
-        """The event names, in order."""
-        return [name for name, _ in self.records]
-
-    def args(self, name: str) -> list[Args]:
-        """The argument tuples recorded under *name*, in order."""
-        return [args for n, args in self.records if n == name]
-
-    def count(self, name: str) -> int:
-        """How many times *name* was recorded."""
-        return len(self.args(name))
-
-    def data(self, name: str) -> list[object]:
-        """The ``data`` argument (second) of every *name* record."""
-        return [args[1] for args in self.args(name)]
+    async def _pause(self) -> None:
+        await trio.lowlevel.checkpoint()
 
     async def wait_for(self, name: str, count: int = 1, timeout: float = WAIT) -> list[Args]:
         """Wait until *name* was recorded *count* times (fail after *timeout* s)."""
         with trio.fail_after(timeout):
             while self.count(name) < count:
-                await self._changed.wait()
+                await self._event.wait()
         return self.args(name)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
         """Wait until *predicate()* holds, checked after each record."""
         with trio.fail_after(timeout):
             while not predicate():
-                await self._changed.wait()
+                await self._event.wait()
 
 
 # -- peers -------------------------------------------------------------------------
