@@ -26,7 +26,6 @@ import contextlib
 import contextvars
 import importlib
 import inspect
-import os
 import threading
 from collections.abc import Awaitable, Callable
 from types import ModuleType
@@ -34,6 +33,8 @@ from typing import Any, Final
 
 import pytest
 import trio
+
+from ..ownership import is_jfsocket_code, is_jfsocket_task
 
 __all__ = [
     "AVAILABLE",
@@ -398,11 +399,6 @@ class _LoopRunner(Runner):
         return problems + self._problems
 
 
-def _is_jfsocket_code(code: object) -> bool:
-    filename = getattr(code, "co_filename", "")
-    return f"{os.sep}jfsocket{os.sep}" in str(filename)
-
-
 class TrioRunner(_LoopRunner):
     """The trio binding, its ``trio.run`` in a background thread."""
 
@@ -456,8 +452,7 @@ class TrioRunner(_LoopRunner):
             for nursery in task.child_nurseries:
                 for child in nursery.child_tasks:
                     todo.append(child)
-                    code = getattr(child.coro, "cr_code", None)
-                    if child.name.startswith("jfsocket") or _is_jfsocket_code(code):
+                    if is_jfsocket_task(child):
                         found.append(child.name)
         return found
 
@@ -531,7 +526,7 @@ class AsyncioRunner(_LoopRunner):
             code = getattr(task.get_coro(), "cr_code", None)
             # Every task still alive at this point is a leak, ours or the binding's,
             # except the main task waiting for the stop signal.
-            if code is not None and code.co_name == "_main" and not _is_jfsocket_code(code):
+            if code is not None and code.co_name == "_main" and not is_jfsocket_code(code):
                 continue
             found.append(repr(task))
         return found

@@ -24,6 +24,7 @@ from jfsocket.bindings.trio import TcpClient, TcpServer
 from jfsocket.core import EventTypes
 
 from ..eventlog import Args, RecordLog
+from ..ownership import is_jfsocket_task
 
 #: Positional arguments a callback received.
 
@@ -165,17 +166,11 @@ def _walk(task: trio.lowlevel.Task) -> Iterator[trio.lowlevel.Task]:
             yield from _walk(child)
 
 
-def _is_ours(task: trio.lowlevel.Task) -> bool:
-    code = getattr(task.coro, "cr_code", None)
-    filename = code.co_filename if code is not None else ""
-    return task.name.startswith("jfsocket") or f"{os.sep}jfsocket{os.sep}" in filename
-
-
 def jfsocket_tasks() -> list[trio.lowlevel.Task]:
     """Every task, under the root task (system tasks too), running jfsocket's code."""
     root = trio.lowlevel.current_root_task()
     assert root is not None
-    return [task for task in _walk(root) if _is_ours(task)]
+    return [task for task in _walk(root) if is_jfsocket_task(task)]
 
 
 def open_fds() -> int:
