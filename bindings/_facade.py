@@ -43,10 +43,20 @@ __all__ = [
     "SenderFacade",
     "ServerFacade",
     "client_parts",
+    "wrong_runtime",
 ]
 
 #: The constructors' ``evts``: event key (member or string) to callback.
 Evts = dict[EventTypes | str, Callback | None]
+
+
+def wrong_runtime(obj: object, binding: str, needs: str) -> RuntimeError:
+    """The error for an async object used outside the runtime its binding is for."""
+    others = {"trio": "asyncio", "asyncio": "trio"}
+    return RuntimeError(
+        f"{type(obj).__name__} of jfsocket.bindings.{binding} needs {needs}; "
+        f"for {others[binding]}, use jfsocket.bindings.{others[binding]}"
+    )
 
 
 class _Bindable:
@@ -65,6 +75,8 @@ def client_parts(
     framing: str | Framing | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     recv_buffer: int = DEFAULT_RECV_BUFFER,
+    line_ending: str = "\n",
+    half_open: bool = False,
 ) -> tuple[CallbackRegistry, ConnectionOptions]:
     """A client's registry and options: its own, or inherited from its server."""
     if server is not None:
@@ -74,6 +86,8 @@ def client_parts(
         framing=framing,
         max_message_size=max_message_size,
         recv_buffer=recv_buffer,
+        line_ending=line_ending,
+        half_open=half_open,
     )
     return CallbackRegistry(Role.CLIENT, evts), options
 
@@ -128,15 +142,20 @@ class ServerFacade(_Bindable):
         framing: str | Framing | None,
         max_message_size: int,
         recv_buffer: int,
+        line_ending: str,
+        half_open: bool,
+        backlog: int,
     ) -> None:
         """The model, registry and options every binding's server starts with."""
-        self._model = ServerModel(self, ip, port)
+        self._model = ServerModel(self, ip, port, backlog)
         self._registry = CallbackRegistry(Role.SERVER, evts)
         self._options = ConnectionOptions(
             encoding=encoding,
             framing=framing,
             max_message_size=max_message_size,
             recv_buffer=recv_buffer,
+            line_ending=line_ending,
+            half_open=half_open,
         )
 
     @property

@@ -55,7 +55,6 @@ from jfsocket.core import (
     Callback,
     CallbackRegistry,
     Connection,
-    ConnectionState,
     Data,
     Disconnected,
     DispatchQueue,
@@ -79,6 +78,7 @@ from ._facade import (
     ReceiverFacade,
     SenderFacade,
     client_parts,
+    wrong_runtime,
 )
 from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
 
@@ -89,7 +89,6 @@ _Call = tuple[Callback, tuple[object, ...], Event]
 #: Python 3.12+ starts a task eagerly: it runs at once, in the caller, until it
 #: first suspends, so a callback that never does costs no trip round the loop.
 _EAGER: Final = sys.version_info >= (3, 12)
-_LIVE: Final = (ConnectionState.OPEN, ConnectionState.CLOSING)
 #: The dispatchers each task is draining, innermost last.
 _draining: dict[asyncio.Task[Any], list[_Dispatcher]] = {}
 #: Set in a cleanup task started from inside a callback: it counts as inside too.
@@ -101,6 +100,14 @@ _inside_callback: contextvars.ContextVar[bool] = contextvars.ContextVar(
 def _awaitable(result: object) -> TypeGuard[Awaitable[object]]:
     """What an ``async def`` callback returned (checked cheaply for the usual coroutine)."""
     return type(result) is CoroutineType or inspect.isawaitable(result)
+
+
+def _running_loop(obj: object) -> asyncio.AbstractEventLoop:
+    """The running loop, or a clear error naming the binding to use instead."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise wrong_runtime(obj, "asyncio", "a running asyncio loop (asyncio.run)") from None
 
 
 def _stack() -> list[_Dispatcher]:
@@ -508,6 +515,7 @@ class _Object:
     _dispatcher: _Dispatcher
 
     async def __aenter__(self: _O) -> _O:
+        _running_loop(self)
         await self._enter()
         return self
 
@@ -593,15 +601,39 @@ class _Stream(asyncio.Protocol):
         self._deliver(events)
 
     def eof_received(self) -> bool:
-        events = self._conn.receive_eof()
-        self._ended()
+        conn = self._conn
+        events = conn.receive_eof()
+        if conn.closed:  # after our shutdown(), or a message cut short: the end
+            self._ended()
+            self._deliver(events)
+            return False
         self._deliver(events)
-        return False  # the transport closes itself; connection_lost follows
+        # Once every event up to the EOF has run (now, or when an async
+        # callback finishes), the core closes; replies go out first.
+        if self._dispatcher.queue.busy:
+            # Idle may be reached inside the host task, which must not start
+            # the next callbacks inline: the loop does, next.
+            self._dispatcher.on_idle = self._eof_dispatched_soon
+        else:
+            self._eof_dispatched()
+        return True  # keep the transport: we may still write
+
+    def _eof_dispatched_soon(self) -> None:
+        asyncio.get_running_loop().call_soon(self._eof_dispatched)
+
+    def _eof_dispatched(self) -> None:
+        if not self.current:
+            return  # the client has connected again meanwhile
+        conn = self._conn
+        events = conn.eof_dispatched()
+        if conn.closed:
+            self._ended()
+        self._deliver(events)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
             return  # reported already (see TcpClient.connect)
-        if self.current and self._conn.state in _LIVE:
+        if self.current and self._conn.live:
             events = self._conn.connection_lost(exc)
             self._ended()
             self._deliver(events)
@@ -660,6 +692,8 @@ class _Stream(asyncio.Protocol):
             events: list[Event] = []
             for ticket in tickets:
                 events += conn.sent(ticket)
+            if conn.closed:  # the last reply after the peer's EOF
+                self._ended()
             self._deliver(events)
         self._resume_writers()
 
@@ -678,7 +712,10 @@ class _Stream(asyncio.Protocol):
             return None
         transport.write(payload)
         if not self._paused:
-            return self._conn.sent(ticket)  # the OS has it all
+            events = self._conn.sent(ticket)  # the OS has it all
+            if self._conn.closed:  # the last reply after the peer's EOF
+                self._ended()
+            return events
         self._unsettled.append(ticket)
         return None
 
@@ -705,6 +742,8 @@ class TcpClient(ClientFacade, _Object):
         framing: str | Framing | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         recv_buffer: int = DEFAULT_RECV_BUFFER,
+        line_ending: str = "\n",
+        half_open: bool = False,
         _server: TcpServer | None = None,
     ) -> None:
         self._registry, options = client_parts(
@@ -714,6 +753,8 @@ class TcpClient(ClientFacade, _Object):
             framing=framing,
             max_message_size=max_message_size,
             recv_buffer=recv_buffer,
+            line_ending=line_ending,
+            half_open=half_open,
         )
         self._server = _server
         self._conn = Connection(self, options)
@@ -770,7 +811,7 @@ class TcpClient(ClientFacade, _Object):
         """
         host = validate_host(ip)
         port = validate_port(port)
-        loop = asyncio.get_running_loop()
+        loop = _running_loop(self)
         self._conn.start_connect()
         proto: _Stream | None = None
 
@@ -825,6 +866,27 @@ class TcpClient(ClientFacade, _Object):
         else:
             await dispatcher.wait_done(dispatcher.queue.pushed)
 
+    async def shutdown(self) -> None:
+        """Close our sending side once the sends accepted so far are written.
+
+        The peer sees EOF (the transport sends it after what it still
+        buffers); ``send`` then raises 1001; we keep receiving until the peer
+        closes, then DISCONNECT.  Not connected: 1001.  Idempotent.
+        """
+        conn = self._conn
+        events = conn.shutdown()
+        proto = self._proto
+        transport = proto.transport if proto is not None else None
+        if conn.write_closed and transport is not None and not transport.is_closing():
+            transport.write_eof()
+        if conn.closed and proto is not None:  # after the peer's EOF (half open)
+            proto._ended()
+        dispatcher = self._dispatcher
+        if dispatcher.push(events):
+            await dispatcher.drain()
+        else:
+            await dispatcher.wait_done(dispatcher.queue.pushed)
+
     async def close(self) -> None:
         """Close the connection; DISCONNECT has run when this returns (idempotent).
 
@@ -865,6 +927,8 @@ class TcpServer(AsyncServerOps, _Object):
         framing: str | Framing | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         recv_buffer: int = DEFAULT_RECV_BUFFER,
+        line_ending: str = "\n",
+        half_open: bool = False,
         backlog: int = 128,
     ) -> None:
         self._setup(
@@ -875,8 +939,10 @@ class TcpServer(AsyncServerOps, _Object):
             framing=framing,
             max_message_size=max_message_size,
             recv_buffer=recv_buffer,
+            line_ending=line_ending,
+            half_open=half_open,
+            backlog=backlog,
         )
-        self._backlog = backlog
         self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
         self._server: asyncio.Server | None = None
         self._all_gone: asyncio.Future[None] | None = None
@@ -891,8 +957,8 @@ class TcpServer(AsyncServerOps, _Object):
 
     async def start(self) -> None:
         """Listen; STARTED has run when this returns.  Started: 1000; port taken: 1005."""
+        loop = _running_loop(self)
         address = self._model.start()
-        loop = asyncio.get_running_loop()
         sock = _socket.socket(family_of(address[0]), _socket.SOCK_STREAM, _socket.IPPROTO_TCP)
         server: asyncio.Server | None = None
         try:
@@ -904,7 +970,7 @@ class TcpServer(AsyncServerOps, _Object):
             server = await loop.create_server(
                 lambda: _Stream(TcpClient(_server=self)),
                 sock=sock,
-                backlog=self._backlog,
+                backlog=self._model.backlog,
                 start_serving=False,
             )
             await server.start_serving()
@@ -1021,8 +1087,8 @@ class CastReceiver(ReceiverFacade, _Object):
 
     async def start(self) -> None:
         """Bind, join the groups, listen; STARTED has run when this returns."""
+        loop = _running_loop(self)
         address = self._model.start()
-        loop = asyncio.get_running_loop()
         family = family_of(address[0])
         sock = _socket.socket(family, _socket.SOCK_DGRAM)
         proto = _Datagrams(self)

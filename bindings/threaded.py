@@ -158,6 +158,12 @@ class _Dispatcher:
         with self._lock:
             self.wait(lambda: not self._queue.busy)
 
+    def wait_dispatched(self) -> None:
+        """Wait (lock held) until every event pushed so far has run."""
+        queue = self._queue
+        target = queue.pushed
+        self.wait(lambda: queue.done >= target)
+
 
 def _shutdown(sock: _socket.socket | None) -> None:
     """Wake whatever blocks on *sock*; harmless if it is already gone."""
@@ -207,6 +213,8 @@ class TcpClient(ClientFacade, _Lifetime):
         framing: str | Framing | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         recv_buffer: int = DEFAULT_RECV_BUFFER,
+        line_ending: str = "\n",
+        half_open: bool = False,
         _server: TcpServer | None = None,
     ) -> None:
         self._registry, options = client_parts(
@@ -216,6 +224,8 @@ class TcpClient(ClientFacade, _Lifetime):
             framing=framing,
             max_message_size=max_message_size,
             recv_buffer=recv_buffer,
+            line_ending=line_ending,
+            half_open=half_open,
         )
         self._server = _server
         self._conn = Connection(self, options)
@@ -305,7 +315,7 @@ class TcpClient(ClientFacade, _Lifetime):
                     run = self._stream_ended(sock, exc)
                     break
                 if not data:
-                    run = self._stream_ended(sock, None)
+                    self._input_ended()
                     break
                 with lock:
                     run = dispatcher.push(conn.receive_data(data))
@@ -323,8 +333,8 @@ class TcpClient(ClientFacade, _Lifetime):
             if run:
                 dispatcher.drain()
 
-    def _stream_ended(self, sock: _socket.socket, exc: OSError | None) -> bool:
-        """EOF or a read error: ``True`` if the caller must drain.
+    def _stream_ended(self, sock: _socket.socket, exc: OSError) -> bool:
+        """A read error: ``True`` if the caller must drain.
 
         A write in flight finishes or fails first (the shutdown aborts one
         blocked on a peer that stopped reading), and settles under the write
@@ -332,9 +342,27 @@ class TcpClient(ClientFacade, _Lifetime):
         """
         _shutdown(sock)
         with self._write_lock, self._lock:
-            conn = self._conn
-            events = conn.connection_lost(exc) if exc is not None else conn.receive_eof()
-            return self._dispatcher.push(events)
+            return self._dispatcher.push(self._conn.connection_lost(exc))
+
+    def _input_ended(self) -> None:
+        """The peer's EOF: its last data runs while we can still reply; once
+        every event up to it has run, the core closes (half open: we wait for
+        our own close), and the replies accepted by then are written first."""
+        conn, lock, dispatcher = self._conn, self._lock, self._dispatcher
+        # Under the write lock, as in _stream_ended: when the EOF is our own
+        # close's shutdown, a write the OS took meanwhile is SENDED, not failed.
+        with self._write_lock, lock:
+            run = dispatcher.push(conn.receive_eof())
+        if run:
+            dispatcher.drain()
+        with lock:
+            dispatcher.wait_dispatched()  # another thread may be draining
+            run = dispatcher.push(conn.eof_dispatched())
+        self._unregister()  # before its DISCONNECT runs
+        if run:
+            dispatcher.drain()
+        with lock:
+            dispatcher.wait(lambda: conn.closed)
 
     def _unregister(self) -> None:
         """Once closed, a server's client leaves the registry (before its DISCONNECT runs)."""
@@ -360,10 +388,12 @@ class TcpClient(ClientFacade, _Lifetime):
                     run = self._dispatcher.push(conn.sent(ticket))
                     if conn.closed:
                         _shutdown(sock)
+                    self._dispatcher.wake()  # shutdown() or an ended reader may wait
         except OSError as exc:
             with lock:
                 events = conn.send_failed(ticket, exc) + conn.connection_lost(exc)
                 run = self._dispatcher.push(events)
+                self._dispatcher.wake()
             _shutdown(sock)
         if conn.closed:
             self._unregister()
@@ -386,6 +416,28 @@ class TcpClient(ClientFacade, _Lifetime):
             _join(reader)
             self._dispatcher.wait_idle()
 
+    def shutdown(self) -> None:
+        """Close our sending side once the sends accepted so far are written.
+
+        The peer sees EOF; ``send`` then raises 1001; we keep receiving until
+        the peer closes, then DISCONNECT.  Not connected: 1001.  Idempotent.
+        """
+        conn, lock, dispatcher = self._conn, self._lock, self._dispatcher
+        with lock:
+            run = dispatcher.push(conn.shutdown())
+            sock = self._sock
+            dispatcher.wait(lambda: not conn.pending or not conn.write_closed)
+            dispatcher.wake()
+            shut = conn.write_closed
+        if shut and sock is not None:
+            with self._write_lock, contextlib.suppress(OSError):
+                sock.shutdown(_socket.SHUT_WR)
+        if conn.closed:  # after the peer's EOF (half open): both ends are done
+            _shutdown(sock)
+            self._unregister()
+        if run:
+            dispatcher.drain()
+
     def _finish(self) -> None:
         self.close()
 
@@ -405,6 +457,8 @@ class TcpServer(ServerFacade, _Lifetime):
         framing: str | Framing | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         recv_buffer: int = DEFAULT_RECV_BUFFER,
+        line_ending: str = "\n",
+        half_open: bool = False,
         backlog: int = 128,
     ) -> None:
         self._setup(
@@ -415,8 +469,10 @@ class TcpServer(ServerFacade, _Lifetime):
             framing=framing,
             max_message_size=max_message_size,
             recv_buffer=recv_buffer,
+            line_ending=line_ending,
+            half_open=half_open,
+            backlog=backlog,
         )
-        self._backlog = backlog
         self._lock = threading.Lock()
         self._dispatcher = _Dispatcher(self._registry, self._lock)
         self._listener: _socket.socket | None = None
@@ -436,7 +492,7 @@ class TcpServer(ServerFacade, _Lifetime):
             address = self._model.start()
         try:
             family = family_of(address[0])
-            listener = _socket.create_server(address, family=family, backlog=self._backlog)
+            listener = _socket.create_server(address, family=family, backlog=self._model.backlog)
         except OSError as exc:
             with self._lock:
                 error = self._model.start_failed(exc)

@@ -40,7 +40,6 @@ from jfsocket.core import (
     Callback,
     CallbackRegistry,
     Connection,
-    ConnectionState,
     Data,
     Disconnected,
     DispatchQueue,
@@ -64,6 +63,7 @@ from ._facade import (
     ReceiverFacade,
     SenderFacade,
     client_parts,
+    wrong_runtime,
 )
 from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
 
@@ -71,7 +71,6 @@ __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient
 
 _O = TypeVar("_O", bound="_Object")
 _ACCEPT_RETRY_DELAY: Final = 0.1
-_LIVE: Final = (ConnectionState.OPEN, ConnectionState.CLOSING)
 _MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
 #: The dispatchers each task is draining, innermost last.
 _draining: dict[trio.lowlevel.Task, list[_Dispatcher]] = {}
@@ -191,7 +190,14 @@ class _Object:
     _dispatcher: _Dispatcher
     _nursery_cm: Any = None
 
+    def _require_trio(self) -> None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            raise wrong_runtime(self, "trio", "trio (trio.run)") from None
+
     def _require_nursery(self) -> trio.Nursery:
+        self._require_trio()
         nursery = self._dispatcher.nursery
         if nursery is None:
             name = type(self).__name__
@@ -199,6 +205,7 @@ class _Object:
         return nursery
 
     async def __aenter__(self: _O) -> _O:
+        self._require_trio()
         obj = self
         obj._nursery_cm = trio.open_nursery()
         obj._dispatcher.nursery = await obj._nursery_cm.__aenter__()
@@ -251,6 +258,8 @@ class TcpClient(ClientFacade, _Object):
         framing: str | Framing | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         recv_buffer: int = DEFAULT_RECV_BUFFER,
+        line_ending: str = "\n",
+        half_open: bool = False,
         _server: TcpServer | None = None,
     ) -> None:
         self._registry, options = client_parts(
@@ -260,6 +269,8 @@ class TcpClient(ClientFacade, _Object):
             framing=framing,
             max_message_size=max_message_size,
             recv_buffer=recv_buffer,
+            line_ending=line_ending,
+            half_open=half_open,
         )
         self._server = _server
         self._conn = Connection(self, options)
@@ -272,6 +283,7 @@ class TcpClient(ClientFacade, _Object):
         self._write_lot = trio.lowlevel.ParkingLot()
         self._reader_done = trio.Event()
         self._reader_done.set()
+        self._ending = trio.lowlevel.ParkingLot()  # a reader past the peer's EOF waits here
         if socket is not None:
             if not isinstance(socket, trio.SocketStream):
                 raise TypeError(f"socket must be a trio.SocketStream, not {type(socket).__name__}")
@@ -342,7 +354,10 @@ class TcpClient(ClientFacade, _Object):
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     events = conn.connection_lost(exc.__cause__ or exc)
                 else:
-                    events = conn.receive_data(data) if data else conn.receive_eof()
+                    if not data:
+                        await self._input_ended(stream)
+                        break
+                    events = conn.receive_data(data)
                 run = dispatcher.push(events)
                 ended = conn.closed  # read now: a DISCONNECT callback may connect again
                 if ended:
@@ -356,17 +371,31 @@ class TcpClient(ClientFacade, _Object):
                 await trio.aclose_forcefully(stream)
                 # Our nursery was cancelled under us.  (A reconnect may already have
                 # begun: then this reader's connection is over, and not ours to end.)
-                if self._stream is stream and conn.state in _LIVE:
+                if self._stream is stream and conn.live:
                     await self._settle(conn.connection_lost(None))
                 self._unregister()
                 done.set()
+
+    async def _input_ended(self, stream: trio.SocketStream) -> None:
+        """The peer's EOF: its last data runs while we can still reply; once
+        every event up to it has run, the core closes (half open: we wait for
+        our own close), and the replies accepted by then are written first."""
+        conn = self._conn
+        await self._settle(conn.receive_eof())
+        events = conn.eof_dispatched()
+        self._unregister()
+        await self._settle(events)
+        while self._stream is stream and conn.live:
+            await self._ending.park()
 
     async def _settle(self, events: list[Event]) -> None:
         await self._dispatcher.emit(events)
 
     def _unregister(self) -> None:
-        if self._server is not None and self._conn.closed:
-            self._server._client_gone(self)
+        if self._conn.closed:
+            self._ending.unpark_all()  # a reader past the EOF can finish now
+            if self._server is not None:
+                self._server._client_gone(self)
 
     async def send(self, data: Data) -> None:
         """Send *data*; returns once written and SENDED (or SENDFAIL) has run.
@@ -398,7 +427,32 @@ class TcpClient(ClientFacade, _Object):
             self._writing = False
             if self._write_lot:
                 self._write_lot.unpark()
-        await self._settle(conn.sent(ticket))
+        events = conn.sent(ticket)
+        self._unregister()  # the last reply after the peer's EOF ends the connection
+        await self._settle(events)
+
+    async def shutdown(self) -> None:
+        """Close our sending side once the sends accepted so far are written.
+
+        The peer sees EOF; ``send`` then raises 1001; we keep receiving until
+        the peer closes, then DISCONNECT.  Not connected: 1001.  Idempotent.
+        """
+        conn = self._conn
+        events = conn.shutdown()
+        stream = self._stream
+        if conn.write_closed and stream is not None:
+            while self._writing:  # the writes already accepted go first
+                await self._write_lot.park()
+            self._writing = True
+            try:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stream.send_eof()
+            finally:
+                self._writing = False
+                if self._write_lot:
+                    self._write_lot.unpark()
+        self._unregister()  # after the peer's EOF (half open) both ends are done
+        await self._settle(events)
 
     async def close(self) -> None:
         """Close the connection; DISCONNECT has run when this returns (idempotent)."""
@@ -434,6 +488,8 @@ class TcpServer(AsyncServerOps, _Object):
         framing: str | Framing | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         recv_buffer: int = DEFAULT_RECV_BUFFER,
+        line_ending: str = "\n",
+        half_open: bool = False,
         backlog: int = 128,
     ) -> None:
         self._setup(
@@ -444,8 +500,10 @@ class TcpServer(AsyncServerOps, _Object):
             framing=framing,
             max_message_size=max_message_size,
             recv_buffer=recv_buffer,
+            line_ending=line_ending,
+            half_open=half_open,
+            backlog=backlog,
         )
-        self._backlog = backlog
         self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
         self._listener: trio.SocketListener | None = None
         self._clients_gone = trio.lowlevel.ParkingLot()
@@ -467,7 +525,7 @@ class TcpServer(AsyncServerOps, _Object):
         try:
             sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             await sock.bind(address)
-            sock.listen(self._backlog)
+            sock.listen(self._model.backlog)
         except BaseException as exc:
             sock.close()
             error = self._model.start_failed(exc)

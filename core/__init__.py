@@ -61,6 +61,7 @@ from .framing import (
     encode_payload,
     validate_encoding,
     validate_framing,
+    validate_line_ending,
     validate_max_message_size,
     validate_recv_buffer,
 )
@@ -73,7 +74,7 @@ from .multicast import (
     ReceiverState,
     SenderModel,
 )
-from .server import ServerModel, ServerState
+from .server import ServerModel, ServerState, validate_backlog
 
 __all__ = [
     "ACCEPTED_KEYS",
@@ -126,10 +127,12 @@ __all__ = [
     "parse_group",
     "parse_groups",
     "translate_os_error",
+    "validate_backlog",
     "validate_encoding",
     "validate_framing",
     "validate_host",
     "validate_ip",
+    "validate_line_ending",
     "validate_max_message_size",
     "validate_port",
     "validate_recv_buffer",

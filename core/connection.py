@@ -5,7 +5,13 @@ Rules of this module (the tables below are the whole of them):
 * states: IDLE (never connected, or a connect failed) -> CONNECTING -> OPEN
   -> CLOSING (a local close waits for sends already accepted) -> CLOSED.
   An accepted or adopted socket goes IDLE -> OPEN directly.  A client may
-  connect again from CLOSED.
+  connect again from CLOSED;
+* half-close: the peer's EOF moves OPEN -> READ_CLOSED, where we may still
+  send.  What the framer and decoder held is delivered first; once the
+  binding has run every event up to the EOF (:meth:`Connection.eof_dispatched`)
+  the connection closes as a local ``close()`` does, unless ``half_open``
+  keeps it until the user closes.  ``shutdown()`` moves OPEN -> WRITE_CLOSED
+  (sends refused, receiving goes on) and the peer's EOF then ends it;
 * a user input its state refuses raises :class:`SocketError` with the code in
   ``_REFUSED`` (connect while busy: 1000; send while not open: 1001);
 * a binding input its state does not allow raises :class:`LocalProtocolError`;
@@ -40,6 +46,7 @@ from .framing import (
     encode_payload,
     validate_encoding,
     validate_framing,
+    validate_line_ending,
     validate_max_message_size,
     validate_recv_buffer,
 )
@@ -56,6 +63,8 @@ class ConnectionState(Enum):
     IDLE = auto()
     CONNECTING = auto()
     OPEN = auto()
+    READ_CLOSED = auto()  # the peer sent EOF; we may still send
+    WRITE_CLOSED = auto()  # we shut our sending side; we still receive
     CLOSING = auto()
     CLOSED = auto()
 
@@ -71,6 +80,8 @@ class Input(IntEnum):
     DATA = auto()  # binding: bytes arrived
     EOF = auto()  # binding: the peer closed its side
     CLOSE = auto()  # user: close()
+    SHUTDOWN = auto()  # user: shutdown()
+    DISPATCHED = auto()  # binding: every event up to the EOF has run
     LOST = auto()  # binding: the socket broke, or the local close is done
 
 
@@ -94,32 +105,67 @@ _TRANSITIONS: Final[Mapping[tuple[ConnectionState, Input], ConnectionState]] = {
     (_S.IDLE, _I.SETTLE): _S.IDLE,
     (_S.CONNECTING, _I.SETTLE): _S.CONNECTING,
     (_S.OPEN, _I.DATA): _S.OPEN,
-    (_S.OPEN, _I.EOF): _S.CLOSED,
+    (_S.OPEN, _I.EOF): _S.READ_CLOSED,
+    (_S.OPEN, _I.SHUTDOWN): _S.WRITE_CLOSED,
     (_S.OPEN, _I.CLOSE): _S.CLOSING,
     (_S.OPEN, _I.LOST): _S.CLOSED,
+    # The peer is done sending; our sends go on until the EOF's events ran
+    # (or, half open, until we close).  Both ends done is a close.
+    (_S.READ_CLOSED, _I.SEND): _S.READ_CLOSED,
+    (_S.READ_CLOSED, _I.SETTLE): _S.READ_CLOSED,
+    (_S.READ_CLOSED, _I.DISPATCHED): _S.CLOSING,
+    (_S.READ_CLOSED, _I.CLOSE): _S.CLOSING,
+    (_S.READ_CLOSED, _I.SHUTDOWN): _S.CLOSING,
+    (_S.READ_CLOSED, _I.LOST): _S.CLOSED,
+    # We are done sending: what we sent before settles, the peer's EOF ends it.
+    (_S.WRITE_CLOSED, _I.SETTLE): _S.WRITE_CLOSED,
+    (_S.WRITE_CLOSED, _I.DATA): _S.WRITE_CLOSED,
+    (_S.WRITE_CLOSED, _I.EOF): _S.CLOSED,
+    (_S.WRITE_CLOSED, _I.CLOSE): _S.CLOSING,
+    (_S.WRITE_CLOSED, _I.LOST): _S.CLOSED,
     (_S.CLOSING, _I.LOST): _S.CLOSED,
     (_S.CLOSING, _I.EOF): _S.CLOSED,
     # Late or repeated inputs: accepted, nothing happens.
+    (_S.READ_CLOSED, _I.EOF): _S.READ_CLOSED,
+    (_S.WRITE_CLOSED, _I.SHUTDOWN): _S.WRITE_CLOSED,
+    (_S.WRITE_CLOSED, _I.DISPATCHED): _S.WRITE_CLOSED,
+    (_S.OPEN, _I.DISPATCHED): _S.OPEN,
     (_S.CLOSING, _I.DATA): _S.CLOSING,
     (_S.CLOSING, _I.CLOSE): _S.CLOSING,
+    (_S.CLOSING, _I.SHUTDOWN): _S.CLOSING,
+    (_S.CLOSING, _I.DISPATCHED): _S.CLOSING,
     (_S.CLOSED, _I.DATA): _S.CLOSED,
     (_S.CLOSED, _I.EOF): _S.CLOSED,
     (_S.CLOSED, _I.CLOSE): _S.CLOSED,
+    (_S.CLOSED, _I.SHUTDOWN): _S.CLOSED,
+    (_S.CLOSED, _I.DISPATCHED): _S.CLOSED,
     (_S.CLOSED, _I.LOST): _S.CLOSED,
     (_S.IDLE, _I.CLOSE): _S.IDLE,
     (_S.IDLE, _I.LOST): _S.IDLE,
+    (_S.IDLE, _I.DISPATCHED): _S.IDLE,
+    (_S.CONNECTING, _I.DISPATCHED): _S.CONNECTING,
 }
 
 #: User inputs a state refuses, and the code they are refused with.
 _REFUSED: Final[Mapping[tuple[ConnectionState, Input], ErrorCode]] = {
     (_S.CONNECTING, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
     (_S.OPEN, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
+    (_S.READ_CLOSED, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
+    (_S.WRITE_CLOSED, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
     (_S.CLOSING, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
     (_S.IDLE, _I.SEND): ErrorCode.NOT_CONNECTED,
     (_S.CONNECTING, _I.SEND): ErrorCode.NOT_CONNECTED,
+    (_S.WRITE_CLOSED, _I.SEND): ErrorCode.NOT_CONNECTED,
     (_S.CLOSING, _I.SEND): ErrorCode.NOT_CONNECTED,
     (_S.CLOSED, _I.SEND): ErrorCode.NOT_CONNECTED,
+    (_S.IDLE, _I.SHUTDOWN): ErrorCode.NOT_CONNECTED,
+    (_S.CONNECTING, _I.SHUTDOWN): ErrorCode.NOT_CONNECTED,
 }
+
+#: States in which the socket is the connection's and its end is still to report.
+_LIVE: Final = frozenset({_S.OPEN, _S.READ_CLOSED, _S.WRITE_CLOSED, _S.CLOSING})
+#: States in which the connection is up in at least one direction (``isAlive``).
+_UP: Final = frozenset({_S.OPEN, _S.READ_CLOSED, _S.WRITE_CLOSED})
 
 
 # The same tables, one row per state, so that a step costs two lookups by Input.
@@ -136,7 +182,14 @@ _REFUSED_ROWS: Final = {
 class ConnectionOptions:
     """The data options of a connection, validated once and shared by copies."""
 
-    __slots__ = ("encoding", "framing", "max_message_size", "recv_buffer")
+    __slots__ = (
+        "encoding",
+        "framing",
+        "half_open",
+        "line_ending",
+        "max_message_size",
+        "recv_buffer",
+    )
 
     def __init__(
         self,
@@ -145,11 +198,18 @@ class ConnectionOptions:
         framing: str | Framing | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         recv_buffer: int = DEFAULT_RECV_BUFFER,
+        line_ending: str = "\n",
+        half_open: bool = False,
     ) -> None:
         self.encoding = validate_encoding(encoding)
         self.framing = validate_framing(framing)
         self.max_message_size = validate_max_message_size(max_message_size)
         self.recv_buffer = validate_recv_buffer(recv_buffer)
+        self.line_ending = validate_line_ending(line_ending)
+        if not isinstance(half_open, bool):
+            raise TypeError(f"half_open must be a bool, not {type(half_open).__name__}")
+        #: A peer's EOF leaves the connection open for our sends until we close.
+        self.half_open = half_open
 
     def copy(self) -> ConnectionOptions:
         """Independent options with the same values (a server hands them down)."""
@@ -158,6 +218,8 @@ class ConnectionOptions:
             framing=self.framing,
             max_message_size=self.max_message_size,
             recv_buffer=self.recv_buffer,
+            line_ending=self.line_ending,
+            half_open=self.half_open,
         )
 
 
@@ -194,7 +256,7 @@ class Connection:
 
     def _new_reader(self) -> MessageReader:
         opts = self._options
-        return MessageReader(opts.framing, opts.encoding, opts.max_message_size)
+        return MessageReader(opts.framing, opts.encoding, opts.max_message_size, opts.line_ending)
 
     # -- state ---------------------------------------------------------------
 
@@ -205,8 +267,19 @@ class Connection:
 
     @property
     def is_open(self) -> bool:
-        """Connected and accepting sends (the seed's ``isAlive``)."""
-        return self._state is ConnectionState.OPEN
+        """Connected in at least one direction, not closing (the seed's ``isAlive``)."""
+        return self._state in _UP
+
+    @property
+    def live(self) -> bool:
+        """The socket is this connection's, and its end has not been reported yet."""
+        return self._state in _LIVE
+
+    @property
+    def write_closed(self) -> bool:
+        """``shutdown()`` was accepted: the binding shuts the socket's sending side
+        once the sends accepted before it are written."""
+        return self._state is ConnectionState.WRITE_CLOSED
 
     @property
     def closed(self) -> bool:
@@ -341,7 +414,8 @@ class Connection:
         With raw framing each RECEIVED holds at most ``recv_buffer`` bytes,
         however much *data* a binding read at once.
         """
-        if self._step(Input.DATA) is not ConnectionState.OPEN:
+        state = self._step(Input.DATA)
+        if state is not ConnectionState.OPEN and state is not ConnectionState.WRITE_CLOSED:
             return []
         try:
             payloads = self._reader.feed(data, self._options.recv_buffer)
@@ -355,22 +429,61 @@ class Connection:
         return [Received(source=source, data=p) for p in payloads]
 
     def receive_eof(self) -> list[Event]:
-        """The peer closed: what is pending, then DISCONNECT."""
+        """The peer will send no more: what the framer and decoder held.
+
+        The connection can still send (READ_CLOSED); once the binding has run
+        every event up to here it reports :meth:`eof_dispatched`.  With
+        ``half_open`` the EOF itself is one more RECEIVED, with empty data.
+        After our ``shutdown()`` it is the end: the rest, then DISCONNECT.
+        """
         before = self._state
+        if before is ConnectionState.OPEN:
+            try:
+                tail = self._reader.end()
+            except RemoteProtocolError as exc:
+                logger.warning("connection %s -> %s: %s", self.host, self.remote, exc)
+                self._move(ConnectionState.CLOSED)
+                return self._disconnect(exc)
+            self._step(Input.EOF)
+            source = self._source
+            events: list[Event] = [Received(source=source, data=data) for data in tail]
+            if self._options.half_open:
+                empty = b"" if self._options.encoding is None else ""
+                events.append(Received(source=source, data=empty, eof=True))
+            return events
         self._step(Input.EOF)
-        if before is ConnectionState.CLOSED:
+        if before is ConnectionState.WRITE_CLOSED or before is ConnectionState.CLOSING:
+            return self._disconnect(None)
+        return []
+
+    def eof_dispatched(self) -> list[Event]:
+        """Every event up to the peer's EOF has run (replies sent from them are
+        accepted): close as ``close()`` does, unless ``half_open``."""
+        if self._state is ConnectionState.READ_CLOSED and self._options.half_open:
             return []
-        return self._disconnect(None)
+        return self._close_step(Input.DISPATCHED)
 
     # -- closing ---------------------------------------------------------------
 
     def close(self) -> list[Event]:
         """User ``close()``: DISCONNECT now, or once the accepted sends settle."""
-        before = self._state
-        self._step(Input.CLOSE)
-        if before is ConnectionState.CONNECTING:
+        if self._state is ConnectionState.CONNECTING:
             self._aborted = True
-        if before is ConnectionState.OPEN and not self._ledger:
+        return self._close_step(Input.CLOSE)
+
+    def shutdown(self) -> list[Event]:
+        """User ``shutdown()``: no more sends (1001 if not connected).
+
+        From OPEN the binding then shuts the socket's sending side (see
+        :attr:`write_closed`); after the peer's EOF it is a close.
+        """
+        return self._close_step(Input.SHUTDOWN)
+
+    def _close_step(self, event: Input) -> list[Event]:
+        """*event* and, if it led to CLOSING with nothing left to settle, the end."""
+        before = self._state
+        closing = self._step(event) is ConnectionState.CLOSING
+        if closing and before is not ConnectionState.CLOSING and not self._ledger:
             self._move(ConnectionState.CLOSED)
             return self._disconnect(None)
         return []
@@ -379,6 +492,6 @@ class Connection:
         """The socket is gone (error, or a close finished): fail the rest, DISCONNECT."""
         before = self._state
         self._step(Input.LOST)
-        if before in (ConnectionState.OPEN, ConnectionState.CLOSING):
+        if before in _LIVE:
             return self._disconnect(exc)
         return []

@@ -106,6 +106,9 @@ class Received:
     remote: Address | None = None
     #: A datagram longer than ``recvBuffer`` was cut: ``data`` is not all of it.
     truncated: bool = False
+    #: The peer's EOF on a ``half_open`` connection: ``data`` is empty, and it
+    #: will send no more (we still may).
+    eof: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -7,7 +7,8 @@ Rules of this module:
   (``data.encode(encoding, 'surrogateescape')`` gives the original bytes back);
 * raw framing (the seed's): every read is one message, decoded incrementally
   so that a character split across two reads is not broken;
-* ``'line'``: messages end with ``b'\\n'`` (not part of the message);
+* ``'line'``: messages end with ``b'\\n'`` or ``b'\\r\\n'`` (neither is part of
+  the message); ``send`` appends the ``line_ending`` chosen (``'\\n'`` by default);
   ``'length'``: a 4-byte big-endian length, then that many bytes;
 * a framed message longer than ``max_message_size`` is a
   :class:`RemoteProtocolError` as soon as it is detected (no unbounded buffer);
@@ -36,6 +37,7 @@ __all__ = [
     "make_framer",
     "validate_encoding",
     "validate_framing",
+    "validate_line_ending",
     "validate_max_message_size",
     "validate_recv_buffer",
 ]
@@ -85,6 +87,19 @@ def validate_encoding(encoding: object) -> str | None:
     except LookupError:
         raise ValueError(f"encoding {encoding!r} is not a text encoding Python knows") from None
     return encoding
+
+
+#: The line endings ``send`` may append under line framing.
+_LINE_ENDINGS: Final = ("\n", "\r\n")
+
+
+def validate_line_ending(value: object) -> str:
+    """``line_ending``: what ``send`` appends under line framing, ``'\\n'`` or ``'\\r\\n'``."""
+    if not isinstance(value, str):
+        raise TypeError(f"line_ending must be a str, not {type(value).__name__}")
+    if value not in _LINE_ENDINGS:
+        raise ValueError(f"line_ending must be '\\n' or '\\r\\n', got {value!r}")
+    return value
 
 
 def _positive_int(value: object, name: str, limit: int) -> int:
@@ -151,12 +166,15 @@ class RawFramer:
 
 
 class LineFramer:
-    """Newline-delimited messages."""
+    """Line-delimited messages: ``b'\\n'`` or ``b'\\r\\n'`` ends one."""
 
-    __slots__ = ("_max", "_partial")
+    __slots__ = ("_ending", "_max", "_partial")
 
-    def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, line_ending: str = "\n"
+    ) -> None:
         self._max = validate_max_message_size(max_message_size)
+        self._ending = validate_line_ending(line_ending).encode("ascii")
         self._partial = bytearray()
 
     def _too_long(self, size: int, complete: list[bytes] | None = None) -> RemoteProtocolError:
@@ -166,17 +184,17 @@ class LineFramer:
         )
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Lines completed by *data*, without their ``b'\\n'``."""
+        """Lines completed by *data*, without their line end."""
         partial = self._partial
         if partial:
             cut = data.find(b"\n")
             if cut < 0:
                 partial += data
-                if len(partial) > self._max:
+                if len(partial) > self._max and self._over(partial):
                     raise self._too_long(len(partial))
                 return []
             partial += data[:cut]
-            if len(partial) > self._max:
+            if len(partial) > self._max and self._over(partial):
                 raise self._too_long(len(partial))
             messages: list[bytes] = [bytes(partial)]
             partial.clear()
@@ -184,9 +202,13 @@ class LineFramer:
             # bytes.split does the rest at C speed.
             lines = data.split(b"\n")
             messages += lines
+            crlf = b"\r" in data or messages[0].endswith(b"\r")
         else:
             messages = data.split(b"\n")
+            crlf = b"\r" in data
         rest = messages.pop()
+        if crlf:  # only then pay for a look at each line
+            messages = [m[:-1] if m.endswith(b"\r") else m for m in messages]
         limit = self._max
         if messages and max(map(len, messages)) > limit:
             good = 0
@@ -194,10 +216,14 @@ class LineFramer:
                 good += 1
             raise self._too_long(len(messages[good]), messages[:good])
         if rest:
-            if len(rest) > limit:
+            if len(rest) > limit and self._over(rest):
                 raise self._too_long(len(rest), messages)
             partial += rest
         return messages
+
+    def _over(self, pending: bytes | bytearray) -> bool:
+        """A pending head is too long, unless its one extra byte is the CR of a CRLF."""
+        return len(pending) > self._max + 1 or pending[-1] != 0x0D
 
     def end(self) -> list[bytes]:
         """An unterminated last line is still a line (as when reading a file)."""
@@ -205,15 +231,23 @@ class LineFramer:
             return []
         last = bytes(self._partial)
         self._partial.clear()
+        if len(last) > self._max:
+            raise RemoteProtocolError(
+                f"line of {len(last)} bytes exceeds max_message_size={self._max}"
+            )
         return [last]
 
     def frame(self, payload: bytes) -> bytes:
-        """*payload* and a newline; a newline inside would split it, so it is refused."""
-        if b"\n" in payload:
-            raise ValueError("data contains a newline, which framing='line' uses as delimiter")
+        """*payload* and the line end; one inside it would split it, so it is refused."""
+        if b"\n" in payload or payload.endswith(b"\r"):
+            # A trailing CR would read back as the CRLF line end, and be lost.
+            raise ValueError(
+                "data contains a newline (or ends with a carriage return), which "
+                "framing='line' uses as delimiter"
+            )
         if len(payload) > self._max:
             raise ValueError(f"data is {len(payload)} bytes, over max_message_size={self._max}")
-        return payload + b"\n"
+        return payload + self._ending
 
 
 class LengthFramer:
@@ -283,10 +317,12 @@ class LengthFramer:
         return _HEADER.pack(len(payload)) + payload
 
 
-def make_framer(framing: Framing, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> Framer:
+def make_framer(
+    framing: Framing, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, line_ending: str = "\n"
+) -> Framer:
     """The framer for *framing*."""
     if framing is Framing.LINE:
-        return LineFramer(max_message_size)
+        return LineFramer(max_message_size, line_ending)
     if framing is Framing.LENGTH:
         return LengthFramer(max_message_size)
     return RawFramer()
@@ -302,8 +338,9 @@ class MessageReader:
         framing: Framing = Framing.RAW,
         encoding: str | None = "utf-8",
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        line_ending: str = "\n",
     ) -> None:
-        self._framer = make_framer(framing, max_message_size)
+        self._framer = make_framer(framing, max_message_size, line_ending)
         self._raw = framing is Framing.RAW
         self._encoding = encoding
         # Only raw reads can split a character: framed messages are decoded whole.

@@ -24,12 +24,25 @@ from .addresses import validate_ip, validate_port, validate_remote
 from .errors import ErrorCode, LocalProtocolError, OsContext, SocketError, translate_os_error
 from .events import Address, Event, Started, Stopped
 
-__all__ = ["ServerModel", "ServerState"]
+__all__ = ["ServerModel", "ServerState", "validate_backlog"]
 
 C = TypeVar("C")
 
 #: How many departed remotes are remembered to tell 1001 from 1003.
 _DEPARTED_MEMORY: Final = 1024
+
+
+#: The most the OS takes (SOMAXCONN is far below on every platform; it caps it).
+_MAX_BACKLOG: Final = 65535
+
+
+def validate_backlog(value: object) -> int:
+    """``backlog``: an int in 0-65535 (the OS caps it at its own SOMAXCONN)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"backlog must be an int, not {type(value).__name__}")
+    if not 0 <= value <= _MAX_BACKLOG:
+        raise ValueError(f"backlog must be in 0-{_MAX_BACKLOG}, got {value}")
+    return int(value)
 
 
 class ServerState(Enum):
@@ -48,10 +61,12 @@ _START_FROM: Final[Mapping[ServerState, ServerState]] = {_S.STOPPED: _S.STARTING
 class ServerModel(Generic[C]):
     """The sans-I/O model of a TCP server whose clients are of type *C*."""
 
-    def __init__(self, source: object, ip: object, port: object) -> None:
+    def __init__(self, source: object, ip: object, port: object, backlog: object = 128) -> None:
         self._source = source
         #: The address to bind, validated.
         self.address: Address = (validate_ip(ip), validate_port(port))
+        #: Connections the OS may queue before we accept them.
+        self.backlog = validate_backlog(backlog)
         self._host: Address | None = None
         self._state = ServerState.STOPPED
         self._clients: dict[Address, C] = {}

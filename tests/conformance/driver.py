@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import fcntl
 import random
+import select
 import socket
 import struct
 import termios
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -177,6 +179,10 @@ class ClientH(Handle):
     def close(self) -> None:
         """``close``."""
         self._call("close")
+
+    def shutdown(self) -> None:
+        """``shutdown`` (our sending side only)."""
+        self._call("shutdown")
 
     @property
     def isAlive(self) -> bool:
@@ -374,6 +380,33 @@ class RawPeer:
     def recv_some(self, size: int = 65536) -> bytes:
         """One ``recv``."""
         return self.sock.recv(size)
+
+    def read_until_eof(self, timeout: float = CALL_TIMEOUT) -> bytes:
+        """Everything until the other end's EOF; fail if it has not come within *timeout* s.
+
+        Waits with ``poll``, not the socket's timeout: another thread may be
+        sending on this socket meanwhile.
+        """
+        chunks: list[bytes] = []
+        got = 0
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if not poller.poll(max(remaining, 0.0) * 1000):
+                pytest.fail(
+                    f"{self.label}: no EOF within {timeout:g} s, after {got} bytes",
+                    pytrace=False,
+                )
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except ConnectionResetError:
+                pytest.fail(f"{self.label}: reset instead of EOF, after {got} bytes", pytrace=False)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            got += len(chunk)
 
     def at_eof(self) -> bool:
         """The other end closed: reading gives EOF (or a reset)."""

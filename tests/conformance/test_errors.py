@@ -257,6 +257,28 @@ def test_bad_server_address(
 
 
 @pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"backlog": -5}, ValueError, "backlog"),
+        ({"backlog": "5"}, TypeError, "backlog"),
+        ({"backlog": True}, TypeError, "backlog"),
+        ({"line_ending": "\r"}, ValueError, "line_ending"),
+        ({"line_ending": b"\n"}, TypeError, "line_ending"),
+        ({"half_open": "yes"}, TypeError, "half_open"),
+    ],
+)
+def test_bad_server_options(
+    d: Driver, options: dict[str, object], error: type[Exception], match: str
+) -> None:
+    """backlog, line_ending and half_open are checked at construction, naming the argument."""
+    with pytest.raises(error, match=match):
+        d.construct("TcpServer", "127.0.0.1", 0, **options)
+    if "backlog" not in options:
+        with pytest.raises(error, match=match):
+            d.construct("TcpClient", **options)
+
+
+@pytest.mark.parametrize(
     ("ip", "port", "error", "match"),
     [
         ("127.0.0.1", 70000, ValueError, "port"),

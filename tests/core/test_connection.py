@@ -62,7 +62,7 @@ def test_accepted_socket_opens_from_idle() -> None:
 
 
 def test_connect_refusals_are_1000() -> None:
-    """connect while connecting, open or closing: SocketError 1000, nothing changes."""
+    """connect while connecting, open (either way) or closing: SocketError 1000, no change."""
     conn = Connection("me")
     conn.start_connect()
     with pytest.raises(SocketError) as info:
@@ -71,6 +71,15 @@ def test_connect_refusals_are_1000() -> None:
     conn.connection_made(HOST, REMOTE)
     with pytest.raises(SocketError, match="1000"):
         conn.start_connect()
+    read_closed, write_closed = open_conn(), open_conn()
+    read_closed.receive_eof()
+    write_closed.shutdown()
+    for half in (read_closed, write_closed):
+        before = half.state
+        with pytest.raises(SocketError, match="1000"):
+            half.start_connect()
+        assert half.state is before
+    assert (read_closed.state, write_closed.state) == (S.READ_CLOSED, S.WRITE_CLOSED)
     conn.send(b"x")
     conn.close()
     assert state_of(conn) is S.CLOSING
@@ -78,17 +87,20 @@ def test_connect_refusals_are_1000() -> None:
         conn.start_connect()
 
 
-@pytest.mark.parametrize("state", [S.IDLE, S.CONNECTING, S.CLOSING, S.CLOSED])
+@pytest.mark.parametrize("state", [S.IDLE, S.CONNECTING, S.WRITE_CLOSED, S.CLOSING, S.CLOSED])
 def test_send_refusals_are_1001(state: ConnectionState) -> None:
-    """send unless OPEN: SocketError 1001, no ticket, nothing changes."""
+    """send unless OPEN or READ_CLOSED: SocketError 1001, no ticket, nothing changes."""
     conn = Connection("me")
     if state is not S.IDLE:
         conn.start_connect()
-    if state in (S.CLOSING, S.CLOSED):
+    if state in (S.WRITE_CLOSED, S.CLOSING, S.CLOSED):
         conn.connection_made(HOST, REMOTE)
-        if state is S.CLOSING:
+        if state is not S.CLOSED:
             conn.send(b"keep")
-        conn.close()
+        if state is S.WRITE_CLOSED:
+            conn.shutdown()
+        else:
+            conn.close()
     assert conn.state is state
     pending = conn.pending
     with pytest.raises(SocketError) as info:
@@ -132,7 +144,10 @@ def test_a_late_writer_after_a_reconnect_is_ignored() -> None:
     """A settle for a ticket of the previous connection changes nothing, in any state."""
     conn = open_conn()
     ticket, _ = conn.send(b"x")
-    assert [type(e) for e in conn.receive_eof()] == [SendFailed, Disconnected]
+    assert [type(e) for e in conn.connection_lost(BrokenPipeError())] == [
+        SendFailed,
+        Disconnected,
+    ]
     conn.start_connect()
     assert conn.sent(ticket) == []
     conn.connection_made(HOST, REMOTE)
@@ -147,7 +162,8 @@ def test_reconnect_after_close() -> None:
     conn.close()
     conn.start_connect()
     conn.connection_made(HOST, REMOTE)
-    assert [type(e) for e in conn.receive_eof()] == [Disconnected]
+    assert conn.receive_eof() == []
+    assert [type(e) for e in conn.eof_dispatched()] == [Disconnected]
 
 
 def test_send_returns_ticket_and_framed_bytes() -> None:
@@ -240,12 +256,14 @@ def test_receive_raw_str_and_bytes() -> None:
 
 
 def test_split_character_at_eof_is_delivered_before_disconnect() -> None:
-    """Nothing is lost at the end: undecodable tail bytes arrive surrogate-escaped."""
+    """Nothing is lost at the end: undecodable tail bytes arrive surrogate-escaped,
+    while the connection can still send; DISCONNECT comes once they were dispatched."""
     conn = open_conn()
     assert conn.receive_data(b"\xe4\xb8") == []
-    events = conn.receive_eof()
-    assert [type(e) for e in events] == [Received, Disconnected]
-    assert events[0].data == "\udce4\udcb8"  # type: ignore[union-attr]
+    assert conn.receive_eof() == [Received(source="me", data="\udce4\udcb8")]
+    assert conn.state is S.READ_CLOSED and conn.is_open
+    assert conn.eof_dispatched() == [Disconnected(source="me", host=HOST, remote=REMOTE)]
+    assert conn.closed
 
 
 def test_protocol_violation_closes_with_a_logged_error(caplog: pytest.LogCaptureFixture) -> None:
@@ -289,6 +307,12 @@ def test_binding_inputs_out_of_order_are_local_protocol_errors() -> None:
     with pytest.raises(LocalProtocolError):
         conn.connection_made(HOST, REMOTE)
     assert conn.is_open
+    conn.receive_eof()
+    with pytest.raises(LocalProtocolError, match="DATA"):  # nothing comes after the EOF
+        conn.receive_data(b"x")
+    with pytest.raises(LocalProtocolError):
+        conn.connection_made(HOST, REMOTE)
+    assert conn.state is S.READ_CLOSED
 
 
 def test_idle_close_and_loss_are_no_ops() -> None:
@@ -315,7 +339,10 @@ def test_recv_buffer_is_validated_and_options_copy() -> None:
 def test_tables_are_disjoint_and_cover_every_pair() -> None:
     """Each (state, input) is allowed, refused with a code, or a binding error - never two."""
     assert not set(_TRANSITIONS) & set(_REFUSED)
-    user_inputs = {Input.CONNECT, Input.SEND, Input.CLOSE}
+    user_inputs = {Input.CONNECT, Input.SEND, Input.CLOSE, Input.SHUTDOWN}
     for state in S:
         for event in user_inputs:
             assert (state, event) in _TRANSITIONS or (state, event) in _REFUSED, (state, event)
+        # A binding may always say "dispatched" and "settled" (late writers).
+        assert (state, Input.DISPATCHED) in _TRANSITIONS
+        assert (state, Input.SETTLE) in _TRANSITIONS

@@ -3,8 +3,10 @@
 The machine feeds random legal and illegal inputs (user calls and binding
 reports) and predicts, from an independent model of the connection's rules,
 the state after each input, which inputs raise and with what, and exactly
-which events come out: which tickets settle, what is received, when the one
-DISCONNECT comes and with what error.
+which events come out: which tickets settle, what is received (the EOF's tail
+and, half open, the EOF itself), when the one DISCONNECT comes and with what
+error.  Both half-closes are in it: the peer's EOF (READ_CLOSED, then
+``eof_dispatched``) and our ``shutdown()`` (WRITE_CLOSED).
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ from jfsocket.core import (
 )
 
 S = ConnectionState
+
+#: Connected in at least one direction (``is_open``).
+_UP = frozenset({S.OPEN, S.READ_CLOSED, S.WRITE_CLOSED})
+#: The connection's end is still to be reported (``live``).
+_LIVE = _UP | {S.CLOSING}
+#: ``send`` is accepted.
+_SENDING = frozenset({S.OPEN, S.READ_CLOSED})
+#: Incoming bytes are read.
+_READING = frozenset({S.OPEN, S.WRITE_CLOSED})
 
 #: Tells whether an event's error is the one expected.
 Check = Callable[[BaseException | None], bool]
@@ -91,11 +102,16 @@ class _Stream:
             return ([data] if data else []), False
         buf = self.pending + data
         if self.framing is Framing.LINE:
-            *lines, rest = buf.split(b"\n")
+            *ended, rest = buf.split(b"\n")
+            # b"\r\n" is one line end too: one CR before the LF is not data.
+            lines = [line.removesuffix(b"\r") for line in ended]
             for index, line in enumerate(lines):
                 if len(line) > self.limit:
                     return lines[:index], True
-            if len(rest) > self.limit:
+            # A head one byte over may be a whole line whose LF is still to come.
+            if len(rest) > self.limit and not (
+                len(rest) == self.limit + 1 and rest.endswith(b"\r")
+            ):
                 return lines, True
             self.pending = rest
             return lines, False
@@ -113,11 +129,17 @@ class _Stream:
         return out, False
 
     def end(self) -> list[bytes] | None:
-        """The messages due when the stream ends (an unfinished length message is an error)."""
+        """The messages due when the stream ends.
+
+        An unterminated line is a line (a CR at its end is then data, so it may be
+        one byte too long); an unfinished length message is an error.
+        """
         pending, self.pending = self.pending, b""
         if not pending:
             return []
-        return [pending] if self.framing is Framing.LINE else None
+        if self.framing is Framing.LINE and len(pending) <= self.limit:
+            return [pending]
+        return None
 
 
 @dataclass
@@ -130,6 +152,8 @@ class _Want:
     settled: list[tuple[int, bool, Check]] = field(default_factory=list)
     #: Check of the DISCONNECT error, or ``None`` when no DISCONNECT may come.
     disconnect: Check | None = None
+    #: The half-open EOF event comes last (after every payload).
+    eof: bool = False
 
 
 _ADDRESSES = st.tuples(st.sampled_from(["127.0.0.1", "::1", "10.0.2.7"]), st.integers(1, 65535))
@@ -138,12 +162,18 @@ _ERRORS = st.sampled_from([ConnectionResetError, BrokenPipeError, TimeoutError, 
 )
 _TEXT = st.one_of(
     st.text(max_size=6),
-    st.text(st.sampled_from("ab\n\u00e9\u20ac\udcff\ud800"), max_size=6),
+    st.text(st.sampled_from("ab\r\n\u00e9\u20ac\udcff\ud800"), max_size=6),
+)
+_BLOBS = st.one_of(
+    st.binary(max_size=8),
+    st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n"]), max_size=4).map(b"".join),
 )
 _CHUNKS = st.one_of(
     st.binary(max_size=12),
     st.lists(
-        st.sampled_from([b"a", b"\n", b"\xc3", b"\xa9", b"\xe2\x82", b"\xff", b"\x00\x00\x00"]),
+        st.sampled_from(
+            [b"a", b"\n", b"\r", b"\r\n", b"\xc3", b"\xa9", b"\xe2\x82", b"\xff", b"\x00\x00\x00"]
+        ),
         max_size=8,
     ).map(b"".join),
     st.binary(max_size=24).map(lambda body: len(body).to_bytes(4, "big") + body),
@@ -159,7 +189,7 @@ _NOT_DATA = st.one_of(
 )
 
 
-@settings(max_examples=150, stateful_step_count=50, deadline=None)
+@settings(max_examples=300, stateful_step_count=60, deadline=None)
 class ConnectionMachine(RuleBasedStateMachine):
     """Random inputs to one Connection; its state, errors and events must match the model."""
 
@@ -172,6 +202,8 @@ class ConnectionMachine(RuleBasedStateMachine):
         self.framing = Framing.RAW
         self.encoding: str | None = "utf-8"
         self.limit = 1
+        self.line_ending = b"\n"
+        self.half_open = False
         self.stream = _Stream(self.framing, self.limit)
         self.state = S.IDLE
         self.counter = 0
@@ -197,15 +229,33 @@ class ConnectionMachine(RuleBasedStateMachine):
         encoding=st.sampled_from([None, "utf-8"]),
         framing=st.sampled_from(list(Framing)),
         limit=st.sampled_from([4, 10, 64]),
-        opened=st.booleans(),
+        line_ending=st.sampled_from(["\n", "\r\n"]),
+        half_open=st.booleans(),
+        # Mostly open: the states after OPEN are where the rules are.
+        opened=st.sampled_from([True, True, True, False]),
     )
-    def configure(self, encoding: str | None, framing: Framing, limit: int, opened: bool) -> None:
+    def configure(
+        self,
+        encoding: str | None,
+        framing: Framing,
+        limit: int,
+        line_ending: str,
+        half_open: bool,
+        opened: bool,
+    ) -> None:
         """Pick the connection's options; maybe start with it open."""
         self.encoding, self.framing, self.limit = encoding, framing, limit
-        self.conn = Connection(
-            self.source,
-            ConnectionOptions(encoding=encoding, framing=framing, max_message_size=limit),
+        self.line_ending = line_ending.encode("ascii")
+        self.half_open = half_open
+        options = ConnectionOptions(
+            encoding=encoding,
+            framing=framing,
+            max_message_size=limit,
+            line_ending=line_ending,
+            half_open=half_open,
         )
+        assert (options.line_ending, options.half_open) == (line_ending, half_open)
+        self.conn = Connection(self.source, options)
         self.stream = _Stream(framing, limit)
         if opened:
             self.connection_made(("127.0.0.1", 1), ("127.0.0.1", 2))
@@ -248,7 +298,10 @@ class ConnectionMachine(RuleBasedStateMachine):
         if len(raw) > self.limit:
             return ValueError
         if self.framing is Framing.LINE:
-            return ValueError if b"\n" in raw else raw + b"\n"
+            # A trailing CR would read back as part of a CRLF line end.
+            if b"\n" in raw or raw.endswith(b"\r"):
+                return ValueError
+            return raw + self.line_ending
         return len(raw).to_bytes(4, "big") + raw
 
     def _teardown_want(
@@ -287,8 +340,15 @@ class ConnectionMachine(RuleBasedStateMachine):
                 assert index == len(events) - 1, "DISCONNECT must be the last event"
 
         received = [e for e in events if isinstance(e, Received)]
-        got = [self._bytes(e.data) for e in received]
         assert all(e.remote is None and not e.truncated for e in received)
+        eofs = [e for e in received if e.eof]
+        if want.eof:
+            assert eofs == [events[-1]], "one EOF event, after every payload"
+            assert type(eofs[0].data) is (bytes if self.encoding is None else str)
+            assert not eofs[0].data
+        else:
+            assert not eofs
+        got = [self._bytes(e.data) for e in received if not e.eof]
         if self.framing is Framing.RAW:
             self.got += b"".join(got)
             if self.encoding is None:
@@ -326,12 +386,13 @@ class ConnectionMachine(RuleBasedStateMachine):
 
     # -- connecting --------------------------------------------------------------
     # Rules named ``*_legal`` repeat an input only where it is allowed, so that
-    # runs spend time in OPEN and CLOSING rather than refusing everything.
+    # runs spend time in OPEN, the half-closed states and CLOSING rather than
+    # refusing everything.
 
     @rule()
     def start_connect(self) -> None:
-        """User connect(): 1000 while connecting, open or closing."""
-        if self.state in (S.CONNECTING, S.OPEN, S.CLOSING):
+        """User connect(): 1000 while connecting, open (either way) or closing."""
+        if self.state is S.CONNECTING or self.state in _LIVE:
             self._refused(self.conn.start_connect, SocketError, code=1000)
             return
         self.conn.start_connect()
@@ -354,7 +415,7 @@ class ConnectionMachine(RuleBasedStateMachine):
             self._refused(lambda: self.conn.connection_made(host, remote), *errors, code=1006)
             self.aborted = False  # the abandoned connect is reported once
             return
-        if self.state in (S.OPEN, S.CLOSING):
+        if self.state in _LIVE:
             self._refused(lambda: self.conn.connection_made(host, remote), LocalProtocolError)
             return
         events = self.conn.connection_made(host, remote)
@@ -370,6 +431,13 @@ class ConnectionMachine(RuleBasedStateMachine):
     @rule(host=_ADDRESSES, remote=_ADDRESSES)
     def connection_made_legal(self, host: Address, remote: Address) -> None:
         """connection_made where it is allowed."""
+        self.connection_made(host, remote)
+
+    @precondition(lambda self: self.state in (S.IDLE, S.CLOSED))
+    @rule(host=_ADDRESSES, remote=_ADDRESSES)
+    def reconnect(self, host: Address, remote: Address) -> None:
+        """connect() and its success in one step: back to OPEN, where the action is."""
+        self.start_connect()
         self.connection_made(host, remote)
 
     @rule(exc=_ERRORS)
@@ -396,23 +464,25 @@ class ConnectionMachine(RuleBasedStateMachine):
     # -- sending -----------------------------------------------------------------
 
     def _send(self, kind: str, text: str, blob: bytes) -> MultipleResults[int]:
-        """User send(valid type): a ticket when OPEN, else 1001; bad values raise."""
+        """User send(valid type): a ticket when OPEN or READ_CLOSED, else 1001; bad values raise."""
         self.counter += 1
         data: Data
-        if kind == "str":  # suffixes make each object distinct, so identity names the send
-            data = f"{text}~{self.counter}"
+        # Prefixes make each object distinct, so identity names the send (and
+        # leave the end free to be a CR).
+        if kind == "str":
+            data = f"{self.counter}~{text}"
         elif kind == "bytes":
-            data = blob + b"~%d" % self.counter
+            data = b"%d~" % self.counter + blob
         elif kind == "bytearray":
             data = bytearray(blob)
         else:
             data = memoryview(bytearray(blob))
         expected = self._payload(data)
         if isinstance(expected, type):
-            errors = (expected,) if self.state is S.OPEN else (expected, SocketError)
+            errors = (expected,) if self.state in _SENDING else (expected, SocketError)
             self._refused(lambda: self.conn.send(data), *errors, code=1001)
             return multiple()
-        if self.state is not S.OPEN:
+        if self.state not in _SENDING:
             self._refused(lambda: self.conn.send(data), SocketError, code=1001)
             return multiple()
         ticket, payload = self.conn.send(data)
@@ -425,21 +495,27 @@ class ConnectionMachine(RuleBasedStateMachine):
         self.settlements[ticket] = 0
         return multiple(ticket)
 
-    @rule(target=tickets, kind=_KINDS, text=_TEXT, blob=st.binary(max_size=8))
+    @rule(target=tickets, kind=_KINDS, text=_TEXT, blob=_BLOBS)
     def send(self, kind: str, text: str, blob: bytes) -> MultipleResults[int]:
         """User send() in any state."""
         return self._send(kind, text, blob)
 
-    @precondition(lambda self: self.state is S.OPEN)
-    @rule(target=tickets, kind=_KINDS, text=_TEXT, blob=st.binary(max_size=8))
+    @precondition(lambda self: self.state in _SENDING)
+    @rule(target=tickets, kind=_KINDS, text=_TEXT, blob=_BLOBS)
     def send_legal(self, kind: str, text: str, blob: bytes) -> MultipleResults[int]:
-        """User send() while OPEN."""
+        """User send() while OPEN, or READ_CLOSED (a reply to the peer's last data)."""
         return self._send(kind, text, blob)
+
+    @precondition(lambda self: self.state is S.READ_CLOSED)
+    @rule(target=tickets)
+    def reply_to_eof(self) -> MultipleResults[int]:
+        """A send every framing takes (a fresh 1-byte bytearray), as a reply to the tail."""
+        return self._send("bytearray", "", b"r")
 
     @rule(bad=_NOT_DATA)
     def send_wrong_type(self, bad: object) -> None:
         """User send(not str/bytes-like): TypeError (or 1001 when not open), nothing changes."""
-        errors = (TypeError,) if self.state is S.OPEN else (TypeError, SocketError)
+        errors = (TypeError,) if self.state in _SENDING else (TypeError, SocketError)
         self._refused(lambda: self.conn.send(cast(Data, bad)), *errors, code=1001)
 
     def _settle(self, ticket: int, ok: bool, exc: OSError) -> None:
@@ -449,13 +525,13 @@ class ConnectionMachine(RuleBasedStateMachine):
             return self.conn.sent(ticket) if ok else self.conn.send_failed(ticket, exc)
 
         if ticket in self.open:
-            assert self.state in (S.OPEN, S.CLOSING)
+            assert self.state in _LIVE
             want = _Want(settled=[(ticket, ok, _is(exc))])
             if self.state is S.CLOSING and list(self.open) == [ticket]:
                 self._teardown_want(want)
             self._absorb(call(), want)
         elif ticket in self.issued and (
-            self.state is not S.OPEN or self.epoch[ticket] != self.connected
+            self.state not in _UP or self.epoch[ticket] != self.connected
         ):
             # A late writer (the ticket was settled when its connection ended,
             # maybe before a reconnect): ignored, never a second event.
@@ -485,11 +561,14 @@ class ConnectionMachine(RuleBasedStateMachine):
 
     @rule(chunk=_CHUNKS)
     def receive_data(self, chunk: bytes) -> None:
-        """Bytes from the peer: the messages they complete, or a protocol-error DISCONNECT."""
-        if self.state in (S.IDLE, S.CONNECTING):
+        """Bytes from the peer: the messages they complete, or a protocol-error DISCONNECT.
+
+        Nothing may come after the peer's EOF (READ_CLOSED): a binding mistake.
+        """
+        if self.state in (S.IDLE, S.CONNECTING, S.READ_CLOSED):
             self._refused(lambda: self.conn.receive_data(chunk), LocalProtocolError)
             return
-        if self.state is not S.OPEN:
+        if self.state not in _READING:
             assert self.conn.receive_data(chunk) == []
             return
         if self.framing is Framing.RAW:
@@ -500,45 +579,124 @@ class ConnectionMachine(RuleBasedStateMachine):
             self._teardown_want(want, protocol_error=True)
         self._absorb(self.conn.receive_data(chunk), want)
 
-    @precondition(lambda self: self.state in (S.OPEN, S.CLOSING))
+    @precondition(lambda self: self.state in _READING or self.state is S.CLOSING)
     @rule(chunk=_CHUNKS)
     def receive_data_legal(self, chunk: bytes) -> None:
-        """Bytes from the peer while OPEN (or CLOSING, where they are dropped)."""
+        """Bytes from the peer while reading (or CLOSING, where they are dropped)."""
         self.receive_data(chunk)
 
     @rule()
     def receive_eof(self) -> None:
-        """The peer closed: the tail, SENDFAILs, DISCONNECT."""
+        """The peer will send no more.
+
+        OPEN: the tail (and, half open, the EOF event) while we can still send,
+        or a protocol-error DISCONNECT if the tail is a cut message; after our
+        shutdown, or while closing, it is the end; a repeated EOF is nothing.
+        """
         if self.state in (S.IDLE, S.CONNECTING):
             self._refused(self.conn.receive_eof, LocalProtocolError)
             return
-        if self.state is S.CLOSED:
+        if self.state in (S.CLOSED, S.READ_CLOSED):
+            before = (self.conn.state, self.conn.pending)
             assert self.conn.receive_eof() == []
+            assert (self.conn.state, self.conn.pending) == before
             return
         want = _Want()
-        self._teardown_want(want)
+        if self.state is S.OPEN:
+            tail = self.stream.end()
+            if tail is None:
+                self._teardown_want(want, protocol_error=True)
+            else:
+                want.received, want.eof = tail, self.half_open
+                self.state = S.READ_CLOSED
+        else:
+            self._teardown_want(want)
         self._absorb(self.conn.receive_eof(), want)
 
+    @precondition(lambda self: self.state in _READING)
+    @rule()
+    def receive_eof_legal(self) -> None:
+        """The peer's EOF while we read."""
+        self.receive_eof()
+
+    @precondition(lambda self: self.state is S.WRITE_CLOSED and bool(self.open))
+    @rule()
+    def receive_eof_pending(self) -> None:
+        """The peer's EOF after our shutdown, before what we sent was written: it fails."""
+        self.receive_eof()
+
+    @rule()
+    def eof_dispatched(self) -> None:
+        """The EOF's events have run: READ_CLOSED closes as close() does (unless
+        half open); anywhere else it is nothing."""
+        if self.state is S.READ_CLOSED and not self.half_open:
+            self._close_want(self.conn.eof_dispatched)
+            return
+        before = (self.conn.state, self.conn.pending)
+        assert self.conn.eof_dispatched() == []
+        assert (self.conn.state, self.conn.pending) == before
+
+    @precondition(lambda self: self.state is S.READ_CLOSED)
+    @rule()
+    def eof_dispatched_legal(self) -> None:
+        """eof_dispatched where it matters."""
+        self.eof_dispatched()
+
+    @precondition(lambda self: self.state is S.READ_CLOSED and bool(self.open))
+    @rule()
+    def eof_dispatched_pending(self) -> None:
+        """eof_dispatched with replies still being written: CLOSING (unless half open)."""
+        self.eof_dispatched()
+
     # -- closing -----------------------------------------------------------------
+
+    def _close_want(self, call: Callable[[], list[Event]]) -> None:
+        """*call* closes an open connection: CLOSING while sends are open, else the end now."""
+        want = _Want()
+        if self.open:
+            self.state = S.CLOSING
+        else:
+            self._teardown_want(want)
+        self._absorb(call(), want)
 
     @rule()
     def close(self) -> None:
         """User close(): DISCONNECT now, or once the accepted sends settle."""
-        want = _Want()
+        if self.state in _UP:
+            self._close_want(self.conn.close)
+            return
         if self.state is S.CONNECTING:
             self.state = S.CLOSED
             self.aborted = True
-        elif self.state is S.OPEN and self.open:
-            self.state = S.CLOSING
-        elif self.state is S.OPEN:
-            self._teardown_want(want)
-        self._absorb(self.conn.close(), want)
+        self._absorb(self.conn.close(), _Want())
 
-    @precondition(lambda self: self.state is S.OPEN and bool(self.open))
+    @precondition(lambda self: self.state in _UP and bool(self.open))
     @rule()
     def close_pending(self) -> None:
-        """User close() while OPEN with sends pending: it waits in CLOSING."""
+        """User close() while open with sends pending: it waits in CLOSING."""
         self.close()
+
+    @rule()
+    def shutdown(self) -> None:
+        """User shutdown(): OPEN -> WRITE_CLOSED; after the peer's EOF a close;
+        1001 before connecting; nothing once closing or closed."""
+        if self.state in (S.IDLE, S.CONNECTING):
+            self._refused(self.conn.shutdown, SocketError, code=1001)
+            return
+        if self.state is S.READ_CLOSED:
+            self._close_want(self.conn.shutdown)
+            return
+        if self.state is S.OPEN:
+            self.state = S.WRITE_CLOSED
+        pending = self.conn.pending
+        self._absorb(self.conn.shutdown(), _Want())
+        assert self.conn.pending == pending, "shutdown fails no send: they still settle"
+
+    @precondition(lambda self: self.state in _SENDING)
+    @rule()
+    def shutdown_legal(self) -> None:
+        """shutdown() where it does something."""
+        self.shutdown()
 
     @rule(exc=st.one_of(st.none(), _ERRORS))
     def connection_lost(self, exc: OSError | None) -> None:
@@ -547,7 +705,7 @@ class ConnectionMachine(RuleBasedStateMachine):
             self._refused(lambda: self.conn.connection_lost(exc), LocalProtocolError)
             return
         want = _Want()
-        if self.state in (S.OPEN, S.CLOSING):
+        if self.state in _LIVE:
             self._teardown_want(want, lost=exc)
         self._absorb(self.conn.connection_lost(exc), want)
 
@@ -559,9 +717,11 @@ class ConnectionMachine(RuleBasedStateMachine):
         conn = self.conn
         assert conn.state is self.state
         assert conn.pending == len(self.open)
-        assert conn.is_open is (self.state is S.OPEN)
+        assert conn.is_open is (self.state in _UP)
+        assert conn.live is (self.state in _LIVE)
+        assert conn.write_closed is (self.state is S.WRITE_CLOSED)
         assert conn.closed is (self.state is S.CLOSED)
-        assert self.live is (self.state in (S.OPEN, S.CLOSING))
+        assert self.live is (self.state in _LIVE)
 
     @invariant()
     def every_send_settled_once(self) -> None:
@@ -578,9 +738,12 @@ class ConnectionMachine(RuleBasedStateMachine):
 
     @invariant()
     def raw_stream_is_lossless(self) -> None:
-        """Raw reads come out as a prefix of what went in, at most a character behind."""
+        """Raw reads come out as a prefix of what went in, at most a character behind,
+        and all of it once the peer's EOF was delivered."""
         assert self.fed.startswith(self.got)
         assert len(self.fed) - len(self.got) <= (0 if self.encoding is None else 3)
+        if self.state is S.READ_CLOSED:
+            assert self.fed == self.got
 
 
 TestConnectionMachine = ConnectionMachine.TestCase

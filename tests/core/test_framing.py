@@ -111,6 +111,33 @@ def test_line_framer_examples() -> None:
         framer.frame(b"a\nb")
 
 
+def test_line_framer_accepts_crlf() -> None:
+    """CRLF is one line end, split anywhere; a bare CR inside a line stays."""
+    framer = LineFramer()
+    assert framer.feed(b"a\r\nb\nc\r") == [b"a", b"b"]
+    assert framer.feed(b"\nd\re\r\n\r\n") == [b"c", b"d\re", b""]
+    assert framer.end() == []
+    assert LineFramer(line_ending="\r\n").frame(b"x") == b"x\r\n"
+    with pytest.raises(ValueError, match="carriage return"):
+        framer.frame(b"x\r")  # it would read back as "x"
+    with pytest.raises(ValueError, match="line_ending"):
+        LineFramer(line_ending="\r")
+    with pytest.raises(TypeError, match="line_ending"):
+        LineFramer(line_ending=b"\n")  # type: ignore[arg-type]
+
+
+def test_line_framer_limit_counts_the_line_not_its_crlf() -> None:
+    """A line of exactly max_message_size bytes may end with CRLF; one byte more may not."""
+    framer = LineFramer(4)
+    assert framer.feed(b"1234\r") == []
+    assert framer.feed(b"\n") == [b"1234"]
+    assert LineFramer(4).feed(b"1234\r\n") == [b"1234"]
+    framer = LineFramer(4)
+    assert framer.feed(b"1234\r") == []
+    with pytest.raises(RemoteProtocolError):
+        framer.feed(b"5")  # the CR was not a line end's: 6 bytes and counting
+
+
 def test_line_framer_limits() -> None:
     """A line over the limit is refused as soon as it is known to be too long."""
     with pytest.raises(RemoteProtocolError):

@@ -92,7 +92,8 @@ def _messages(framing: Framing, limit: int) -> st.SearchStrategy[list[bytes]]:
     """Messages *framing* can carry with this *limit*."""
     payloads = _PAYLOADS.map(lambda payload: payload[:limit])
     if framing is Framing.LINE:
-        payloads = payloads.map(lambda payload: payload.replace(b"\n", b""))
+        # A line may hold neither a newline nor a trailing CR (it would read as CRLF).
+        payloads = payloads.map(lambda payload: payload.replace(b"\n", b"").rstrip(b"\r"))
     return st.lists(payloads, max_size=8)
 
 
@@ -190,7 +191,7 @@ def _oversized_stream(
     tail = data.draw(st.binary(max_size=10), label="tail")
     if framing is Framing.LINE:
         big = data.draw(st.binary(min_size=limit + 1, max_size=limit + 20), label="big")
-        big = big.replace(b"\n", b"x")
+        big = big.replace(b"\n", b"x").replace(b"\r", b"x")
         end = data.draw(st.sampled_from([b"", b"\n"]), label="newline")
         # The line is known to be too long once it holds limit + 1 bytes.
         return head + big + end + tail, ends, len(head) + limit

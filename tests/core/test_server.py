@@ -12,6 +12,7 @@ from jfsocket.core import (
     SocketError,
     Started,
     Stopped,
+    validate_backlog,
 )
 
 A = ("127.0.0.1", 50001)
@@ -165,3 +166,20 @@ def test_remove_with_a_client_spares_a_newer_connection() -> None:
     assert server.clients == {A: "new"}
     server.remove(A, "new")
     assert server.clients == {}
+
+
+def test_backlog_is_validated() -> None:
+    """backlog: an int in 0-65535 (not a bool); 128 by default; the error names it."""
+    for bad in (True, "128", 1.5, None):
+        with pytest.raises(TypeError, match="backlog"):
+            validate_backlog(bad)
+    for bad_value in (-5, -1, 65536):
+        with pytest.raises(ValueError, match="backlog"):
+            validate_backlog(bad_value)
+    assert [validate_backlog(n) for n in (0, 128, 65535)] == [0, 128, 65535]
+    assert ServerModel("s", "127.0.0.1", 0).backlog == 128
+    assert ServerModel("s", "127.0.0.1", 0, backlog=0).backlog == 0
+    with pytest.raises(ValueError, match="backlog"):
+        ServerModel("s", "127.0.0.1", 0, backlog=-5)
+    with pytest.raises(TypeError, match="backlog"):
+        ServerModel("s", "127.0.0.1", 0, backlog=False)
