@@ -28,7 +28,20 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
 from jfsocket.bindings import threaded
-from jfsocket.core import Address, EventTypes, SocketError
+from jfsocket.core import (
+    MAX_DATAGRAM,
+    Address,
+    ErrorCode,
+    EventTypes,
+    SenderModel,
+    SocketError,
+    parse_group,
+    validate_encoding,
+    validate_host,
+    validate_ip,
+    validate_port,
+    validate_recv_buffer,
+)
 
 if TYPE_CHECKING:
     from jfsocket.bindings import asyncio as asyncio_binding
@@ -130,6 +143,12 @@ class _Semaphore(Protocol):
     def acquire(self) -> Awaitable[object]: ...
 
 
+class _Event(Protocol):
+    def set(self) -> None: ...
+    def is_set(self) -> bool: ...
+    def wait(self) -> Awaitable[object]: ...
+
+
 def _only_interrupts(exc: BaseException) -> bool:
     """*exc* is a KeyboardInterrupt, or a group of nothing else (as trio raises them)."""
     if isinstance(exc, KeyboardInterrupt):
@@ -169,9 +188,22 @@ class _AsyncRuntime(abc.ABC):
     @abc.abstractmethod
     async def _within(self, seconds: float, work: Awaitable[_T]) -> _T: ...
 
+    async def unless(self, event: _Event, work: Callable[[], Awaitable[_T]]) -> _T | None:
+        """``await work()``, or None if *event* is set first (then *work* is cancelled)."""
+        if event.is_set():
+            return None
+        return await self._unless(event, work)
+
+    @abc.abstractmethod
+    async def _unless(self, event: _Event, work: Callable[[], Awaitable[_T]]) -> _T | None: ...
+
     @abc.abstractmethod
     def semaphore(self) -> _Semaphore:
         """A semaphore at 0: callbacks release it, the command acquires it."""
+
+    @abc.abstractmethod
+    def event(self) -> _Event:
+        """An event, set by callbacks, awaited by the command."""
 
     @abc.abstractmethod
     async def in_thread(self, function: Callable[..., _T], *args: object) -> _T:
@@ -201,8 +233,33 @@ class _TrioRuntime(_AsyncRuntime):
         with self._trio.fail_after(seconds):
             return await work
 
+    async def _unless(self, event: _Event, work: Callable[[], Awaitable[_T]]) -> _T | None:
+        done: list[_T] = []
+        failed: list[Exception] = []
+        async with self._trio.open_nursery() as nursery:
+
+            async def run() -> None:
+                try:
+                    done.append(await work())
+                except Exception as exc:  # raised below as itself, not in an ExceptionGroup
+                    failed.append(exc)
+                nursery.cancel_scope.cancel()
+
+            async def watch() -> None:
+                await event.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(run)
+            nursery.start_soon(watch)
+        if failed:
+            raise failed[0]
+        return done[0] if done else None
+
     def semaphore(self) -> _Semaphore:
         return self._trio.Semaphore(0)
+
+    def event(self) -> _Event:
+        return self._trio.Event()
 
     async def in_thread(self, function: Callable[..., _T], *args: object) -> _T:
         return await self._trio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
@@ -241,8 +298,32 @@ class _AsyncioRuntime(_AsyncRuntime):
     async def _within(self, seconds: float, work: Awaitable[_T]) -> _T:
         return await self._asyncio.wait_for(work, seconds)
 
+    async def _unless(self, event: _Event, work: Callable[[], Awaitable[_T]]) -> _T | None:
+        asyncio = self._asyncio
+
+        async def run() -> _T:
+            return await work()
+
+        async def watch() -> None:
+            await event.wait()
+
+        task, watcher = asyncio.ensure_future(run()), asyncio.ensure_future(watch())
+        try:
+            await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (task, watcher):
+                pending.cancel()  # a no-op on the one that finished
+        await asyncio.gather(task, watcher, return_exceptions=True)  # reap the cancelled one
+        if task.cancelled():
+            return None
+        result: _T = task.result()
+        return result
+
     def semaphore(self) -> _Semaphore:
         return self._asyncio.Semaphore(0)
+
+    def event(self) -> _Event:
+        return self._asyncio.Event()
 
     async def in_thread(self, function: Callable[..., _T], *args: object) -> _T:
         # Not run_in_executor or to_thread: the interpreter joins their threads
@@ -278,14 +359,28 @@ def _async_runtime(args: argparse.Namespace) -> _AsyncRuntime:
     return _AsyncioRuntime(args.loop or "asyncio")
 
 
+def _gone(exc: SocketError) -> bool:
+    """*exc* says the connection has gone (1001): a reply to it has nowhere to go."""
+    return exc.errno == ErrorCode.NOT_CONNECTED
+
+
 def _echo(
     print_received: Callable[..., object], answer: Callable[[Any], Any]
 ) -> Callable[..., None]:
-    """A threaded RECEIVED callback: print, then send ``answer(data)`` back."""
+    """A threaded RECEIVED callback: print, then send ``answer(data)`` back.
+
+    Data can still be delivered after its connection has gone (the remote
+    vanished, the server is stopping); the reply is then dropped, its
+    DISCONNECT line already says why.
+    """
 
     def echo(client: threaded.TcpClient, data: str | bytes) -> None:
         print_received(client, data)
-        client.send(answer(data))
+        try:
+            client.send(answer(data))
+        except SocketError as exc:
+            if not _gone(exc):
+                raise
 
     return echo
 
@@ -293,11 +388,15 @@ def _echo(
 def _async_echo(
     print_received: Callable[..., object], answer: Callable[[Any], Any]
 ) -> Callable[..., Awaitable[None]]:
-    """An async RECEIVED callback: print, then send ``answer(data)`` back."""
+    """An async RECEIVED callback: print, then send ``answer(data)`` back (as :func:`_echo`)."""
 
     async def echo(client: _AsyncClient, data: str | bytes) -> None:
         print_received(client, data)
-        await client.send(answer(data))
+        try:
+            await client.send(answer(data))
+        except SocketError as exc:
+            if not _gone(exc):
+                raise
 
     return echo
 
@@ -458,7 +557,7 @@ def _wait_forever() -> None:
 
 
 def _cmd_server(args: argparse.Namespace, printer: Printer) -> int:
-    options = {"encoding": args.encoding, "framing": args.framing}
+    options = _connection_options(args)
     evts = printer.callbacks("server", _SERVER_KEYS)
     if args.runtime != "threaded":
         runtime = _async_runtime(args)
@@ -487,48 +586,270 @@ def _cmd_server(args: argparse.Namespace, printer: Printer) -> int:
     return 0
 
 
-def _cmd_client(args: argparse.Namespace, printer: Printer) -> int:
-    options = {"encoding": args.encoding, "framing": args.framing}
-    evts = printer.callbacks("client", _CLIENT_KEYS)
-    framed = args.framing not in (None, "raw")
-    print_disconnect = evts[_E.DISCONNECT]
-    gone = threading.Event()
-    evts[_E.DISCONNECT] = _chain(print_disconnect, lambda *a: gone.set())
+#: The most bytes one read of a binary stdin takes (a read returns what there is).
+_CHUNK = 65536
+#: What the client's inbox holds once the connection has gone.
+_GONE = object()
+_LINE_ENDINGS = {"lf": "\n", "crlf": "\r\n"}
 
-    def prepare(line: str) -> str | bytes:
-        text = line.rstrip("\n") if framed else line
-        return text if args.encoding else text.encode("utf-8", "surrogateescape")
 
-    if args.runtime != "threaded":
-        runtime = _async_runtime(args)
+def _connection_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The TcpServer/TcpClient keywords the command line sets."""
+    options: dict[str, Any] = {"encoding": args.encoding, "framing": args.framing}
+    if args.line_ending is not None:
+        options["line_ending"] = _LINE_ENDINGS[args.line_ending]
+    return options
 
-        async def run() -> None:
-            async with runtime.TcpClient(evts=evts, **options) as client:
-                await client.connect(args.ip, args.port)
-                while client.isAlive:
-                    line = await runtime.in_thread(sys.stdin.readline)
-                    if not line:
-                        break
-                    await client.send(prepare(line))
-                # Let answers to the last lines arrive, unless the server leaves first.
-                await runtime.in_thread(gone.wait, args.linger)
 
-        runtime.run(run)
+class _ClientStreams:
+    """The client's stdin and, with ``--quiet``, its stdout.
+
+    Bytes pass exactly: ``--encoding none`` reads ``sys.stdin.buffer`` and
+    writes ``sys.stdout.buffer``; with an encoding, stdin is read as text
+    whose undecodable bytes go on as themselves (surrogateescape, the
+    library's rule for received text), and received text is written with
+    the connection's encoding and the same handler, so bytes round-trip.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._encoding: str | None = args.encoding
+        self._framing: str = args.framing or "raw"
+        self.broken = False
+        #: Called when stdout's reader has left (the command then ends).
+        self.on_broken: Callable[[], object] = lambda: None
+        if self._encoding is not None and isinstance(sys.stdin, io.TextIOWrapper):
+            sys.stdin.reconfigure(errors="surrogateescape")
+
+    def read(self) -> str | bytes:
+        """The next piece of stdin, empty at its end: a line, or raw what one read gives."""
+        piece: str | bytes
+        if self._encoding is None:
+            stdin = sys.stdin.buffer
+            if self._framing != "raw":
+                piece = stdin.readline()
+            elif isinstance(stdin, io.BufferedReader):
+                piece = stdin.read1(_CHUNK)  # what there is: no wait for a whole chunk
+            else:  # pragma: no cover - a replaced stdin
+                piece = os.read(stdin.fileno(), _CHUNK)
+        else:
+            # Under raw framing a line is only a convenient piece: bound it.
+            piece = sys.stdin.readline(_CHUNK if self._framing == "raw" else -1)
+        return piece
+
+    def message(self, piece: str | bytes) -> str | bytes:
+        """What to send for *piece*: itself, or under framing the line without its end."""
+        if self._framing == "raw":
+            return piece
+        if isinstance(piece, str):
+            return piece.removesuffix("\n").removesuffix("\r")
+        return piece.removesuffix(b"\n").removesuffix(b"\r")
+
+    def write(self, client: object, data: str | bytes) -> None:
+        """A RECEIVED callback for ``--quiet``: *data* to stdout, as it arrived."""
+        if self.broken:
+            return
+        if isinstance(data, str):  # only with an encoding
+            data = data.encode(self._encoding or "", "surrogateescape")
+        if self._framing == "line":
+            data += b"\n"  # the framer took the line end off
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:  # `jfsocket client -q ... | head`: the reader left
+            self.broken = True
+            self.on_broken()
+
+
+class _ClientOutcome:
+    """What decides the client's exit status: input that did not reach the server."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+        self.refused: SocketError | None = None
+
+    def send_failed(self, *args: object) -> None:
+        """A SENDFAIL callback."""
+        self.failed += 1
+
+    def status(self) -> int:
+        """0, or 1 after one line on stderr saying what was lost."""
+        if self.refused is not None:
+            print(f"jfsocket: error {self.refused}; input from there on not sent", file=sys.stderr)
+            return 1
+        if self.failed:
+            lost = f"{self.failed} send{'s' if self.failed > 1 else ''}"
+            print(f"jfsocket: {lost} of the input failed (SENDFAIL)", file=sys.stderr)
+            return 1
         return 0
+
+
+def _client_evts(
+    args: argparse.Namespace, printer: Printer, streams: _ClientStreams, outcome: _ClientOutcome
+) -> dict[EventTypes | str, Any]:
+    """The client's callbacks: the event log, or with ``--quiet`` data to stdout, events to
+    stderr."""
+    if args.quiet:
+        printer = Printer(sys.stderr, colour=_colour())
+        evts = printer.callbacks("client", (_E.CONNECTED, _E.DISCONNECT, _E.SENDFAIL))
+        evts[_E.RECEIVED] = streams.write
+    else:
+        evts = printer.callbacks("client", _CLIENT_KEYS)
+    evts[_E.SENDFAIL] = _chain(evts[_E.SENDFAIL], outcome.send_failed)
+    return evts
+
+
+def _take(inbox: queue.Queue[_T], timeout: float | None = None) -> _T | None:
+    """The next item of *inbox*, or ``None`` after *timeout* seconds (short waits: no
+    signal is missed)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+        if wait <= 0:
+            return None
+        with contextlib.suppress(queue.Empty):
+            return inbox.get(timeout=wait)
+
+
+class _StdinReader:
+    """Reads stdin in a daemon thread, one piece per :meth:`more`, into *inbox*.
+
+    The main thread waits on the inbox, where DISCONNECT puts :data:`_GONE`
+    too, so a server that leaves ends the client at once; the read still
+    blocked on a silent stdin is abandoned with its thread at exit.
+    """
+
+    def __init__(self, read: Callable[[], str | bytes], inbox: queue.Queue[object]) -> None:
+        self._wanted = threading.Semaphore(0)
+        self._read, self._inbox = read, inbox
+        threading.Thread(target=self._run, name="jfsocket stdin", daemon=True).start()
+
+    def more(self) -> None:
+        """Read one more piece."""
+        self._wanted.release()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.acquire()
+            try:
+                piece = self._read()
+            except Exception as exc:  # raised by the main thread
+                self._inbox.put(exc)
+                return
+            self._inbox.put(piece)
+            if not piece:
+                return
+
+
+def _client_threaded(
+    args: argparse.Namespace,
+    evts: dict[EventTypes | str, Any],
+    streams: _ClientStreams,
+    outcome: _ClientOutcome,
+) -> None:
+    inbox: queue.Queue[object] = queue.Queue()
+    evts[_E.DISCONNECT] = _chain(evts[_E.DISCONNECT], lambda *a: inbox.put(_GONE))
+    streams.on_broken = lambda: inbox.put(_GONE)
     with (
         contextlib.suppress(KeyboardInterrupt),
         _interrupts_while_waiting() as waiting,
-        threaded.TcpClient(evts=evts, **options) as client,
+        threaded.TcpClient(evts=evts, **_connection_options(args)) as client,
     ):
         client.connect(args.ip, args.port)
+        reader = _StdinReader(streams.read, inbox)
         with waiting:
-            for line in sys.stdin:
+            while True:
+                reader.more()
+                piece = _take(inbox)
+                if piece is _GONE:
+                    return
+                if isinstance(piece, BaseException):
+                    raise piece
+                assert isinstance(piece, (str, bytes))
+                if not piece:
+                    break
                 with waiting.paused():
-                    if not client.isAlive:
-                        break
-                    client.send(prepare(line))
-            gone.wait(args.linger)  # let answers to the last lines arrive
-    return 0
+                    try:
+                        client.send(streams.message(piece))
+                    except SocketError as exc:
+                        if not _gone(exc):
+                            raise
+                        outcome.refused = exc
+                        return
+            # shutdown() waits for our queued data to be written, as long as the
+            # server takes: in a thread, so that Ctrl-C can end the wait.
+            shut: queue.Queue[BaseException | None] = queue.Queue()
+            threading.Thread(
+                target=_report, args=(client.shutdown, shut), name="jfsocket shutdown", daemon=True
+            ).start()
+            error = _take(shut)
+            # Refused as gone: the server closed first, its DISCONNECT is in the inbox.
+            if isinstance(error, BaseException) and not (
+                isinstance(error, SocketError) and _gone(error)
+            ):
+                raise error
+            _take(inbox, args.linger)  # until the server closes (DISCONNECT)
+
+
+def _report(function: Callable[[], object], outcome: queue.Queue[BaseException | None]) -> None:
+    """Call *function*; put what it raised, or None, in *outcome*."""
+    try:
+        function()
+    except BaseException as exc:  # handed to the waiting thread
+        outcome.put(exc)
+    else:
+        outcome.put(None)
+
+
+def _client_async(
+    args: argparse.Namespace,
+    evts: dict[EventTypes | str, Any],
+    streams: _ClientStreams,
+    outcome: _ClientOutcome,
+) -> None:
+    runtime = _async_runtime(args)
+
+    async def run() -> None:
+        gone = runtime.event()
+        evts[_E.DISCONNECT] = _chain(evts[_E.DISCONNECT], lambda *a: gone.set())
+        streams.on_broken = gone.set
+        async with runtime.TcpClient(evts=evts, **_connection_options(args)) as client:
+            await client.connect(args.ip, args.port)
+            while True:
+                piece = await runtime.unless(gone, lambda: runtime.in_thread(streams.read))
+                if piece is None:  # the server has gone
+                    return
+                if not piece:
+                    break
+                try:
+                    await client.send(streams.message(piece))
+                except SocketError as exc:
+                    if not _gone(exc):
+                        raise
+                    outcome.refused = exc
+                    return
+            try:
+                await client.shutdown()  # the server sees the end of our input
+            except SocketError as exc:
+                if not _gone(exc):  # gone already: DISCONNECT has set the event
+                    raise
+            with contextlib.suppress(TimeoutError):
+                if args.linger is None:
+                    await gone.wait()
+                else:
+                    await runtime.within(args.linger, gone.wait())
+
+    runtime.run(run)
+
+
+def _cmd_client(args: argparse.Namespace, printer: Printer) -> int:
+    """Send stdin; at its end half-close, and wait until the server closes."""
+    streams, outcome = _ClientStreams(args), _ClientOutcome()
+    evts = _client_evts(args, printer, streams, outcome)
+    client = _client_threaded if args.runtime == "threaded" else _client_async
+    client(args, evts, streams, outcome)
+    if streams.broken:
+        _silence_stdout()
+    return outcome.status()
 
 
 # -- multicast -------------------------------------------------------------------
@@ -536,7 +857,12 @@ def _cmd_client(args: argparse.Namespace, printer: Printer) -> int:
 
 def _cmd_cast_listen(args: argparse.Namespace, printer: Printer) -> int:
     evts = printer.callbacks("receiver", _RECEIVER_KEYS)
-    options = {"evts": evts, "interface": args.interface, "encoding": args.encoding}
+    options = {
+        "evts": evts,
+        "interface": args.interface,
+        "encoding": args.encoding,
+        "recv_buffer": args.recv_buffer,
+    }
     if args.runtime != "threaded":
         runtime = _async_runtime(args)
 
@@ -561,9 +887,12 @@ def _cmd_cast_listen(args: argparse.Namespace, printer: Printer) -> int:
 
 def _cmd_cast_send(args: argparse.Namespace, printer: Printer) -> int:
     evts = printer.callbacks("sender", _SENDER_KEYS)
+    failed: list[object] = []
+    evts[_E.SENDFAIL] = _chain(evts[_E.SENDFAIL], lambda *a: failed.append(a[1]))
     target: Address = (args.group, args.port)
     options = {"ttl": args.ttl, "interface": args.interface, "encoding": args.encoding}
-    messages = [m if args.encoding else m.encode() for m in args.messages]
+    # Bytes as given on the command line (os.fsencode undoes argv's decoding).
+    messages = [m if args.encoding else os.fsencode(m) for m in args.messages]
     if args.runtime != "threaded":
         runtime = _async_runtime(args)
 
@@ -573,45 +902,79 @@ def _cmd_cast_send(args: argparse.Namespace, printer: Printer) -> int:
                     await sender.send(target, message)
 
         runtime.run(send)
-        return 0
-    with threaded.CastSender(evts=evts, **options) as sender:
-        for message in messages:
-            sender.send(target, message)
+    else:
+        with threaded.CastSender(evts=evts, **options) as sender:
+            for message in messages:
+                sender.send(target, message)
+    if failed:
+        print(
+            f"jfsocket: {len(failed)} of {len(messages)} datagrams failed (SENDFAIL)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 # -- arguments -------------------------------------------------------------------
 
 
-def _port(text: str) -> int:
+def _checked(check: Callable[[Any], _T], parse: Callable[[str], Any] = str) -> Callable[[str], _T]:
+    """An argparse ``type=``: the core's validator *check* of ``parse(text)``.
+
+    What it raises (TypeError, ValueError, SocketError) becomes argparse's
+    error: exit 2, one line naming the argument; the rules stay the core's.
+    """
+
+    def convert(text: str) -> _T:
+        try:
+            return check(parse(text))
+        except SocketError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc.message}") from None
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _integer(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be in 0-65535: {value}")
-    return value
+        raise ValueError(f"not a whole number: {text!r}") from None
 
 
-def _remote_port(text: str) -> int:
-    value = _port(text)
+def _remote_port(port: object) -> int:
+    value = validate_port(port)
     if value == 0:
-        raise argparse.ArgumentTypeError("port 0 can be listened on, not sent or connected to")
+        raise ValueError("port 0 can be listened on, not sent or connected to")
     return value
 
 
-def _ttl(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a TTL: {text!r}") from None
-    if not 0 <= value <= 255:
-        raise argparse.ArgumentTypeError(f"TTL must be in 0-255: {value}")
-    return value
+def _ttl(ttl: object) -> int:
+    """The sender's TTL, checked by the core's sender model (the rule lives there)."""
+    return SenderModel(None, ttl=ttl).ttl
+
+
+def _interface(ip: object) -> str:
+    return validate_ip(ip, name="interface")
 
 
 def _encoding(text: str) -> str | None:
-    return None if text.lower() in ("none", "bytes") else text
+    return None if text.lower() in ("none", "bytes") else validate_encoding(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"seconds must be 0 or more, got {text!r}")
+    return value
+
+
+_PORT = _checked(validate_port, _integer)
+_REMOTE_PORT = _checked(_remote_port, _integer)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -644,7 +1007,7 @@ def _parser() -> argparse.ArgumentParser:
         if data:
             p.add_argument(
                 "--encoding",
-                type=_encoding,
+                type=_checked(_encoding),
                 default="utf-8",
                 help="text encoding, or 'none' for bytes (default: utf-8)",
             )
@@ -655,6 +1018,13 @@ def _parser() -> argparse.ArgumentParser:
                 default=None,
                 help="how the stream is cut into messages (default: raw reads)",
             )
+            p.add_argument(
+                "--line-ending",
+                choices=tuple(_LINE_ENDINGS),
+                default=None,
+                help="what --framing line appends to each message sent (default: lf); "
+                "either ends a line received",
+            )
 
     demo = commands.add_parser("demo", help="server, client and multicast on loopback")
     common(demo, data=False)
@@ -662,20 +1032,38 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
 
     server = commands.add_parser("server", help="listen and print what happens")
-    server.add_argument("ip", nargs="?", default=_LOOPBACK, help="address (default 127.0.0.1)")
-    server.add_argument("port", type=_port, help="port (0: any free port)")
+    server.add_argument(
+        "ip", nargs="?", type=_checked(validate_ip), default=_LOOPBACK,
+        help="IP address to listen on (default 127.0.0.1)",
+    )  # fmt: skip
+    server.add_argument("port", type=_PORT, help="port (0: any free port)")
     server.add_argument("--echo", action="store_true", help="send received data back")
     common(server, framing=True)
     server.set_defaults(handler=_cmd_server)
 
-    client = commands.add_parser("client", help="send stdin lines, print what arrives")
-    client.add_argument("ip", help="server address or name")
-    client.add_argument("port", type=_remote_port, help="server port")
+    client = commands.add_parser(
+        "client",
+        help="send stdin, print what arrives",
+        description="Send stdin to the server and print what arrives. At the end of stdin "
+        "the client half-closes (the server sees EOF) and exits once the server has closed.",
+    )
+    client.add_argument("ip", type=_checked(validate_host), help="server address or host name")
+    client.add_argument("port", type=_REMOTE_PORT, help="server port")
+    client.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="write only the received data to stdout, as it arrived (connect, disconnect and "
+        "send failures go to stderr), so that `jfsocket client -q HOST PORT < in > out` "
+        "pipes like `nc -N`",
+    )
     client.add_argument(
         "--linger",
-        type=float,
-        default=1.0,
-        help="seconds to wait for answers after end of input (default 1)",
+        type=_checked(_seconds),
+        default=None,
+        metavar="SECONDS",
+        help="after the end of input, close if the server has not closed within this "
+        "many seconds (default: wait for it)",
     )
     common(client, framing=True)
     client.set_defaults(handler=_cmd_client)
@@ -683,25 +1071,39 @@ def _parser() -> argparse.ArgumentParser:
     cast = commands.add_parser("cast", help="UDP multicast")
     cast_commands = cast.add_subparsers(dest="cast_command", required=True, metavar="COMMAND")
     listen = cast_commands.add_parser("listen", help="join groups and print datagrams")
-    listen.add_argument("port", type=_port, help="port to listen on")
-    listen.add_argument("groups", nargs="+", metavar="GROUP", help="multicast groups to join")
+    listen.add_argument("port", type=_PORT, help="port to listen on")
     listen.add_argument(
-        "--interface", default="0.0.0.0", help="local interface address to join on (default: any)"
+        "groups", nargs="+", type=_checked(parse_group), metavar="GROUP",
+        help="multicast groups to join",
+    )  # fmt: skip
+    listen.add_argument(
+        "--interface",
+        type=_checked(_interface),
+        default="0.0.0.0",
+        help="local interface address to join on (default: any)",
+    )
+    listen.add_argument(
+        "--recv-buffer",
+        type=_checked(validate_recv_buffer, _integer),
+        default=MAX_DATAGRAM,
+        metavar="N",
+        help=f"the most bytes of a datagram taken (default {MAX_DATAGRAM}: any whole datagram)",
     )
     common(listen)
     listen.set_defaults(handler=_cmd_cast_listen)
     send = cast_commands.add_parser("send", help="send datagrams to a group")
-    send.add_argument("group", help="multicast group")
-    send.add_argument("port", type=_remote_port, help="port")
+    send.add_argument("group", type=_checked(parse_group), help="multicast group")
+    send.add_argument("port", type=_REMOTE_PORT, help="port")
     send.add_argument("messages", nargs="+", metavar="MESSAGE", help="one datagram each")
     send.add_argument(
         "--interface",
+        type=_checked(_interface),
         default=None,
         help="local interface address to send from (default: the system's)",
     )
     send.add_argument(
         "--ttl",
-        type=_ttl,
+        type=_checked(_ttl, _integer),
         default=1,
         help="hops the datagram may cross (0: this host only; default 1)",
     )
@@ -723,6 +1125,16 @@ def _check_loop(args: argparse.Namespace) -> None:
             )
 
 
+def _colour() -> bool | None:
+    """Colour on a terminal (None: ask it), unless NO_COLOR is set."""
+    return False if os.environ.get("NO_COLOR") else None
+
+
+def _silence_stdout() -> None:
+    """stdout's reader has left: keep the interpreter's final flush from complaining."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 error, 2 usage)."""
     args = _parser().parse_args(argv)
@@ -731,12 +1143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Show what the terminal's encoding cannot (a demo line in Chinese on an
         # ASCII console) as escapes instead of failing inside a callback.
         sys.stdout.reconfigure(errors="backslashreplace")
-    printer = Printer(sys.stdout, colour=None if not os.environ.get("NO_COLOR") else False)
+    printer = Printer(sys.stdout, colour=_colour())
     handler: Callable[[argparse.Namespace, Printer], int] = args.handler
     try:
         status = handler(args, printer)
-        if printer.broken:  # keep the interpreter's final flush from complaining
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if printer.broken:
+            _silence_stdout()
         return status
     except (
         SocketError,

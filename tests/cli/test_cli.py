@@ -14,14 +14,16 @@ import dataclasses
 import importlib.util
 import os
 import queue
+import random
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Final, TextIO
@@ -286,10 +288,10 @@ class RawServer:
     [
         ((), ("demo", "server", "client", "cast", "--version", "--debug")),
         (("demo",), ("--runtime", "threaded", "trio", "asyncio", "--loop", "uvloop")),
-        (("server",), ("ip", "port", "--echo", "--framing", "--encoding", "--runtime", "--loop")),
-        (("client",), ("ip", "port", "--linger", "--framing", "--encoding", "--runtime")),
+        (("server",), ("ip", "port", "--echo", "--framing", "--line-ending", "--encoding")),
+        (("client",), ("ip", "port", "--quiet", "-q", "--linger", "--framing", "--runtime")),
         (("cast",), ("listen", "send")),
-        (("cast", "listen"), ("port", "GROUP", "--interface", "--encoding", "--runtime")),
+        (("cast", "listen"), ("port", "GROUP", "--interface", "--recv-buffer", "--runtime")),
         (("cast", "send"), ("group", "port", "MESSAGE", "--interface", "--ttl", "--runtime")),
     ],
 )
@@ -518,6 +520,239 @@ def test_client_stops_on_sigint(taken_port: int, runtime: str) -> None:
     assert [e.what for e in client.events] == ["CONNECTED", "DISCONNECT"]
 
 
+# -- client as nc -N: half-close, --quiet, --encoding none -----------------------------------
+
+#: At most this many reads of one raw connection (each waits WAIT at most).
+MAX_READS: Final = 100_000
+
+
+class EofServer:
+    """A plain-socket TCP server on 127.0.0.1 for one connection, in a thread.
+
+    Like ``socat TCP-LISTEN:P EXEC:'wc -c'``: it reads until EOF, only then
+    sends ``answer(received)``, and closes.  A client that never half-closes
+    never gets the answer.
+    """
+
+    def __init__(self, answer: Callable[[bytes], bytes]) -> None:
+        self._answer = answer
+        self.received = b""
+        self.error: BaseException | None = None
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.settimeout(WAIT)
+        self._listener.bind((LOOPBACK, 0))
+        self._listener.listen(1)
+        self.port: int = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._listener.accept()
+            with conn:
+                conn.settimeout(WAIT)
+                for _ in range(MAX_READS):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    self.received += chunk
+                else:
+                    raise AssertionError(f"no EOF after {MAX_READS} reads")
+                conn.sendall(self._answer(self.received))
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+
+    def join(self) -> bytes:
+        """Wait (bounded) for the connection to be served; return what arrived."""
+        self._thread.join(2 * WAIT)
+        self._listener.close()
+        assert not self._thread.is_alive(), "the raw server is still serving"
+        if self.error is not None:
+            raise self.error
+        return self.received
+
+
+def run_bytes(
+    *args: str, stdin: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``jfsocket *args`` to completion (bounded) with the file *stdin*; bytes out."""
+    with stdin.open("rb") as source:
+        return subprocess.run(
+            [str(JFSOCKET), *args],
+            stdin=source,
+            capture_output=True,
+            env=env or _env(),
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+
+
+def _wc(received: bytes) -> bytes:
+    """The byte count, then bytes that are not UTF-8 (they must come out unchanged)."""
+    return b"%d\n\xe4\xff end\n" % len(received)
+
+
+#: Text lines, invalid UTF-8, CRLF, random bytes, and no final newline.
+PAYLOAD: Final = (
+    "hello\n你好\n".encode()
+    + b"\xe4\xff\r\n"
+    + random.Random(11).randbytes(200_000)
+    + b"\nlast line, no newline"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "none"])
+@pytest.mark.parametrize("runtime", [*RUNTIMES, UVLOOP])
+def test_client_quiet_pipes_like_nc_n(tmp_path: Path, runtime: str, encoding: str) -> None:
+    """``client -q < in > out``: the server gets stdin exactly and then EOF (half-close);
+    its answer, sent only then, is all of stdout, byte for byte; the client exits 0 once the
+    server has closed, its events on stderr."""
+    source = tmp_path / "in"
+    source.write_bytes(PAYLOAD)
+    server = EofServer(_wc)
+    result = run_bytes(
+        "client", "-q", LOOPBACK, str(server.port), *runtime_options(runtime),
+        "--encoding", encoding, stdin=source,
+    )  # fmt: skip
+    assert server.join() == PAYLOAD
+    errors = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0, errors
+    assert result.stdout == _wc(PAYLOAD)
+    assert "Traceback" not in errors
+    assert [e.what for e in parse(errors.splitlines())] == ["CONNECTED", "DISCONNECT"]
+
+
+@pytest.mark.parametrize("encoding", ["none", "utf-8"])
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_client_sends_invalid_utf8_exactly_under_a_strict_locale(
+    tmp_path: Path, runtime: str, encoding: str
+) -> None:
+    """Invalid UTF-8 on stdin under ``PYTHONIOENCODING=utf-8:strict`` and ``LC_ALL=C``: the
+    server gets the exact bytes (``--encoding none`` reads ``sys.stdin.buffer``; text is read
+    losslessly), no traceback, exit 0, the answer in the event log."""
+    data = b"abc\xe4\n\xff\xfe\x00 \xc3\n\xed\xa0\x80 tail \xe4"
+    source = tmp_path / "in"
+    source.write_bytes(data)
+    env = {**_env(), "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C"}
+    server = EofServer(lambda received: b"ok\n")
+    result = run_bytes(
+        "client", LOOPBACK, str(server.port), "--runtime", runtime, "--encoding", encoding,
+        stdin=source, env=env,
+    )  # fmt: skip
+    assert server.join() == data
+    output, errors = result.stdout.decode(), result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0, errors
+    assert errors == ""
+    received = [e.detail for e in parse(output.splitlines()) if e.what == "RECEIVED"]
+    assert received == (["b'ok\\n'"] if encoding == "none" else ["'ok\\n'"])
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_client_quiet_line_framing(tmp_path: Path, runtime: str) -> None:
+    """``-q --framing line``: CRLF or LF input lines go out as lines (the framer's LF), and
+    each received line is written as a line."""
+    source = tmp_path / "in"
+    source.write_bytes(b"one\r\ntwo\nthree")
+    server = EofServer(lambda received: b"first\r\nsecond\n")
+    result = run_bytes(
+        "client", "-q", "--framing", "line", LOOPBACK, str(server.port), "--runtime", runtime,
+        stdin=source,
+    )  # fmt: skip
+    assert server.join() == b"one\ntwo\nthree\n"
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"first\nsecond\n"
+
+
+@contextlib.contextmanager
+def leaving_server(answer: bytes) -> Iterator[int]:
+    """A raw server on 127.0.0.1 whose one connection gets *answer* and is closed at once."""
+    error: list[BaseException] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.settimeout(WAIT)
+        listener.bind((LOOPBACK, 0))
+        listener.listen(1)
+
+        def serve() -> None:
+            try:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.sendall(answer)
+            except BaseException as exc:  # reported below
+                error.append(exc)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        yield listener.getsockname()[1]
+        thread.join(WAIT)
+        assert not thread.is_alive(), "the raw server is still serving"
+    if error:
+        raise error[0]
+
+
+@pytest.mark.parametrize("runtime", [*RUNTIMES, UVLOOP])
+def test_client_exits_when_the_server_leaves(runtime: str) -> None:
+    """A server that closes while stdin is still open ends the client at once: exit 0, the
+    answer printed; a stdin read that is still blocked does not hold the process."""
+    with (
+        leaving_server(b"bye\n") as port,
+        started("client", LOOPBACK, str(port), *runtime_options(runtime), stdin=subprocess.PIPE)
+        as client,
+    ):  # fmt: skip
+        client.expect("client", "DISCONNECT")
+        code, errors = client.finish()
+    assert (code, errors) == (0, "")
+    events = [(e.what, e.detail) for e in client.events]
+    assert [what for what, _ in events] == ["CONNECTED", "RECEIVED", "DISCONNECT"]
+    assert events[1][1] == "'bye\\n'"
+
+
+# -- server: line endings, a client that vanishes -----------------------------------------
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_server_line_ending_crlf(runtime: str) -> None:
+    """``server --framing line --line-ending crlf --echo``: LF or CRLF lines in, CRLF out."""
+    args = ("server", LOOPBACK, "0", "--echo", "--framing", "line", "--line-ending", "crlf")
+    with started(*args, "--runtime", runtime) as server:
+        port = int(server.expect("server", "LISTENING").detail.rpartition(":")[2])
+        with socket.create_connection((LOOPBACK, port), timeout=WAIT) as raw:
+            raw.sendall(b"one\r\ntwo\n")
+            assert recv_until(raw, b"one\r\ntwo\r\n") == b"one\r\ntwo\r\n"
+        assert [server.expect("server", "RECEIVED").data for _ in range(2)] == ["one", "two"]
+        server.proc.send_signal(signal.SIGINT)
+        code, errors = server.finish()
+    assert (code, errors) == (0, "")
+
+
+#: The most a vanishing client writes (it stops earlier, when the socket has no room).
+BURST: Final = 64 << 20
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_echo_server_ignores_a_client_that_vanished(runtime: str) -> None:
+    """A client writes until the echo server's replies back up, then resets the connection,
+    and the server is stopped with data of it still to echo: the replies that have nowhere
+    to go are dropped without a traceback; exit 0."""
+    with started("server", LOOPBACK, "0", "--echo", "--runtime", runtime) as server:
+        port = int(server.expect("server", "LISTENING").detail.rpartition(":")[2])
+        raw = socket.create_connection((LOOPBACK, port), timeout=WAIT)
+        with raw:
+            server.expect("server", "CONNECTED")
+            raw.setblocking(False)
+            chunk, sent = b"x" * 65536, 0
+            # Write, never read, until the socket has no room (bounded by BURST).
+            with contextlib.suppress(BlockingIOError):
+                while sent < BURST:
+                    sent += raw.send(chunk)
+            server.expect("server", "RECEIVED")
+            # Vanish: a reset, not a clean close.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        server.proc.send_signal(signal.SIGINT)
+        code, errors = server.finish(timeout=2 * WAIT)
+    assert "Traceback" not in errors, errors[:3000]
+    assert code == 0, errors[:3000]
+
+
 # -- multicast -------------------------------------------------------------------------------
 
 
@@ -552,6 +787,83 @@ def test_cast_listen_and_send(runtime: str, group: str) -> None:
     ]
 
 
+def send_raw_datagram(group: str, port: int, payload: bytes) -> None:
+    """One datagram from a plain socket: interface 127.0.0.1, TTL 0 (this host only)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LOOPBACK))
+        sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
+        sender.sendto(payload, (group, port))
+
+
+@pytest.mark.parametrize(
+    ("runtime", "group"),
+    [("threaded", "239.255.92.1"), ("trio", "239.255.92.2"), ("asyncio", "239.255.92.3")],
+)
+def test_cast_listen_takes_a_1000_byte_datagram_whole(runtime: str, group: str) -> None:
+    """By default ``cast listen`` takes a whole datagram (65507 bytes), not the library's 256;
+    with ``--recv-buffer 100`` the datagram is cut: not passed off as whole, a warning on
+    stderr (the next short one is the first RECEIVED)."""
+    port = free_udp_port()
+    payload = "".join(chr(ord("a") + i % 26) for i in range(1000))
+    args = ("cast", "listen", str(port), group, *CAST_SAFE, "--runtime", runtime)
+    with started(*args) as listener:
+        listener.expect("receiver", "LISTENING")
+        send_raw_datagram(group, port, payload.encode())
+        assert listener.expect("receiver", "RECEIVED").data == payload
+        listener.proc.send_signal(signal.SIGINT)
+        code, errors = listener.finish()
+    assert (code, errors) == (0, "")
+    with started(*args, "--recv-buffer", "100") as listener:
+        listener.expect("receiver", "LISTENING")
+        send_raw_datagram(group, port, payload.encode())
+        send_raw_datagram(group, port, b"short")
+        assert listener.expect("receiver", "RECEIVED").data == "short"
+        listener.proc.send_signal(signal.SIGINT)
+        code, errors = listener.finish()
+    assert code == 0, errors
+    assert "longer than recvBuffer=100 and was cut" in errors
+
+
+#: Loaded by the child through PYTHONPATH: a datagram that starts with b'fail' cannot be sent.
+FAILING_SENDTO: Final = """\
+import errno, socket
+
+_sendto = socket.socket.sendto
+
+
+def sendto(self, data, *args):
+    if bytes(data).startswith(b"fail"):
+        raise OSError(errno.EMSGSIZE, "Message too long (made to fail by the test)")
+    return _sendto(self, data, *args)
+
+
+socket.socket.sendto = sendto
+"""
+
+
+@pytest.mark.parametrize(
+    ("runtime", "group"),
+    [("threaded", "239.255.92.4"), ("trio", "239.255.92.5"), ("asyncio", "239.255.92.6")],
+)
+def test_cast_send_exits_1_after_a_sendfail(tmp_path: Path, runtime: str, group: str) -> None:
+    """A datagram the OS refuses: SENDFAIL, the others still sent, exit 1 with one line."""
+    (tmp_path / "sitecustomize.py").write_text(FAILING_SENDTO)
+    env = {**_env(), "PYTHONPATH": str(tmp_path)}
+    port = str(free_udp_port())
+    result = run(
+        "cast", "send", group, port, "ok", "fail", "ok too", *SEND_SAFE, "--runtime", runtime,
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert [(e.what, e.detail.partition("  ")[0]) for e in parse(result.stdout.splitlines())] == [
+        ("SENDED", "'ok'"),
+        ("SENDFAIL", "'fail'"),
+        ("SENDED", "'ok too'"),
+    ]
+    assert "Message too long" in result.stdout
+    assert result.stderr == "jfsocket: 1 of 3 datagrams failed (SENDFAIL)\n"
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 
@@ -560,11 +872,11 @@ def test_cast_listen_and_send(runtime: str, group: str) -> None:
     [
         (("bogus",), "invalid choice: 'bogus'"),
         ((), "the following arguments are required: COMMAND"),
-        (("server", LOOPBACK, "70000"), "port must be in 0-65535: 70000"),
+        (("server", LOOPBACK, "70000"), "port must be in 0-65535, got 70000"),
         (("client",), "the following arguments are required: ip, port"),
         (("cast", "listen", "5000"), "the following arguments are required: GROUP"),
         (("cast", "send", "239.255.91.9", "9"), "required: MESSAGE"),
-        (("cast", "send", "239.255.91.9", "9", "m", *CAST_SAFE, "--ttl", "300"), "0-255: 300"),
+        (("cast", "send", "239.255.91.9", "9", "m", *CAST_SAFE, "--ttl", "300"), "0-255, got 300"),
         (("demo", "--runtime", "asyncio", "--loop", "tokio"), "invalid choice: 'tokio'"),
         (("demo", "--loop", "uvloop"), "--loop uvloop goes with --runtime asyncio"),
         (("server", "0", "--runtime", "trio", "--loop", "asyncio"), "goes with --runtime asyncio"),
@@ -578,6 +890,48 @@ def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
     assert result.stderr.startswith("usage: jfsocket")
     last = result.stderr.splitlines()[-1]
     assert last.startswith("jfsocket") and "error:" in last and message in last, last
+
+
+@pytest.mark.parametrize(
+    ("args", "argument", "message"),
+    [
+        (("server", "localhost", "5000"), "ip", "'localhost'"),
+        (("server", "127.0.0.300", "5000"), "ip", "'127.0.0.300'"),
+        (("server", LOOPBACK, "http"), "port", "'http'"),
+        (("server", LOOPBACK, "-1"), "port", "got -1"),
+        (("server", "0", "--encoding", "utf-9"), "--encoding", "'utf-9'"),
+        (("server", "0", "--encoding", "hex"), "--encoding", "'hex'"),
+        (("client", "no such host", "80"), "ip", "'no such host'"),
+        (("client", LOOPBACK, "65536"), "port", "got 65536"),
+        (("client", LOOPBACK, "80", "--encoding", "utf-9"), "--encoding", "'utf-9'"),
+        (("client", LOOPBACK, "80", "--linger", "-1"), "--linger", "'-1'"),
+        (("client", LOOPBACK, "80", "--linger", "nan"), "--linger", "'nan'"),
+        (("cast", "listen", "5000", "10.0.0.1"), "GROUP", "'10.0.0.1': not a multicast address"),
+        (("cast", "listen", "5000", "239.255.91.9", "bogus"), "GROUP", "'bogus': not a multicast"),
+        (
+            ("cast", "listen", "5000", "239.255.91.9", "--recv-buffer", "0"),
+            "--recv-buffer",
+            "got 0",
+        ),
+        (("cast", "listen", "5000", "239.255.91.9", "--recv-buffer", "x"), "--recv-buffer", "'x'"),
+        (("cast", "listen", "5000", "239.255.91.9", "--interface", "lo"), "--interface", "'lo'"),
+        (("cast", "send", LOOPBACK, "9", "m", *SEND_SAFE), "group", "not a multicast address"),
+        (("cast", "send", "239.255.91.9", "9", "m", "--interface", "any"), "--interface", "'any'"),
+        (("cast", "send", "239.255.91.9", "9", "m", *SEND_SAFE, "--ttl", "-1"), "--ttl", "got -1"),
+        (("cast", "send", "239.255.91.9", "x", "m", *SEND_SAFE), "port", "'x'"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_argument(
+    args: tuple[str, ...], argument: str, message: str
+) -> None:
+    """A bad value (checked by the core's validators): exit 2, one error line naming it."""
+    result = run(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0] == result.stderr.splitlines()[-1], result.stderr
+    assert f"error: argument {argument}: " in errors[0] and message in errors[0], errors[0]
 
 
 def test_loop_uvloop_without_uvloop_is_a_usage_error(tmp_path: Path) -> None:
@@ -656,8 +1010,8 @@ def test_connection_refused_is_1006(refusing_port: int, runtime: str) -> None:
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_cast_send_to_unicast_is_1004(runtime: str) -> None:
-    """``cast send`` to a non-multicast address: exit 1 with a one-line 1004 message."""
-    result = run("cast", "send", LOOPBACK, "9", "m", *SEND_SAFE, "--runtime", runtime)
+def test_cast_send_to_a_group_of_the_other_family_is_1004(runtime: str) -> None:
+    """An IPv6 group from the IPv4 interface: refused before sending, exit 1, one 1004 line."""
+    result = run("cast", "send", "ff15::1", "9", "m", *SEND_SAFE, "--runtime", runtime)
     assert "not a multicast address" in one_line_error(result, 1004)
     assert result.stdout == ""
