@@ -229,15 +229,11 @@ def recv_until(sock: socket.socket, expected: bytes) -> bytes:
     return got
 
 
-class RawServer:
-    """A plain-socket TCP server on 127.0.0.1 serving one connection in a thread.
+class _OneConnection:
+    """A plain-socket TCP server on 127.0.0.1 serving one connection in a thread;
+    subclasses say what it does with the connection (:meth:`_talk`)."""
 
-    It reads until *lines* newlines have arrived, sends *answer*, shuts down its
-    sending side, and reads what else comes until the client closes.
-    """
-
-    def __init__(self, lines: int, answer: bytes) -> None:
-        self._lines, self._answer = lines, answer
+    def __init__(self) -> None:
         self.received = b""
         self.error: BaseException | None = None
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -253,22 +249,12 @@ class RawServer:
             conn, _ = self._listener.accept()
             with conn:
                 conn.settimeout(WAIT)
-                for _ in range(MAX_LINES):
-                    if self.received.count(b"\n") >= self._lines:
-                        break
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    self.received += chunk
-                conn.sendall(self._answer)
-                conn.shutdown(socket.SHUT_WR)
-                for _ in range(MAX_LINES):
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    self.received += chunk
+                self._talk(conn)
         except BaseException as exc:  # reported by join()
             self.error = exc
+
+    def _talk(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
     def join(self) -> bytes:
         """Wait (bounded) for the connection to be served; return what arrived."""
@@ -278,6 +264,31 @@ class RawServer:
         if self.error is not None:
             raise self.error
         return self.received
+
+
+class RawServer(_OneConnection):
+    """Reads until *lines* newlines have arrived, sends *answer*, shuts down its
+    sending side, and reads what else comes until the client closes."""
+
+    def __init__(self, lines: int, answer: bytes) -> None:
+        self._lines, self._answer = lines, answer
+        super().__init__()
+
+    def _talk(self, conn: socket.socket) -> None:
+        for _ in range(MAX_LINES):
+            if self.received.count(b"\n") >= self._lines:
+                break
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            self.received += chunk
+        conn.sendall(self._answer)
+        conn.shutdown(socket.SHUT_WR)
+        for _ in range(MAX_LINES):
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            self.received += chunk
 
 
 # -- help and version --------------------------------------------------------------------
@@ -526,50 +537,24 @@ def test_client_stops_on_sigint(taken_port: int, runtime: str) -> None:
 MAX_READS: Final = 100_000
 
 
-class EofServer:
-    """A plain-socket TCP server on 127.0.0.1 for one connection, in a thread.
-
-    Like ``socat TCP-LISTEN:P EXEC:'wc -c'``: it reads until EOF, only then
+class EofServer(_OneConnection):
+    """Like ``socat TCP-LISTEN:P EXEC:'wc -c'``: it reads until EOF, only then
     sends ``answer(received)``, and closes.  A client that never half-closes
-    never gets the answer.
-    """
+    never gets the answer."""
 
     def __init__(self, answer: Callable[[bytes], bytes]) -> None:
         self._answer = answer
-        self.received = b""
-        self.error: BaseException | None = None
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.settimeout(WAIT)
-        self._listener.bind((LOOPBACK, 0))
-        self._listener.listen(1)
-        self.port: int = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        try:
-            conn, _ = self._listener.accept()
-            with conn:
-                conn.settimeout(WAIT)
-                for _ in range(MAX_READS):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    self.received += chunk
-                else:
-                    raise AssertionError(f"no EOF after {MAX_READS} reads")
-                conn.sendall(self._answer(self.received))
-        except BaseException as exc:  # reported by join()
-            self.error = exc
-
-    def join(self) -> bytes:
-        """Wait (bounded) for the connection to be served; return what arrived."""
-        self._thread.join(2 * WAIT)
-        self._listener.close()
-        assert not self._thread.is_alive(), "the raw server is still serving"
-        if self.error is not None:
-            raise self.error
-        return self.received
+    def _talk(self, conn: socket.socket) -> None:
+        for _ in range(MAX_READS):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            self.received += chunk
+        else:
+            raise AssertionError(f"no EOF after {MAX_READS} reads")
+        conn.sendall(self._answer(self.received))
 
 
 def run_bytes(
