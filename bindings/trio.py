@@ -43,6 +43,7 @@ from jfsocket.core import (
     Data,
     Disconnected,
     DispatchQueue,
+    ErrorCode,
     Event,
     EventTypes,
     Framing,
@@ -182,6 +183,15 @@ async def _run(callback: Callback, args: tuple[object, ...], event: Event) -> No
             await result
         except Exception as exc:
             log_callback_error(callback, event, exc)
+
+
+def _write_error(exc: BaseException) -> BaseException:
+    """What a failed ``send_all`` tells the user: the OS's error behind a broken
+    stream, else (closed under it, cancelled) 1001 with trio's exception inside."""
+    cause = exc.__cause__
+    if isinstance(exc, trio.BrokenResourceError) and isinstance(cause, OSError):
+        return cause
+    return SocketError(ErrorCode.NOT_CONNECTED, exc)
 
 
 class _Object:
@@ -413,8 +423,7 @@ class TcpClient(ClientFacade, _Object):
             try:
                 await stream.send_all(payload)
             except BaseException as exc:
-                cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else None
-                error = cause or exc
+                error = _write_error(exc)
                 events = conn.send_failed(ticket, error) + conn.connection_lost(error)
                 with trio.CancelScope(shield=True):
                     await trio.aclose_forcefully(stream)

@@ -11,8 +11,10 @@ their role label:
   side of a connection ``"server:client1"`` (``"server:raw1"`` for a plain
   socket peer; a second object with the same label gets ``"#2"``);
 * an ``(ip, port)`` becomes the label of whoever has that address;
-* an exception becomes ``"error"`` (the SPEC only says SENDFAIL carries "the
-  exception"; which one depends on what the binding saw first);
+* an ``OSError`` or ``SocketError`` becomes ``"error"`` (the SPEC only says
+  SENDFAIL carries "the exception"; which one depends on what the binding saw
+  first); any other exception shows as ``"unexpected <type>"``, so a binding
+  that hands users a cancellation there fails the comparison;
 * data stays itself, compared with its exact type; SENDED/SENDFAIL data that
   is not the very object passed to ``send`` shows as :class:`Copied`;
 * on a raw-framed (stream) connection, consecutive RECEIVEDs are joined: how
@@ -33,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 import pytest
+from jfsocket.core import SocketError
 
 __all__ = [
     "ERROR",
@@ -311,11 +314,14 @@ class Recorder:
     def _normalise(self, value: object, labels: Mapping[int, str]) -> object:
         if id(value) in labels:
             return labels[id(value)]
-        if isinstance(value, BaseException):
+        if isinstance(value, (OSError, SocketError)):
             # SENDFAIL's ``err`` is "the exception": an OSError from the write, or
             # the SocketError(1001) of a connection lost meanwhile, depending on
-            # which the binding saw first.  Its type is not part of the contract.
+            # which the binding saw first.  Which of the two is not part of the
+            # contract; anything else (a cancellation, say) is shown as itself.
             return ERROR
+        if isinstance(value, BaseException):
+            return f"unexpected {type(value).__name__}"
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
             return self._address_label(value)
         return value
