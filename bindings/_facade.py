@@ -11,7 +11,7 @@ them: the clients' own methods do the waiting).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from jfsocket.core import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -43,11 +43,20 @@ __all__ = [
     "SenderFacade",
     "ServerFacade",
     "client_parts",
+    "raise_failure",
     "wrong_runtime",
 ]
 
 #: The constructors' ``evts``: event key (member or string) to callback.
 Evts = dict[EventTypes | str, Callback | None]
+
+
+def raise_failure(error: SocketError, exc: BaseException) -> NoReturn:
+    """Raise what a failed OS step means: the core's *error* for an ``OSError``;
+    anything else (a cancellation, Ctrl-C) goes on as itself."""
+    if isinstance(exc, OSError):
+        raise error from exc
+    raise exc
 
 
 def wrong_runtime(obj: object, binding: str, needs: str) -> RuntimeError:
@@ -181,8 +190,8 @@ class AsyncServerOps(ServerFacade):
         for client in self._model.targets(remote):
             try:
                 await client.send(data)
-            except SocketError:
-                if remote is not None:
+            except SocketError as exc:
+                if not self._model.broadcast_skips(remote, exc):
                     raise
 
     async def close(self, remote: Address | None = None) -> None:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import errno
 import inspect
 import socket as _socket
 import sys
@@ -61,12 +60,14 @@ from jfsocket.core import (
     Event,
     EventTypes,
     Framing,
+    OsContext,
     ServerModel,
     SocketError,
     Stopped,
     invoke,
     log_callback_error,
     normalize_sockaddr,
+    translate_os_error,
     validate_host,
     validate_port,
 )
@@ -78,6 +79,7 @@ from ._facade import (
     ReceiverFacade,
     SenderFacade,
     client_parts,
+    raise_failure,
     wrong_runtime,
 )
 from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
@@ -588,9 +590,11 @@ class _Stream(asyncio.Protocol):
             # asyncio sets it only on sockets made with IPPROTO_TCP, not on all it accepts.
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         try:
-            self._client._adopt(self, transport)
+            adopted = self._client._adopt(self, transport)
         except SocketError as exc:
             self.error = exc
+            adopted = False
+        if not adopted:
             transport.abort()
 
     def data_received(self, data: bytes) -> None:
@@ -765,20 +769,21 @@ class TcpClient(ClientFacade, _Object):
             raise TypeError(f"socket must be a socket.socket, not {type(socket).__name__}")
         self._adoptee = socket
 
-    def _adopt(self, proto: _Stream, transport: asyncio.Transport) -> None:
+    def _adopt(self, proto: _Stream, transport: asyncio.Transport) -> bool:
         """The transport is up: CONNECTED is queued before any data can arrive.
 
         It waits there for whoever made the connection (or for the first
         data, which then delivers it first), so nothing can overtake it.
+        ``False``: the server refused it (it is stopping): no event at all.
         """
         try:
             host = normalize_sockaddr(transport.get_extra_info("sockname"))
             remote = normalize_sockaddr(transport.get_extra_info("peername"))
-        except (OSError, TypeError) as exc:
-            raise SocketError(1001, exc) from exc
+        except (OSError, TypeError) as exc:  # the peer left first: no address to read
+            raise translate_os_error(OsContext.ADOPT, exc) from exc
         server = self._server
         if server is not None and not server._model.accept(remote, self):
-            raise SocketError(1001, ConnectionAbortedError("the server is stopping"))
+            return False
         events = self._conn.connection_made(host, remote)
         self._proto = proto
         self._dispatcher.revive()
@@ -787,6 +792,7 @@ class TcpClient(ClientFacade, _Object):
                 self._dispatcher.kick()  # nobody awaits an accepted connection
             else:
                 self._dispatcher.queue.abandon()  # connect() or the first data drains it
+        return True
 
     async def _enter(self) -> None:
         sock, self._adoptee = self._adoptee, None
@@ -829,10 +835,8 @@ class TcpClient(ClientFacade, _Object):
                 proto.transport.abort()
                 proto.connection_lost(None)
                 raise
-            error = self._conn.connect_failed(exc)  # back to IDLE, also when cancelled
-            if isinstance(exc, OSError):
-                raise error from exc
-            raise
+            # Back to IDLE, also when cancelled.
+            raise_failure(self._conn.connect_failed(exc), exc)
         assert proto is not None
         if proto.error is not None:  # closed while connecting
             raise proto.error
@@ -980,10 +984,7 @@ class TcpServer(AsyncServerOps, _Object):
                 server.close()
             else:
                 sock.close()
-            error = self._model.start_failed(exc)
-            if isinstance(exc, OSError):
-                raise error from exc
-            raise
+            raise_failure(self._model.start_failed(exc), exc)
         events = self._model.listening(normalize_sockaddr(sock.getsockname()))
         await self._dispatcher.emit(events)
 
@@ -1105,10 +1106,7 @@ class CastReceiver(ReceiverFacade, _Object):
                 proto.abandon()
             else:
                 sock.close()
-            error = self._model.start_failed(exc)
-            if isinstance(exc, OSError):
-                raise error from exc
-            raise
+            raise_failure(self._model.start_failed(exc), exc)
         events = self._model.listening(normalize_sockaddr(sock.getsockname()))
         self._sock, self._transport, self._proto = sock, transport, proto
         self._dispatcher.revive()
@@ -1172,15 +1170,13 @@ class CastSender(SenderFacade, _Object):
         ticket, payload, target = self._model.send(remote, data)
         try:
             sock = self._socket_for(family_of(target[0]))
-            sent = await _sendto(sock, payload, target)
-            if sent != len(payload):
-                raise OSError(errno.EMSGSIZE, f"only {sent} of {len(payload)} bytes sent")
+            count = await _sendto(sock, payload, target)
         except BaseException as exc:
             await self._dispatcher.emit(self._model.send_failed(ticket, exc))
             if not isinstance(exc, OSError):
                 raise
             return
-        await self._dispatcher.emit(self._model.sent(ticket))
+        await self._dispatcher.emit(self._model.written(ticket, count, payload))
 
     async def close(self) -> None:
         """Release the sockets (a later ``send`` opens new ones)."""

@@ -20,7 +20,6 @@ joins groups, and dispatches what the core returns.  Its shape:
 from __future__ import annotations
 
 import contextlib
-import errno
 import socket as _socket
 import threading
 from collections.abc import Callable
@@ -28,8 +27,10 @@ from types import TracebackType
 from typing import Final, TypeVar
 
 from jfsocket.core import (
+    ACCEPT_RETRY_DELAY,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECV_BUFFER,
+    AcceptAction,
     Address,
     CallbackRegistry,
     Connection,
@@ -38,11 +39,13 @@ from jfsocket.core import (
     Event,
     EventTypes,
     Framing,
+    OsContext,
     ServerModel,
     SocketError,
     encode_payload,
     invoke,
     normalize_sockaddr,
+    translate_os_error,
     validate_host,
     validate_port,
 )
@@ -63,7 +66,6 @@ _T = TypeVar("_T")
 #: Events a reader may queue ahead of a slow dispatcher before it stops reading
 #: (so a stalled callback slows the peer down instead of growing memory).
 _MAX_BACKLOG: Final = 1024
-_ACCEPT_RETRY_DELAY: Final = 0.1
 _MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
 _local = threading.local()
 
@@ -256,7 +258,7 @@ class TcpClient(ClientFacade, _Lifetime):
             host = normalize_sockaddr(sock.getsockname())
             remote = normalize_sockaddr(sock.getpeername())
         except OSError as exc:
-            raise SocketError(1001, exc) from exc
+            raise translate_os_error(OsContext.ADOPT, exc) from exc
         sock.settimeout(None)
         with contextlib.suppress(OSError):
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
@@ -512,10 +514,11 @@ class TcpServer(ServerFacade, _Lifetime):
             try:
                 sock, _ = listener.accept()
             except OSError as exc:
-                if not self._model.is_listening:
+                action = self._model.accept_failed(exc)
+                if action is AcceptAction.STOP:
                     break
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    retry.wait(_ACCEPT_RETRY_DELAY)  # out of fds: let some close first
+                if action is AcceptAction.WAIT:
+                    retry.wait(ACCEPT_RETRY_DELAY)
                 continue
             try:
                 client = TcpClient(sock, _server=self)
@@ -581,10 +584,9 @@ class TcpServer(ServerFacade, _Lifetime):
         for client in targets:
             try:
                 client.send(data)
-            except SocketError:
-                if remote is not None:
+            except SocketError as exc:
+                if not self._model.broadcast_skips(remote, exc):
                     raise
-                # Broadcast: a client that left since the snapshot is no target.
 
     def close(self, remote: Address | None = None) -> None:
         """Close one remote's connection, or all of them."""
@@ -719,13 +721,11 @@ class CastSender(SenderFacade, _Lifetime):
             ticket, payload, target = self._model.send(remote, data)
             family = family_of(target[0])
             try:
-                sent = self._socket_for(family).sendto(payload, target)
-                if sent != len(payload):
-                    raise OSError(errno.EMSGSIZE, f"only {sent} of {len(payload)} bytes sent")
+                count = self._socket_for(family).sendto(payload, target)
             except OSError as exc:
                 run = self._dispatcher.push(self._model.send_failed(ticket, exc))
             else:
-                run = self._dispatcher.push(self._model.sent(ticket))
+                run = self._dispatcher.push(self._model.written(ticket, count, payload))
         if run:
             self._dispatcher.drain()
 

@@ -25,7 +25,6 @@ joins groups and awaits what the core returns.  Its shape:
 from __future__ import annotations
 
 import contextlib
-import errno
 import inspect
 import math
 import socket as _socket
@@ -34,8 +33,10 @@ from typing import Any, Final, TypeVar
 
 import trio
 from jfsocket.core import (
+    ACCEPT_RETRY_DELAY,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECV_BUFFER,
+    AcceptAction,
     Address,
     Callback,
     CallbackRegistry,
@@ -47,12 +48,14 @@ from jfsocket.core import (
     Event,
     EventTypes,
     Framing,
+    OsContext,
     ServerModel,
     SocketError,
     Stopped,
     invoke,
     log_callback_error,
     normalize_sockaddr,
+    translate_os_error,
     validate_host,
     validate_port,
 )
@@ -64,6 +67,7 @@ from ._facade import (
     ReceiverFacade,
     SenderFacade,
     client_parts,
+    raise_failure,
     wrong_runtime,
 )
 from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
@@ -71,7 +75,6 @@ from ._sockopts import apply_changes, configure_sender, family_of, prepare_recei
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
 _O = TypeVar("_O", bound="_Object")
-_ACCEPT_RETRY_DELAY: Final = 0.1
 _MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
 #: The dispatchers each task is draining, innermost last.
 _draining: dict[trio.lowlevel.Task, list[_Dispatcher]] = {}
@@ -309,7 +312,7 @@ class TcpClient(ClientFacade, _Object):
             host = normalize_sockaddr(stream.socket.getsockname())
             remote = normalize_sockaddr(stream.socket.getpeername())
         except OSError as exc:
-            raise SocketError(1001, exc) from exc
+            raise translate_os_error(OsContext.ADOPT, exc) from exc
         self._stream = stream
         if self._dispatcher.push(self._conn.connection_made(host, remote)):
             self._dispatcher.queue.abandon()
@@ -338,10 +341,8 @@ class TcpClient(ClientFacade, _Object):
             # task calling us (from DISCONNECT), and it leaves this connection be.
             stream = await trio.open_tcp_stream(host, port)
         except BaseException as exc:
-            error = self._conn.connect_failed(exc)  # back to IDLE, also when cancelled
-            if isinstance(exc, OSError):
-                raise error from exc
-            raise
+            # Back to IDLE, also when cancelled.
+            raise_failure(self._conn.connect_failed(exc), exc)
         try:
             self._adopt(stream)
         except BaseException:
@@ -537,10 +538,7 @@ class TcpServer(AsyncServerOps, _Object):
             sock.listen(self._model.backlog)
         except BaseException as exc:
             sock.close()
-            error = self._model.start_failed(exc)
-            if isinstance(exc, OSError):
-                raise error from exc
-            raise
+            raise_failure(self._model.start_failed(exc), exc)
         self._listener = trio.SocketListener(sock)
         events = self._model.listening(normalize_sockaddr(sock.getsockname()))
         nursery.start_soon(self._accept_loop, self._listener, nursery)
@@ -553,8 +551,11 @@ class TcpServer(AsyncServerOps, _Object):
             except trio.ClosedResourceError:
                 return
             except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    await trio.sleep(_ACCEPT_RETRY_DELAY)  # out of fds: let some close first
+                action = self._model.accept_failed(exc)
+                if action is AcceptAction.STOP:
+                    return
+                if action is AcceptAction.WAIT:
+                    await trio.sleep(ACCEPT_RETRY_DELAY)
                 continue
             try:
                 client = TcpClient(stream, _server=self)
@@ -628,10 +629,7 @@ class CastReceiver(ReceiverFacade, _Object):
             apply_changes(sock, self._model.joins())
         except BaseException as exc:
             sock.close()
-            error = self._model.start_failed(exc)
-            if isinstance(exc, OSError):
-                raise error from exc
-            raise
+            raise_failure(self._model.start_failed(exc), exc)
         events = self._model.listening(normalize_sockaddr(sock.getsockname()))
         self._sock = sock
         self._reader_done = trio.Event()
@@ -708,9 +706,7 @@ class CastSender(SenderFacade, _Object):
         ticket, payload, target = self._model.send(remote, data)
         family = family_of(target[0])
         try:
-            sent = await self._socket_for(family).sendto(payload, target)
-            if sent != len(payload):
-                raise OSError(errno.EMSGSIZE, f"only {sent} of {len(payload)} bytes sent")
+            count = await self._socket_for(family).sendto(payload, target)
         except BaseException as exc:
             events = self._model.send_failed(ticket, exc)
             with trio.CancelScope(shield=True):
@@ -718,7 +714,7 @@ class CastSender(SenderFacade, _Object):
             if not isinstance(exc, OSError):
                 raise
             return
-        await self._dispatcher.emit(self._model.sent(ticket))
+        await self._dispatcher.emit(self._model.written(ticket, count, payload))
 
     async def close(self) -> None:
         """Release the sockets (a later ``send`` opens new ones)."""

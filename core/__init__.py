@@ -74,13 +74,15 @@ from .multicast import (
     ReceiverState,
     SenderModel,
 )
-from .server import ServerModel, ServerState, validate_backlog
+from .server import ACCEPT_RETRY_DELAY, AcceptAction, ServerModel, ServerState, validate_backlog
 
 __all__ = [
     "ACCEPTED_KEYS",
+    "ACCEPT_RETRY_DELAY",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_RECV_BUFFER",
     "MAX_DATAGRAM",
+    "AcceptAction",
     "Address",
     "Callback",
     "CallbackRegistry",

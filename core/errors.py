@@ -115,6 +115,8 @@ class OsContext(Enum):
 
     BIND = "bind"
     CONNECT = "connect"
+    #: Reading an accepted or adopted socket's addresses: it has already gone.
+    ADOPT = "adopt"
 
 
 _IN_USE = frozenset({_errno.EADDRINUSE})
@@ -130,6 +132,8 @@ def translate_os_error(context: OsContext, exc: BaseException) -> SocketError:
         return exc
     if context is OsContext.CONNECT:
         return SocketError(ErrorCode.CONNECT_FAILED, exc)
+    if context is OsContext.ADOPT:
+        return SocketError(ErrorCode.NOT_CONNECTED, exc)
     if isinstance(exc, OSError) and exc.errno in _IN_USE:
         return SocketError(ErrorCode.ADDRESS_IN_USE, exc)
     return SocketError(ErrorCode.ADDRESS_UNAVAILABLE, exc)

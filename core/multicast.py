@@ -22,6 +22,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import errno as _errno
 import ipaddress
 import logging
 from collections.abc import Sequence
@@ -347,6 +348,14 @@ class SenderModel:
     def sent(self, ticket: int) -> list[Event]:
         """The datagram went out: SENDED."""
         return list(self._ledger.sent(ticket))
+
+    def written(self, ticket: int, count: int, payload: bytes) -> list[Event]:
+        """``sendto`` returned *count* for *payload*: SENDED if it took all of it,
+        else SENDFAIL (a datagram is never sent in part)."""
+        if count == len(payload):
+            return list(self._ledger.sent(ticket))
+        error = OSError(_errno.EMSGSIZE, f"only {count} of {len(payload)} bytes sent")
+        return list(self._ledger.failed(ticket, error))
 
     def send_failed(self, ticket: int, exc: BaseException) -> list[Event]:
         """It did not: SENDFAIL."""

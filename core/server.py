@@ -15,6 +15,8 @@ Rules of this module:
 
 from __future__ import annotations
 
+import errno as _errno
+import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from enum import Enum, auto
@@ -24,7 +26,9 @@ from .addresses import validate_ip, validate_port, validate_remote
 from .errors import ErrorCode, LocalProtocolError, OsContext, SocketError, translate_os_error
 from .events import Address, Event, Started, Stopped
 
-__all__ = ["ServerModel", "ServerState", "validate_backlog"]
+__all__ = ["ACCEPT_RETRY_DELAY", "AcceptAction", "ServerModel", "ServerState", "validate_backlog"]
+
+logger = logging.getLogger("jfsocket")
 
 C = TypeVar("C")
 
@@ -43,6 +47,38 @@ def validate_backlog(value: object) -> int:
     if not 0 <= value <= _MAX_BACKLOG:
         raise ValueError(f"backlog must be in 0-{_MAX_BACKLOG}, got {value}")
     return int(value)
+
+
+#: Seconds an accept loop waits after an error that may last (no fds left).
+ACCEPT_RETRY_DELAY: Final = 0.1
+#: accept() failed for that one connection (it was reset or refused on its way
+#: in, as accept(2) documents): the next one may be fine.
+_ACCEPT_TRANSIENT: Final = frozenset(
+    {
+        _errno.ECONNABORTED,
+        _errno.EPROTO,
+        _errno.EPERM,
+        _errno.EINTR,
+        _errno.EAGAIN,
+        _errno.ENETDOWN,
+        _errno.ENETUNREACH,
+        _errno.EHOSTDOWN,
+        _errno.EHOSTUNREACH,
+        _errno.ENOPROTOOPT,
+        _errno.EOPNOTSUPP,
+    }
+    | ({_errno.ENONET} if hasattr(_errno, "ENONET") else set())
+)
+#: The process or system is out of something: accepting again at once would spin.
+_ACCEPT_CAPACITY: Final = frozenset({_errno.EMFILE, _errno.ENFILE, _errno.ENOBUFS, _errno.ENOMEM})
+
+
+class AcceptAction(Enum):
+    """What an accept loop does after ``accept()`` failed."""
+
+    STOP = auto()  # the listener was closed by stop(): the loop ends
+    RETRY = auto()  # that connection failed on its way in: accept the next
+    WAIT = auto()  # wait ACCEPT_RETRY_DELAY, then accept again
 
 
 class ServerState(Enum):
@@ -71,6 +107,7 @@ class ServerModel(Generic[C]):
         self._state = ServerState.STOPPED
         self._clients: dict[Address, C] = {}
         self._departed: OrderedDict[Address, None] = OrderedDict()
+        self._accept_trouble = False  # logged once until an accept succeeds again
 
     @property
     def state(self) -> ServerState:
@@ -136,8 +173,35 @@ class ServerModel(Generic[C]):
 
     # -- clients ---------------------------------------------------------------
 
+    def accept_failed(self, exc: BaseException) -> AcceptAction:
+        """``accept()`` raised *exc*: stop, retry, or wait first.
+
+        Running out of file descriptors or memory waits (logged once until an
+        accept succeeds), so the loop never spins; an error that is not known
+        to be transient is logged with its traceback and waited on the same way,
+        so a server never dies silently nor spins hot on it.
+        """
+        if self._state is not ServerState.LISTENING:
+            return AcceptAction.STOP
+        code = exc.errno if isinstance(exc, OSError) else None
+        if code in _ACCEPT_TRANSIENT:
+            return AcceptAction.RETRY
+        if not self._accept_trouble:
+            self._accept_trouble = True
+            if code in _ACCEPT_CAPACITY:
+                logger.warning("server %s: cannot accept (%s); retrying", self.host, exc)
+            else:
+                logger.error("server %s: accept failed; retrying", self.host, exc_info=exc)
+        return AcceptAction.WAIT
+
+    def broadcast_skips(self, remote: object, error: SocketError) -> bool:
+        """A send to one of ``targets(remote)`` raised *error*: ``True`` if a
+        broadcast goes on without that client (it left since the snapshot)."""
+        return remote is None and error.errno == ErrorCode.NOT_CONNECTED
+
     def accept(self, remote: Address, client: C) -> bool:
         """A connection from *remote* arrived: register it, or ``False`` to refuse it."""
+        self._accept_trouble = False
         if self._state is not ServerState.LISTENING:
             return False
         if remote in self._clients:

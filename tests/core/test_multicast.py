@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import pytest
@@ -239,3 +240,15 @@ def test_sender_send() -> None:
     assert model.send_failed(ticket, err) == [SendFailed(source="tx", data=b"y", error=err)]
     with pytest.raises(LocalProtocolError):
         model.sent(ticket)
+
+
+def test_sender_written_counts_the_bytes() -> None:
+    """A datagram the OS took whole is SENDED; one it took in part is SENDFAIL, EMSGSIZE."""
+    model = SenderModel("tx", ttl=0, interface=IFACE)
+    ticket, payload, _ = model.send((G1, 5000), b"whole")
+    assert model.written(ticket, len(payload), payload) == [Sent(source="tx", data=b"whole")]
+    ticket, payload, _ = model.send((G1, 5000), b"cut")
+    (event,) = model.written(ticket, 1, payload)
+    assert isinstance(event, SendFailed) and event.data == b"cut"
+    assert isinstance(event.error, OSError) and event.error.errno == errno.EMSGSIZE
+    assert "1 of 3" in str(event.error)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import errno
+import logging
 
 import pytest
 from jfsocket.core import (
+    ACCEPT_RETRY_DELAY,
+    AcceptAction,
     LocalProtocolError,
+    OsContext,
     ServerModel,
     ServerState,
     SocketError,
     Started,
     Stopped,
+    translate_os_error,
     validate_backlog,
 )
 
@@ -183,3 +188,43 @@ def test_backlog_is_validated() -> None:
         ServerModel("s", "127.0.0.1", 0, backlog=-5)
     with pytest.raises(TypeError, match="backlog"):
         ServerModel("s", "127.0.0.1", 0, backlog=False)
+
+
+def test_accept_failures_are_decided_here(caplog: pytest.LogCaptureFixture) -> None:
+    """accept() errors: transient ones retry, capacity and unknown ones wait (logged
+    once until an accept succeeds), and after stop() the loop ends."""
+    server = listening()
+    assert server.accept_failed(OSError(errno.ECONNABORTED, "aborted")) is AcceptAction.RETRY
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="jfsocket"):
+        for _ in range(3):
+            assert server.accept_failed(OSError(errno.EMFILE, "no fds")) is AcceptAction.WAIT
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]  # once, not per retry
+    assert "cannot accept" in caplog.records[0].getMessage()
+    caplog.clear()
+    server.accept(A, "a")  # it works again: the next trouble is logged again
+    with caplog.at_level(logging.WARNING, logger="jfsocket"):
+        assert server.accept_failed(OSError(errno.EBADF, "bad fd")) is AcceptAction.WAIT
+        assert server.accept_failed(ValueError("not even an OSError")) is AcceptAction.WAIT
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+    assert caplog.records[0].exc_info is not None  # with the traceback
+    server.stop()
+    assert server.accept_failed(OSError(errno.EBADF, "closed")) is AcceptAction.STOP
+    assert ACCEPT_RETRY_DELAY > 0
+
+
+def test_broadcast_skips_only_clients_that_left() -> None:
+    """A broadcast goes on past a client that left (1001), not past other errors, and a
+    send to one remote never swallows its error."""
+    server = listening()
+    gone = SocketError(1001)
+    assert server.broadcast_skips(None, gone)
+    assert not server.broadcast_skips(A, gone)
+    assert not server.broadcast_skips(None, SocketError(1003))
+
+
+def test_adopt_errors_are_1001() -> None:
+    """A socket whose addresses cannot be read any more (the peer left first): 1001."""
+    exc = OSError(errno.ENOTCONN, "not connected")
+    error = translate_os_error(OsContext.ADOPT, exc)
+    assert (error.errno, error.err) == (1001, exc)
