@@ -51,7 +51,7 @@ from jfsocket.core import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECV_BUFFER,
     Address,
-    Callback,
+    Call,
     CallbackRegistry,
     Connection,
     Data,
@@ -65,7 +65,7 @@ from jfsocket.core import (
     SocketError,
     Stopped,
     invoke,
-    log_callback_error,
+    log_call_error,
     normalize_sockaddr,
     translate_os_error,
     validate_host,
@@ -87,7 +87,7 @@ from ._sockopts import apply_changes, configure_sender, family_of, prepare_recei
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
 _O = TypeVar("_O", bound="_Object")
-_Call = tuple[Callback, tuple[object, ...], Event]
+_Call = Call
 #: Python 3.12+ starts a task eagerly: it runs at once, in the caller, until it
 #: first suspends, so a callback that never does costs no trip round the loop.
 _EAGER: Final = sys.version_info >= (3, 12)
@@ -130,7 +130,7 @@ class _EventStream:
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
 
-    def put(self, event: Event) -> None:
+    def send_nowait(self, event: Event) -> None:
         self._events.append(event)
         self._wake()
 
@@ -168,10 +168,8 @@ class _Dispatcher:
         "_handoff",
         "_host",
         "_host_wake",
-        "_last",
         "_parent",
         "_retired",
-        "_streams",
         "_waiters",
         "on_idle",
         "queue",
@@ -185,10 +183,10 @@ class _Dispatcher:
         *,
         last: tuple[type[Event], ...] = (),
     ) -> None:
-        self.queue = DispatchQueue(registry)
+        self.queue: DispatchQueue = DispatchQueue(
+            registry, parent.queue if parent is not None else None, last=last
+        )
         self._parent = parent
-        self._last = last
-        self._streams: list[_EventStream] = []
         self._waiters: list[asyncio.Future[None]] = []
         #: Tasks running our callbacks (a server's include its connections'),
         #: made with the first: most connections never have one.
@@ -202,21 +200,8 @@ class _Dispatcher:
         self._retired = False
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
-        """Queue *events*, and hand them to ``async for`` readers; ``True``: drain now."""
-        if self._streams or (self._parent is not None and self._parent._streams):
-            self.publish(events)
+        """Queue *events* (``async for`` readers get them too); ``True``: drain now."""
         return self.queue.push(events, registry)
-
-    def publish(self, events: list[Event]) -> None:
-        """Hand *events* to ``async for`` readers (ours and our parent's)."""
-        node: _Dispatcher | None = self
-        while node is not None:
-            for stream in node._streams:
-                for event in events:
-                    stream.put(event)
-            node = node._parent
-        if self._streams and any(isinstance(event, self._last) for event in events):
-            self.end_streams()  # its last event: ``async for`` ends after it
 
     def kick(self) -> None:
         """Drain from a loop callback: plain callbacks run here, and so does an
@@ -257,7 +242,7 @@ class _Dispatcher:
         except StopIteration:
             return True
         except (Exception, asyncio.CancelledError) as exc:
-            log_callback_error(call[0], call[2], exc)
+            log_call_error(call, exc)
             return True
         except BaseException:
             self.queue.abandon()
@@ -337,7 +322,7 @@ class _Dispatcher:
                 try:
                     await first
                 except Exception as exc:
-                    log_callback_error(call[0], call[2], exc)
+                    log_call_error(call, exc)
             while (call := queue.next_call()) is not None:
                 if self._waiters:
                     self._wake()
@@ -346,7 +331,7 @@ class _Dispatcher:
                     try:
                         await result
                     except Exception as exc:
-                        log_callback_error(call[0], call[2], exc)
+                        log_call_error(call, exc)
         except BaseException:
             queue.abandon()
             if len(queue):
@@ -423,14 +408,12 @@ class _Dispatcher:
     def subscribe(self) -> _EventStream:
         """A stream of every event pushed from now on."""
         stream = _EventStream()
-        self._streams.append(stream)
+        self.queue.subscribe(stream)
         return stream
 
     def end_streams(self) -> None:
         """The object is done: ``async for`` loops end after the events queued."""
-        for stream in self._streams:
-            stream.close()
-        self._streams.clear()
+        self.queue.end_streams()
 
     async def reap(self) -> None:
         """Wait for the object's tasks (not the caller's own) to end."""
@@ -599,10 +582,10 @@ class _Stream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         conn = self._conn
-        events = conn.receive_data(data)  # cut at recvBuffer by the core, with no copy
+        run = conn.feed(data)  # cut at recvBuffer by the core, with no copy
         if conn.closed:  # a framing error ended it
             self._ended()
-        self._deliver(events)
+        self._dispatched(run)
 
     def eof_received(self) -> bool:
         conn = self._conn
@@ -663,10 +646,15 @@ class _Stream(asyncio.Protocol):
         self._client._unregister()
 
     def _deliver(self, events: list[Event]) -> None:
+        if events:
+            self._dispatched(self._dispatcher.push(events))
+
+    def _dispatched(self, run: bool) -> None:
+        """After a push: drain it here, or hold the peer while a task is busy."""
         dispatcher = self._dispatcher
-        if dispatcher.push(events):
+        if run:
             dispatcher.kick()
-        elif events and self._reading and dispatcher.queue.busy:
+        elif self._reading and dispatcher.queue.busy:
             # A task is still running an async callback: let the peer wait,
             # rather than queueing its data without bound.
             transport = self.transport
@@ -706,8 +694,8 @@ class _Stream(asyncio.Protocol):
         if flushed is not None and not flushed.done():
             flushed.set_result(None)
 
-    def write(self, ticket: int, payload: bytes) -> list[Event] | None:
-        """Write: the events that settle it now, or ``None``: await :meth:`settled`."""
+    def write(self, ticket: int, payload: bytes) -> bool | None:
+        """Write: settled now (``True``: drain), or ``None``: await :meth:`settled`."""
         transport = self.transport
         assert transport is not None
         if transport.is_closing():
@@ -716,10 +704,10 @@ class _Stream(asyncio.Protocol):
             return None
         transport.write(payload)
         if not self._paused:
-            events = self._conn.sent(ticket)  # the OS has it all
+            run = self._conn.settle(ticket)  # the OS has it all
             if self._conn.closed:  # the last reply after the peer's EOF
                 self._ended()
-            return events
+            return run
         self._unsettled.append(ticket)
         return None
 
@@ -761,9 +749,9 @@ class TcpClient(ClientFacade, _Object):
             half_open=half_open,
         )
         self._server = _server
-        self._conn = Connection(self, options)
         parent = _server._dispatcher if _server is not None else None
         self._dispatcher = _Dispatcher(self._registry, parent, last=(Disconnected,))
+        self._conn = Connection(self, options, self._dispatcher.queue)
         self._proto: _Stream | None = None
         if socket is not None and not isinstance(socket, _socket.socket):
             raise TypeError(f"socket must be a socket.socket, not {type(socket).__name__}")
@@ -861,14 +849,13 @@ class TcpClient(ClientFacade, _Object):
         proto = self._proto
         assert proto is not None
         dispatcher = self._dispatcher
-        events = proto.write(ticket, payload)
-        if events is None:
+        run = proto.write(ticket, payload)
+        if run is None:
             await proto.settled()  # the transport, not we, settles it
-            events = []
-        if dispatcher.push(events):
+        elif run:
             await dispatcher.drain()
-        else:
-            await dispatcher.wait_done(dispatcher.queue.pushed)
+            return
+        await dispatcher.wait_done(dispatcher.queue.pushed)
 
     async def shutdown(self) -> None:
         """Close our sending side once the sends accepted so far are written.
@@ -1019,8 +1006,8 @@ class TcpServer(AsyncServerOps, _Object):
             await server.wait_closed()
         events = self._model.stopped()
         if inside is not None:  # inside a callback: STOPED after what is queued there
-            self._dispatcher.publish(events)
-            inside.queue.push(events, self._registry)
+            self._dispatcher.queue.publish(events)
+            inside.queue.push(events, self._registry, publish=False)
         else:
             await self._dispatcher.emit(events)
             await self._dispatcher.reap()

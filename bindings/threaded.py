@@ -88,10 +88,10 @@ class _Dispatcher:
     every event); the condition on it is used only by the rare waiters.
     """
 
-    __slots__ = ("_cond", "_lock", "_queue", "_waiting")
+    __slots__ = ("_cond", "_lock", "_queue", "_waiting", "queue")
 
     def __init__(self, registry: CallbackRegistry, lock: threading.Lock) -> None:
-        self._queue = DispatchQueue(registry)
+        self._queue = self.queue = DispatchQueue(registry)
         self._lock = lock
         self._cond = threading.Condition(lock)
         self._waiting = 0
@@ -230,10 +230,10 @@ class TcpClient(ClientFacade, _Lifetime):
             half_open=half_open,
         )
         self._server = _server
-        self._conn = Connection(self, options)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._dispatcher = _Dispatcher(self._registry, self._lock)
+        self._conn = Connection(self, options, self._dispatcher.queue)
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
         if socket is not None:
@@ -320,7 +320,7 @@ class TcpClient(ClientFacade, _Lifetime):
                     self._input_ended()
                     break
                 with lock:
-                    run = dispatcher.push(conn.receive_data(data))
+                    run = conn.feed(data)
                     if dispatcher.backlogged():
                         dispatcher.wait(lambda: conn.closed or not dispatcher.backlogged())
                     if conn.closed:
@@ -387,7 +387,7 @@ class TcpClient(ClientFacade, _Lifetime):
             with self._write_lock:
                 sock.sendall(payload)
                 with lock:  # settled before the write lock goes: see _stream_ended
-                    run = self._dispatcher.push(conn.sent(ticket))
+                    run = conn.settle(ticket)
                     if conn.closed:
                         _shutdown(sock)
                     self._dispatcher.wake()  # shutdown() or an ended reader may wait

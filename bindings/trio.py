@@ -36,6 +36,7 @@ from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECV_BUFFER,
+    About,
     AcceptAction,
     Address,
     Callback,
@@ -94,37 +95,20 @@ class _Dispatcher:
         *,
         last: tuple[type[Event], ...] = (),
     ) -> None:
-        self.queue = DispatchQueue(registry)
-        self._parent = parent
-        self._last = last
+        self.queue: DispatchQueue = DispatchQueue(
+            registry, parent.queue if parent is not None else None, last=last
+        )
         self._lot = trio.lowlevel.ParkingLot()
-        self._streams: list[trio.MemorySendChannel[Event]] = []
         self._drainer: trio.lowlevel.Task | None = None
         self.nursery: trio.Nursery | None = None
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
-        """Queue *events*, and hand them to ``async for`` readers; ``True``: drain now."""
-        self.publish(events)
+        """Queue *events* (``async for`` readers get them too); ``True``: drain now."""
         return self.queue.push(events, registry)
-
-    def publish(self, events: list[Event]) -> None:
-        """Hand *events* to ``async for`` readers (ours and our parent's)."""
-        node: _Dispatcher | None = self
-        while node is not None:
-            for stream in node._streams:
-                for event in events:
-                    stream.send_nowait(event)
-            node = node._parent
-        # Only with a reader: this runs for every event, and most objects have none.
-        if self._streams and any(isinstance(event, self._last) for event in events):
-            self.end_streams()  # its last event: ``async for`` ends after it
 
     async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
         """Push, then drain, or wait until another task has dispatched them."""
-        if self.push(events, registry):
-            await self.drain()
-        else:
-            await self.wait_done(self.queue.pushed)
+        await self.finish(self.push(events, registry))
 
     async def drain(self) -> None:
         """Run callbacks, awaiting async ones, until the queue is empty."""
@@ -169,23 +153,28 @@ class _Dispatcher:
     def subscribe(self) -> trio.MemoryReceiveChannel[Event]:
         """A stream of every event pushed from now on."""
         send, receive = trio.open_memory_channel[Event](math.inf)
-        self._streams.append(send)
+        self.queue.subscribe(send)
         return receive
 
     def end_streams(self) -> None:
         """The object is done: ``async for`` loops end after the events queued."""
-        for stream in self._streams:
-            stream.close()
-        self._streams.clear()
+        self.queue.end_streams()
+
+    async def finish(self, run: bool) -> None:
+        """After a push that said *run*: drain, or wait until its events were dispatched."""
+        if run:
+            await self.drain()
+        else:
+            await self.wait_done(self.queue.pushed)
 
 
-async def _run(callback: Callback, args: tuple[object, ...], event: Event) -> None:
+async def _run(callback: Callback, args: tuple[object, ...], event: About) -> None:
     result = invoke(callback, args, event)
     if result is not None and inspect.isawaitable(result):
         try:
             await result
         except Exception as exc:
-            log_callback_error(callback, event, exc)
+            log_callback_error(callback, event, exc, args[0] if args else None)
 
 
 def _write_error(exc: BaseException) -> BaseException:
@@ -286,9 +275,9 @@ class TcpClient(ClientFacade, _Object):
             half_open=half_open,
         )
         self._server = _server
-        self._conn = Connection(self, options)
         parent = _server._dispatcher if _server is not None else None
         self._dispatcher = _Dispatcher(self._registry, parent, last=(Disconnected,))
+        self._conn = Connection(self, options, self._dispatcher.queue)
         if _server is not None:
             self._dispatcher.nursery = _server._dispatcher.nursery
         self._stream: trio.SocketStream | None = None
@@ -363,13 +352,12 @@ class TcpClient(ClientFacade, _Object):
                 try:
                     data = await stream.receive_some(conn.recv_buffer)
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    events = conn.connection_lost(exc.__cause__ or exc)
+                    run = dispatcher.push(conn.connection_lost(exc.__cause__ or exc))
                 else:
                     if not data:
                         await self._input_ended(stream)
                         break
-                    events = conn.receive_data(data)
-                run = dispatcher.push(events)
+                    run = conn.feed(data)
                 ended = conn.closed  # read now: a DISCONNECT callback may connect again
                 if ended:
                     self._unregister()  # it leaves the registry before its DISCONNECT runs
@@ -437,9 +425,9 @@ class TcpClient(ClientFacade, _Object):
             self._writing = False
             if self._write_lot:
                 self._write_lot.unpark()
-        events = conn.sent(ticket)
+        run = conn.settle(ticket)
         self._unregister()  # the last reply after the peer's EOF ends the connection
-        await self._settle(events)
+        await self._dispatcher.finish(run)
 
     async def shutdown(self) -> None:
         """Close our sending side once the sends accepted so far are written.
@@ -586,8 +574,8 @@ class TcpServer(AsyncServerOps, _Object):
             events = self._model.stopped()
             stack = _stack()
             if stack:  # inside a callback: STOPED after what is queued there
-                self._dispatcher.publish(events)
-                stack[-1].queue.push(events, self._registry)
+                self._dispatcher.queue.publish(events)
+                stack[-1].queue.push(events, self._registry, publish=False)
             else:
                 await self._dispatcher.emit(events)
 

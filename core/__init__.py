@@ -18,16 +18,22 @@ from .addresses import (
 )
 from .callbacks import (
     ACCEPTED_KEYS,
+    EVENT_SLOT,
+    RECEIVED_SLOT,
+    SENT_SLOT,
+    SLOT,
+    About,
     Callback,
     CallbackRegistry,
     Role,
     callback_args,
     event_key,
     invoke,
+    log_call_error,
     log_callback_error,
 )
 from .connection import Connection, ConnectionOptions, ConnectionState
-from .dispatch import DispatchQueue
+from .dispatch import Call, DispatchQueue, Sink
 from .errors import (
     ErrorCode,
     LocalProtocolError,
@@ -81,9 +87,15 @@ __all__ = [
     "ACCEPT_RETRY_DELAY",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_RECV_BUFFER",
+    "EVENT_SLOT",
     "MAX_DATAGRAM",
+    "RECEIVED_SLOT",
+    "SENT_SLOT",
+    "SLOT",
+    "About",
     "AcceptAction",
     "Address",
+    "Call",
     "Callback",
     "CallbackRegistry",
     "Connected",
@@ -117,6 +129,7 @@ __all__ = [
     "Sent",
     "ServerModel",
     "ServerState",
+    "Sink",
     "SocketError",
     "Started",
     "Stopped",
@@ -124,6 +137,7 @@ __all__ = [
     "encode_payload",
     "event_key",
     "invoke",
+    "log_call_error",
     "log_callback_error",
     "normalize_sockaddr",
     "parse_group",

@@ -18,6 +18,7 @@ Rules of this module:
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, Final
@@ -36,12 +37,18 @@ from .events import (
 
 __all__ = [
     "ACCEPTED_KEYS",
+    "EVENT_SLOT",
+    "RECEIVED_SLOT",
+    "SENT_SLOT",
+    "SLOT",
+    "About",
     "Callback",
     "CallbackRegistry",
     "Role",
     "callback_args",
     "event_key",
     "invoke",
+    "log_call_error",
     "log_callback_error",
 ]
 
@@ -91,10 +98,35 @@ def event_key(role: Role, key: object) -> EventTypes:
     return member
 
 
-class CallbackRegistry:
-    """The callbacks bound on one object."""
+#: Each key's index in :attr:`CallbackRegistry.resolved`, by the key's string value
+#: (a str hashes at C speed, an Enum member does not).
+SLOT: Final[Mapping[str, int]] = {
+    member.value: index for index, member in enumerate(dict.fromkeys(EventTypes))
+}
+#: The slot of each typed event class.
+EVENT_SLOT: Final[Mapping[type, int]] = {
+    Started: SLOT[EventTypes.STARTED.value],
+    Stopped: SLOT[EventTypes.STOPED.value],
+    Connected: SLOT[EventTypes.CONNECTED.value],
+    Disconnected: SLOT[EventTypes.DISCONNECT.value],
+    Received: SLOT[EventTypes.RECEIVED.value],
+    Sent: SLOT[EventTypes.SENDED.value],
+    SendFailed: SLOT[EventTypes.SENDFAIL.value],
+}
+RECEIVED_SLOT: Final = SLOT[EventTypes.RECEIVED.value]
+SENT_SLOT: Final = SLOT[EventTypes.SENDED.value]
 
-    __slots__ = ("_callbacks", "_parent", "role")
+
+class CallbackRegistry:
+    """The callbacks bound on one object.
+
+    :attr:`resolved` holds, by :data:`SLOT`, the callback each event runs:
+    this object's own, else its parent's (a server's, for its clients).  It
+    is kept current by :meth:`bind` here and on the parent, so dispatching an
+    event is one list index, not a walk.
+    """
+
+    __slots__ = ("__weakref__", "_children", "_own", "_parent", "resolved", "role")
 
     def __init__(
         self,
@@ -104,9 +136,13 @@ class CallbackRegistry:
         parent: CallbackRegistry | None = None,
     ) -> None:
         self.role = role
-        # Keyed by the member's string value: str hashes at C speed, an Enum does not.
-        self._callbacks: dict[str, Callback] = {}
+        self._own: list[Callback | None] = [None] * len(SLOT)
         self._parent = parent
+        self.resolved: list[Callback | None] = (
+            list(parent.resolved) if parent is not None else [None] * len(SLOT)
+        )
+        # Made with the first child: only a server has children.
+        self._children: weakref.WeakSet[CallbackRegistry] | None = None
         if evts is not None:
             if not isinstance(evts, Mapping):
                 raise TypeError(
@@ -117,10 +153,17 @@ class CallbackRegistry:
                 self._set(key, evt)
 
     def _set(self, key: EventTypes, evt: Callback | None) -> None:
-        if evt is None:
-            self._callbacks.pop(key.value, None)
-        else:
-            self._callbacks[key.value] = evt
+        slot = SLOT[key.value]
+        self._own[slot] = evt
+        self._refresh(slot)
+
+    def _refresh(self, slot: int) -> None:
+        evt = self._own[slot]
+        if evt is None and self._parent is not None:
+            evt = self._parent.resolved[slot]
+        self.resolved[slot] = evt
+        for child in self._children or ():
+            child._refresh(slot)
 
     def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
         """Bind *evt* to *key*; ``None`` unbinds."""
@@ -129,20 +172,22 @@ class CallbackRegistry:
 
     def lookup(self, key: EventTypes) -> Callback | None:
         """The callback for *key*: this object's, else its parent's."""
-        evt = self._callbacks.get(key._value_)
-        if evt is None and self._parent is not None:
-            return self._parent.lookup(key)
-        return evt
+        return self.resolved[SLOT[key._value_]]
 
     def child(self, role: Role) -> CallbackRegistry:
         """A registry for an object created by this one (a server's client)."""
-        return CallbackRegistry(role, parent=self)
+        child = CallbackRegistry(role, parent=self)
+        if self._children is None:
+            self._children = weakref.WeakSet()
+        self._children.add(child)
+        return child
 
     def calls(self, events: list[Event]) -> list[tuple[Callback, tuple[object, ...], Event]]:
         """The ``(callback, args, event)`` to run for *events*, in order."""
         out = []
+        resolved = self.resolved
         for event in events:
-            evt = self.lookup(event.type)
+            evt = resolved[EVENT_SLOT[type(event)]]
             if evt is not None:
                 args = callback_args(event)
                 if args is not None:
@@ -193,22 +238,39 @@ def callback_args(event: Event) -> tuple[object, ...] | None:
     return _ARGUMENTS[type(event)](event)
 
 
-def log_callback_error(callback: Callback, event: Event, exc: BaseException) -> None:
+#: What a queued call is about: its typed event, or (on the fast path, where
+#: none was built) the event's key, the call's first argument being the source.
+About = Event | EventTypes
+
+
+def log_callback_error(
+    callback: Callback, event: About, exc: BaseException, source: object = None
+) -> None:
     """Report a callback that raised (with traceback) on logger ``jfsocket``."""
     name = getattr(callback, "__qualname__", repr(callback))
+    if isinstance(event, EventTypes):
+        key = event.value
+    else:
+        key, source = event.type.value, event.source
     logger.error(
         "callback %s for %s of %r raised",
         name,
-        event.type.value,
-        event.source,
+        key,
+        source,
         exc_info=(type(exc), exc, exc.__traceback__),
     )
 
 
-def invoke(callback: Callback, args: tuple[object, ...], event: Event) -> object:
+def log_call_error(call: tuple[Callback, tuple[object, ...], About], exc: BaseException) -> None:
+    """:func:`log_callback_error` for a queued ``(callback, args, about)`` call."""
+    callback, args, about = call
+    log_callback_error(callback, about, exc, args[0] if args else None)
+
+
+def invoke(callback: Callback, args: tuple[object, ...], event: About) -> object:
     """Call *callback*; log and swallow what it raises; return its result."""
     try:
         return callback(*args)
     except Exception as exc:
-        log_callback_error(callback, event, exc)
+        log_callback_error(callback, event, exc, args[0] if args else None)
         return None

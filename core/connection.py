@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from enum import Enum, IntEnum, auto
 from typing import Final
 
+from .callbacks import SENT_SLOT
+from .dispatch import DispatchQueue
 from .errors import (
     ErrorCode,
     LocalProtocolError,
@@ -87,6 +89,7 @@ class Input(IntEnum):
 
 _S = ConnectionState
 _I = Input
+_OPEN: Final = ConnectionState.OPEN
 
 #: Allowed (state, input) -> next state.  CLOSING -> CLOSED on the last
 #: settlement, and SETTLE in CLOSED (a late writer), are decided in code.
@@ -165,7 +168,6 @@ _REFUSED: Final[Mapping[tuple[ConnectionState, Input], ErrorCode]] = {
 #: States in which the socket is the connection's and its end is still to report.
 _LIVE: Final = frozenset({_S.OPEN, _S.READ_CLOSED, _S.WRITE_CLOSED, _S.CLOSING})
 #: States in which the connection is up in at least one direction (``isAlive``).
-_UP: Final = frozenset({_S.OPEN, _S.READ_CLOSED, _S.WRITE_CLOSED})
 
 
 # The same tables, one row per state, so that a step costs two lookups by Input.
@@ -234,6 +236,7 @@ class Connection:
         "_aborted",
         "_ledger",
         "_options",
+        "_queue",
         "_reader",
         "_refusals",
         "_row",
@@ -243,8 +246,15 @@ class Connection:
         "remote",
     )
 
-    def __init__(self, source: object, options: ConnectionOptions | None = None) -> None:
+    def __init__(
+        self,
+        source: object,
+        options: ConnectionOptions | None = None,
+        queue: DispatchQueue | None = None,
+    ) -> None:
         self._source = source
+        #: Where :meth:`feed` and :meth:`settle` dispatch (the bindings' fast path).
+        self._queue = queue
         self._options = options if options is not None else ConnectionOptions()
         self._move(ConnectionState.IDLE)
         self._ledger = SendLedger(source)
@@ -268,7 +278,8 @@ class Connection:
     @property
     def is_open(self) -> bool:
         """Connected in at least one direction, not closing (the seed's ``isAlive``)."""
-        return self._state in _UP
+        state = self._state  # compared by identity: an Enum member hashes slowly
+        return state is _OPEN or state is _S.READ_CLOSED or state is _S.WRITE_CLOSED
 
     @property
     def live(self) -> bool:
@@ -420,13 +431,42 @@ class Connection:
         try:
             payloads = self._reader.feed(data, self._options.recv_buffer)
         except RemoteProtocolError as exc:
-            logger.error("connection %s -> %s closed: %s", self.host, self.remote, exc)
-            self._move(ConnectionState.CLOSED)
-            self._reader = self._new_reader()
-            whole: list[Event] = [Received(source=self._source, data=p) for p in exc.complete]
-            return whole + self._disconnect(exc)
+            return self._framing_failed(exc)
         source = self._source
         return [Received(source=source, data=p) for p in payloads]
+
+    def _framing_failed(self, exc: RemoteProtocolError) -> list[Event]:
+        """The peer broke the framing: the whole messages before it, then the end."""
+        logger.error("connection %s -> %s closed: %s", self.host, self.remote, exc)
+        self._move(ConnectionState.CLOSED)
+        self._reader = self._new_reader()
+        whole: list[Event] = [Received(source=self._source, data=p) for p in exc.complete]
+        return whole + self._disconnect(exc)
+
+    def feed(self, data: bytes) -> bool:
+        """:meth:`receive_data`, pushed onto the dispatch queue: ``True`` if the
+        caller must drain.  On an open connection no event object is built."""
+        queue = self._queue
+        assert queue is not None, "feed() needs the connection's DispatchQueue"
+        if self._state is not _OPEN:
+            return queue.push(self.receive_data(data))
+        try:
+            payloads = self._reader.feed(data, self._options.recv_buffer)
+        except RemoteProtocolError as exc:
+            return queue.push(self._framing_failed(exc))
+        return queue.received(self._source, payloads)
+
+    def settle(self, ticket: int) -> bool:
+        """:meth:`sent`, pushed onto the dispatch queue: ``True`` if the caller
+        must drain.  A SENDED nobody would see (no callback, no stream) is not made."""
+        queue = self._queue
+        assert queue is not None, "settle() needs the connection's DispatchQueue"
+        state = self._state
+        up = state is _OPEN or state is _S.READ_CLOSED or state is _S.WRITE_CLOSED
+        if up and queue.quiet(SENT_SLOT):
+            self._ledger.settle(ticket)
+            return False
+        return queue.push(self.sent(ticket))
 
     def receive_eof(self) -> list[Event]:
         """The peer will send no more: what the framer and decoder held.

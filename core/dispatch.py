@@ -12,6 +12,13 @@ Rules of this module:
 * each event's callback is looked up when it is about to run, so ``bind``
   takes effect for events not yet dispatched (events pushed onto an idle
   queue with no callback at all are done at once: nothing could run first);
+* every event pushed also goes to the object's *sinks* (``async for``
+  streams) and its parent's (a server sees its clients' events); the
+  object's last event (DISCONNECT, STOPED) ends its own streams;
+* the common case builds nothing nobody looks at: :meth:`received` queues a
+  RECEIVED as the callback's arguments, with no event object, when no stream
+  is open; :meth:`quiet` tells the core that nobody would see an event at
+  all (no callback, no stream), so it need not make one;
 * ``pushed``/``done`` count events, so a caller can wait until the events it
   pushed have been dispatched (an async ``send`` returns after its SENDED).
 """
@@ -19,24 +26,69 @@ Rules of this module:
 from __future__ import annotations
 
 from collections import deque
+from typing import Protocol
 
-from .callbacks import Callback, CallbackRegistry, callback_args
-from .events import Event
+from .callbacks import (
+    EVENT_SLOT,
+    RECEIVED_SLOT,
+    About,
+    Callback,
+    CallbackRegistry,
+    callback_args,
+)
+from .events import Event, EventTypes, Received
 
-__all__ = ["DispatchQueue"]
+__all__ = ["Call", "DispatchQueue", "Sink"]
+
+#: A callback to run: ``(callback, positional args, what it is about)``.
+Call = tuple[Callback, tuple[object, ...], About]
+#: A queued event: its slot, its arguments if already known, what it is
+#: about, and the registry its callback is looked up in.
+_Entry = tuple[int, "tuple[object, ...] | None", About, CallbackRegistry]
+
+_RECEIVED: EventTypes = EventTypes.RECEIVED
+
+
+class Sink(Protocol):
+    """Where an ``async for`` stream gets its events (each binding's own kind)."""
+
+    def send_nowait(self, event: Event) -> None:
+        """One more event (the name of trio's memory channels)."""
+
+    def close(self) -> None:
+        """No more events: the stream ends after those already put."""
 
 
 class DispatchQueue:
     """Events waiting for their callbacks, and whether someone is draining them."""
 
-    __slots__ = ("_busy", "_queue", "_registry", "_running", "done", "pushed")
+    __slots__ = (
+        "_busy",
+        "_last",
+        "_parent",
+        "_queue",
+        "_registry",
+        "_running",
+        "_sinks",
+        "done",
+        "pushed",
+    )
 
-    def __init__(self, registry: CallbackRegistry) -> None:
+    def __init__(
+        self,
+        registry: CallbackRegistry,
+        parent: DispatchQueue | None = None,
+        *,
+        last: tuple[type, ...] = (),
+    ) -> None:
         self._registry = registry
         # Made on first use: an idle connection's queue would be most of its memory.
-        self._queue: deque[tuple[Event, CallbackRegistry]] | None = None
+        self._queue: deque[_Entry] | None = None
         self._busy = False
         self._running = 0
+        self._parent = parent
+        self._last = last
+        self._sinks: list[Sink] | None = None
         #: Events pushed so far, and events whose callback has returned.
         self.pushed = 0
         self.done = 0
@@ -49,36 +101,112 @@ class DispatchQueue:
         """Someone is draining."""
         return self._busy
 
-    def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
-        """Queue *events* (looked up in *registry*, default the owner's).
+    # -- streams -------------------------------------------------------------------
+
+    def subscribe(self, sink: Sink) -> None:
+        """Put every event pushed from now on into *sink* too (``async for``)."""
+        if self._sinks is None:
+            self._sinks = []
+        self._sinks.append(sink)
+
+    def end_streams(self) -> None:
+        """The object is done: its streams end after the events already put."""
+        sinks, self._sinks = self._sinks, None
+        for sink in sinks or ():
+            sink.close()
+
+    def publish(self, events: list[Event]) -> None:
+        """Hand *events* to the streams (ours and our parent's), without queueing."""
+        node: DispatchQueue | None = self
+        while node is not None:
+            for sink in node._sinks or ():
+                for event in events:
+                    sink.send_nowait(event)
+            node = node._parent
+        if self._sinks and self._last and any(isinstance(e, self._last) for e in events):
+            self.end_streams()
+
+    def quiet(self, slot: int) -> bool:
+        """Nobody would see an event of *slot* now: no callback, no stream."""
+        if self._registry.resolved[slot] is not None or self._sinks:
+            return False
+        parent = self._parent
+        return parent is None or not parent._sinks
+
+    # -- pushing -------------------------------------------------------------------
+
+    def push(
+        self,
+        events: list[Event],
+        registry: CallbackRegistry | None = None,
+        *,
+        publish: bool = True,
+    ) -> bool:
+        """Queue *events* (looked up in *registry*, default the owner's), and
+        hand them to the streams unless *publish* is false (they are another
+        object's, queued here only to run after this one's callback).
 
         Returns ``True`` when the caller must now drain: the queue was idle.
         """
         if not events:
             return False
+        parent = self._parent
+        if publish and (self._sinks is not None or (parent is not None and parent._sinks)):
+            self.publish(events)
         reg = registry or self._registry
+        resolved = reg.resolved
         if not self._busy and not self._queue:
             # Idle: these would be dispatched now, so looking them up now is
             # the same; when none has a callback (a SENDED nobody listens to)
             # they are done at once, and nobody needs to drain.
-            lookup = reg.lookup
             for event in events:
-                if lookup(event.type) is not None:
+                if resolved[EVENT_SLOT[type(event)]] is not None:
                     break
             else:
                 self.pushed += len(events)
                 self.done += len(events)
                 return False
-        if self._queue is None:
-            self._queue = deque()
-        self._queue.extend([(event, reg) for event in events])
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        for event in events:
+            queue.append((EVENT_SLOT[type(event)], None, event, reg))
         self.pushed += len(events)
         if self._busy:
             return False
         self._busy = True
         return True
 
-    def next_call(self) -> tuple[Callback, tuple[object, ...], Event] | None:
+    def received(self, source: object, payloads: list[str] | list[bytes]) -> bool:
+        """Queue a RECEIVED for each of *payloads* (TCP data of *source*).
+
+        With no stream open no :class:`Received` is built: the queue holds the
+        callback's arguments.  Returns ``True`` when the caller must drain.
+        """
+        if self._sinks is not None or (self._parent is not None and self._parent._sinks):
+            return self.push([Received(source=source, data=p) for p in payloads])
+        count = len(payloads)
+        if not count:
+            return False
+        registry = self._registry
+        if not self._busy and not self._queue and registry.resolved[RECEIVED_SLOT] is None:
+            self.pushed += count
+            self.done += count
+            return False
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        for payload in payloads:
+            queue.append((RECEIVED_SLOT, (source, payload), _RECEIVED, registry))
+        self.pushed += count
+        if self._busy:
+            return False
+        self._busy = True
+        return True
+
+    # -- draining ------------------------------------------------------------------
+
+    def next_call(self) -> Call | None:
         """The next call to run, or ``None``: the queue is empty and idle again.
 
         Events with no bound callback are counted done and skipped.
@@ -87,13 +215,14 @@ class DispatchQueue:
         self._running = 0
         queue = self._queue
         while queue:
-            event, registry = queue.popleft()
-            callback = registry.lookup(event.type)
+            slot, args, about, registry = queue.popleft()
+            callback = registry.resolved[slot]
             if callback is not None:
-                args = callback_args(event)
+                if args is None:
+                    args = callback_args(about)  # type: ignore[arg-type]
                 if args is not None:
                     self._running = 1
-                    return callback, args, event
+                    return callback, args, about
             self.done += 1
         self._busy = False
         return None
@@ -105,7 +234,7 @@ class DispatchQueue:
         self._busy = True
         return True
 
-    def next_calls(self) -> list[tuple[Callback, tuple[object, ...], Event]]:
+    def next_calls(self) -> list[Call]:
         """Every call queued now, at once (empty: the queue is idle again).
 
         For drainers that pay for each trip to the queue (a lock): callbacks
@@ -115,13 +244,15 @@ class DispatchQueue:
         queue = self._queue
         calls = []
         while queue:
-            event, registry = queue.popleft()
-            callback = registry.lookup(event.type)
-            args = callback_args(event) if callback is not None else None
-            if callback is not None and args is not None:
-                calls.append((callback, args, event))
-            else:
-                self.done += 1
+            slot, args, about, registry = queue.popleft()
+            callback = registry.resolved[slot]
+            if callback is not None:
+                if args is None:
+                    args = callback_args(about)  # type: ignore[arg-type]
+                if args is not None:
+                    calls.append((callback, args, about))
+                    continue
+            self.done += 1
         self._running = len(calls)
         if not calls:
             self._busy = False

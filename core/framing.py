@@ -392,4 +392,6 @@ class MessageReader:
 
     def frame(self, payload: bytes) -> bytes:
         """Frame one outgoing payload."""
+        if self._raw:
+            return payload  # sent as is: no call on the hot path
         return self._framer.frame(payload)

@@ -47,6 +47,11 @@ class SendLedger:
             raise LocalProtocolError(f"ticket {ticket} was never issued or is already settled")
         return data
 
+    def settle(self, ticket: int) -> None:
+        """*ticket* was written, and nobody will see its SENDED: close it quietly."""
+        if self._open.pop(ticket, None) is None:
+            self._settle(ticket, late_ok=False)  # already settled or never issued: it decides
+
     def sent(self, ticket: int, *, late_ok: bool = False) -> list[Sent]:
         """SENDED for *ticket*; ``late_ok`` tolerates a ticket already failed."""
         data = self._settle(ticket, late_ok=late_ok)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from jfsocket.core import (
+    SENT_SLOT,
     CallbackRegistry,
     Connected,
+    Disconnected,
     DispatchQueue,
     Event,
     EventTypes,
@@ -99,3 +101,91 @@ def test_abandon_lets_the_next_push_drain() -> None:
     assert queue.done == 1
     assert queue.push([Received(source=SRC, data="c")]) is True
     assert len(queue) == 2
+
+
+class _Stream:
+    """A sink that records what it is handed (an ``async for`` stream's stand-in)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.closed = False
+
+    def send_nowait(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _run(queue: DispatchQueue) -> None:
+    while (call := queue.next_call()) is not None:
+        invoke(*call)
+
+
+def test_received_builds_no_event_without_a_stream() -> None:
+    """The fast path queues the callback's arguments; the callback gets them as ever,
+    and an exception in it is logged with the event's key and source."""
+    seen: list[tuple[object, ...]] = []
+    registry = CallbackRegistry(Role.CLIENT)
+    queue = DispatchQueue(registry)
+    assert queue.received(SRC, ["x"]) is False  # nothing bound: done at once
+    assert (queue.pushed, queue.done) == (1, 1)
+    registry.bind(EventTypes.RECEIVED, lambda *args: seen.append(args))
+    assert queue.received(SRC, []) is False
+    assert queue.received(SRC, ["a", "b"]) is True
+    assert queue.received(SRC, ["c"]) is False  # busy: queued behind
+    calls = queue.next_calls()
+    assert [call[2] for call in calls] == [EventTypes.RECEIVED] * 3  # no Received objects
+    for call in calls:
+        invoke(*call)
+    assert queue.next_calls() == []
+    assert seen == [(SRC, "a"), (SRC, "b"), (SRC, "c")]
+    assert (queue.pushed, queue.done) == (4, 4)
+
+
+def test_streams_see_every_event_and_end_with_the_last() -> None:
+    """A stream gets typed events (the fast path builds them then), a server's stream
+    its clients' too; the object's last event ends its own streams."""
+    server_registry = CallbackRegistry(Role.SERVER)
+    server = DispatchQueue(server_registry, last=(Stopped,))
+    client = DispatchQueue(server_registry.child(Role.CLIENT), server, last=(Disconnected,))
+    mine, theirs = _Stream(), _Stream()
+    client.subscribe(mine)
+    server.subscribe(theirs)
+    client.received(SRC, ["a"])
+    assert mine.events == theirs.events == [Received(source=SRC, data="a")]
+    assert not client.quiet(SENT_SLOT)  # a stream would see a SENDED
+    bye = Disconnected(source=SRC, host=("127.0.0.1", 1), remote=("127.0.0.1", 2))
+    client.push([bye])
+    assert mine.closed and not theirs.closed
+    assert theirs.events[-1] is bye
+    # Queued behind a callback of the client's, but the server's own: not the client's.
+    stopped = Stopped(source="srv")
+    client.push([stopped], server_registry, publish=False)
+    assert theirs.events[-1] is bye
+    server.publish([stopped])
+    assert theirs.closed and theirs.events[-1] is stopped
+    assert client.quiet(SENT_SLOT)
+
+
+def test_resolved_callbacks_follow_bind_on_the_server() -> None:
+    """A client's callbacks are its own, else its server's, kept current by bind on
+    either; a bind reaches events already queued (looked up when they run)."""
+    server = CallbackRegistry(Role.SERVER)
+    client = server.child(Role.CLIENT)
+    queue = DispatchQueue(client)
+    seen: list[str] = []
+    assert queue.received(SRC, ["ignored"]) is False
+    server.bind("onReceived", lambda c, d: seen.append(f"server {d}"))
+    assert client.lookup(EventTypes.RECEIVED) is not None
+    assert queue.push([Connected(source=SRC, host=("h", 1), remote=("r", 2))]) is False
+    server.bind("onConnected", lambda *a: seen.append("connected"))
+    assert queue.received(SRC, ["one"]) is True
+    client.bind("onReceived", lambda c, d: seen.append(f"client {d}"))  # before it runs
+    _run(queue)
+    server.bind("onReceived", None)
+    assert queue.received(SRC, ["two"]) is True
+    _run(queue)
+    client.bind("onReceived", None)
+    assert queue.received(SRC, ["three"]) is False
+    assert seen == ["client one", "client two"]
