@@ -90,6 +90,8 @@ class Input(IntEnum):
 _S = ConnectionState
 _I = Input
 _OPEN: Final = ConnectionState.OPEN
+_SEND: Final = Input.SEND
+_RAW: Final = Framing.RAW
 
 #: Allowed (state, input) -> next state.  CLOSING -> CLOSED on the last
 #: settlement, and SETTLE in CLOSED (a late writer), are decided in code.
@@ -391,8 +393,13 @@ class Connection:
         Raises ``TypeError``/``ValueError`` for bad data and SocketError 1001
         when not connected; nothing changes then.
         """
-        payload = self._reader.frame(encode_payload(data, self._options.encoding))
-        self._step(Input.SEND)
+        # The common cases without a call: bytes go as they are, raw framing adds nothing.
+        options = self._options
+        payload = data if type(data) is bytes else encode_payload(data, options.encoding)
+        if options.framing is not _RAW:
+            payload = self._reader.frame(payload)
+        if self._row.get(_SEND) is not self._state:  # refused (or a move): the table decides
+            self._step(_SEND)
         return self._ledger.open(data), payload
 
     def sent(self, ticket: int) -> list[Event]:
