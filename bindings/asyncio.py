@@ -542,12 +542,16 @@ class _Stream(asyncio.Protocol):
         "_paused",
         "_reading",
         "_unsettled",
+        "attempt",
+        "epoch",
         "error",
         "transport",
     )
 
-    def __init__(self, client: TcpClient) -> None:
+    def __init__(self, client: TcpClient, attempt: int | None = None) -> None:
         self._client = client
+        self.attempt = attempt  # the connect() that made us, if one did
+        self.epoch = -1  # the connection we carry, once adopted
         self._conn = client._conn
         self._dispatcher = client._dispatcher
         self.transport: asyncio.Transport | None = None
@@ -561,8 +565,8 @@ class _Stream(asyncio.Protocol):
 
     @property
     def current(self) -> bool:
-        """This transport is the client's connection (not one it replaced)."""
-        return self._client._proto is self
+        """This transport carries the client's connection (not one it replaced)."""
+        return self._conn.epoch == self.epoch
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Typed as a Transport: uvloop's transports quack alike but do not inherit.
@@ -620,7 +624,7 @@ class _Stream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
             return  # reported already (see TcpClient.connect)
-        if self.current and self._conn.live:
+        if self._conn.current(self.epoch):
             events = self._conn.connection_lost(exc)
             self._ended()
             self._deliver(events)
@@ -772,7 +776,8 @@ class TcpClient(ClientFacade, _Object):
         server = self._server
         if server is not None and not server._model.accept(remote, self):
             return False
-        events = self._conn.connection_made(host, remote)
+        events = self._conn.connection_made(host, remote, attempt=proto.attempt)
+        proto.epoch = self._conn.epoch
         self._proto = proto
         self._dispatcher.revive()
         if self._dispatcher.push(events):
@@ -806,12 +811,12 @@ class TcpClient(ClientFacade, _Object):
         host = validate_host(ip)
         port = validate_port(port)
         loop = _running_loop(self)
-        self._conn.start_connect()
+        attempt = self._conn.start_connect()
         proto: _Stream | None = None
 
         def made() -> _Stream:
             nonlocal proto
-            proto = _Stream(self)
+            proto = _Stream(self, attempt)
             return proto
 
         try:
@@ -824,7 +829,7 @@ class TcpClient(ClientFacade, _Object):
                 proto.connection_lost(None)
                 raise
             # Back to IDLE, also when cancelled.
-            raise_failure(self._conn.connect_failed(exc), exc)
+            raise_failure(self._conn.connect_failed(exc, attempt=attempt), exc)
         assert proto is not None
         if proto.error is not None:  # closed while connecting
             raise proto.error

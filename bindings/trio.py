@@ -291,7 +291,7 @@ class TcpClient(ClientFacade, _Object):
                 raise TypeError(f"socket must be a trio.SocketStream, not {type(socket).__name__}")
             self._adopt(socket)
 
-    def _adopt(self, stream: trio.SocketStream) -> None:
+    def _adopt(self, stream: trio.SocketStream, attempt: int | None = None) -> None:
         """The connection is made: CONNECTED is queued in the same step.
 
         It waits there for the reader (or an earlier sender, which then drains
@@ -302,8 +302,9 @@ class TcpClient(ClientFacade, _Object):
             remote = normalize_sockaddr(stream.socket.getpeername())
         except OSError as exc:
             raise translate_os_error(OsContext.ADOPT, exc) from exc
+        events = self._conn.connection_made(host, remote, attempt=attempt)
         self._stream = stream
-        if self._dispatcher.push(self._conn.connection_made(host, remote)):
+        if self._dispatcher.push(events):
             self._dispatcher.queue.abandon()
 
     async def _enter(self) -> None:
@@ -313,7 +314,7 @@ class TcpClient(ClientFacade, _Object):
     def _start_reader(self, nursery: trio.Nursery) -> None:
         assert self._stream is not None
         self._reader_done = trio.Event()
-        nursery.start_soon(self._reader, self._stream)
+        nursery.start_soon(self._reader, self._stream, self._conn.epoch)
 
     async def connect(self, ip: str, port: int) -> None:
         """Connect to ``(ip, port)``; CONNECTED has run when this returns.
@@ -324,16 +325,16 @@ class TcpClient(ClientFacade, _Object):
         host = validate_host(ip)
         port = validate_port(port)
         nursery = self._require_nursery()
-        self._conn.start_connect()
+        attempt = self._conn.start_connect()
         try:
             # A reconnect does not wait for the last reader: it may be the very
             # task calling us (from DISCONNECT), and it leaves this connection be.
             stream = await trio.open_tcp_stream(host, port)
         except BaseException as exc:
             # Back to IDLE, also when cancelled.
-            raise_failure(self._conn.connect_failed(exc), exc)
+            raise_failure(self._conn.connect_failed(exc, attempt=attempt), exc)
         try:
-            self._adopt(stream)
+            self._adopt(stream, attempt)
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
@@ -343,7 +344,7 @@ class TcpClient(ClientFacade, _Object):
         else:
             await self._dispatcher.wait_done(self._dispatcher.queue.pushed)
 
-    async def _reader(self, stream: trio.SocketStream) -> None:
+    async def _reader(self, stream: trio.SocketStream, epoch: int) -> None:
         conn, dispatcher, done = self._conn, self._dispatcher, self._reader_done
         try:
             if dispatcher.queue.claim():  # CONNECTED, unless a sender drained it already
@@ -352,10 +353,10 @@ class TcpClient(ClientFacade, _Object):
                 try:
                     data = await stream.receive_some(conn.recv_buffer)
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    run = dispatcher.push(conn.connection_lost(exc.__cause__ or exc))
+                    run = dispatcher.push(conn.connection_lost(exc.__cause__ or exc, epoch=epoch))
                 else:
                     if not data:
-                        await self._input_ended(stream)
+                        await self._input_ended(epoch)
                         break
                     run = conn.feed(data)
                 ended = conn.closed  # read now: a DISCONNECT callback may connect again
@@ -370,12 +371,12 @@ class TcpClient(ClientFacade, _Object):
                 await trio.aclose_forcefully(stream)
                 # Our nursery was cancelled under us.  (A reconnect may already have
                 # begun: then this reader's connection is over, and not ours to end.)
-                if self._stream is stream and conn.live:
+                if conn.current(epoch):
                     await self._settle(conn.connection_lost(None))
                 self._unregister()
                 done.set()
 
-    async def _input_ended(self, stream: trio.SocketStream) -> None:
+    async def _input_ended(self, epoch: int) -> None:
         """The peer's EOF: its last data runs while we can still reply; once
         every event up to it has run, the core closes (half open: we wait for
         our own close), and the replies accepted by then are written first."""
@@ -384,7 +385,7 @@ class TcpClient(ClientFacade, _Object):
         events = conn.eof_dispatched()
         self._unregister()
         await self._settle(events)
-        while self._stream is stream and conn.live:
+        while conn.current(epoch):
             await self._ending.park()
 
     async def _settle(self, events: list[Event]) -> None:

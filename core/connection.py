@@ -236,6 +236,8 @@ class Connection:
 
     __slots__ = (
         "_aborted",
+        "_attempt",
+        "_epoch",
         "_ledger",
         "_options",
         "_queue",
@@ -262,6 +264,8 @@ class Connection:
         self._ledger = SendLedger(source)
         self._reader = self._new_reader()
         self._aborted = False  # close() came while connecting
+        self._epoch = 0  # connections made so far: names the current one
+        self._attempt = 0  # connects begun so far: names the one that counts
         #: Local and remote ``(ip, port)``, known from the first connection on.
         self.host: Address | None = None
         self.remote: Address | None = None
@@ -287,6 +291,17 @@ class Connection:
     def live(self) -> bool:
         """The socket is this connection's, and its end has not been reported yet."""
         return self._state in _LIVE
+
+    @property
+    def epoch(self) -> int:
+        """Which connection this is (1 for the first): a binding hands it back with
+        the reports of that connection's reader or transport, and a report from a
+        connection that has been replaced (a reconnect) is then ignored here."""
+        return self._epoch
+
+    def current(self, epoch: int) -> bool:
+        """The connection of *epoch* is this one, and its end is still to report."""
+        return epoch == self._epoch and self._state in _LIVE
 
     @property
     def write_closed(self) -> bool:
@@ -357,30 +372,49 @@ class Connection:
 
     # -- connecting ------------------------------------------------------------
 
-    def start_connect(self) -> None:
-        """User ``connect()``: 1000 if already connected or connecting."""
-        self._step(Input.CONNECT)
+    def start_connect(self) -> int:
+        """User ``connect()``: 1000 if already connected or connecting.
 
-    def connection_made(self, host: Address, remote: Address) -> list[Event]:
+        Returns the attempt's number: a binding whose connects can overlap
+        (one abandoned by ``close()``, then a new one) hands it back with the
+        outcome, so that the abandoned one's is not taken for the new one's.
+        """
+        self._step(Input.CONNECT)
+        self._attempt += 1
+        self._aborted = False
+        return self._attempt
+
+    def _abandoned(self, attempt: int | None) -> bool:
+        """This outcome is of a connect that ``close()`` (or a newer connect) gave up."""
+        if attempt is not None and attempt != self._attempt:
+            return True
+        if self._state is ConnectionState.CLOSED and self._aborted:
+            self._aborted = False  # reported once
+            return True
+        return False
+
+    def connection_made(
+        self, host: Address, remote: Address, *, attempt: int | None = None
+    ) -> list[Event]:
         """The socket is connected: CONNECTED.
 
-        If ``close()`` came while connecting, this raises SocketError 1006 and
-        the binding closes the new socket.
+        If ``close()`` came while connecting (or *attempt* is not the latest
+        connect), this raises SocketError 1006 and the binding closes the new
+        socket.
         """
-        if self._state is ConnectionState.CLOSED and self._aborted:
-            self._aborted = False
+        if self._abandoned(attempt):
             raise SocketError(
                 ErrorCode.CONNECT_FAILED, ConnectionAbortedError("closed while connecting")
             )
         self._step(Input.MADE)
+        self._epoch += 1
         self._ledger.new_epoch()
         self.host, self.remote = host, remote
         return [Connected(source=self._source, host=host, remote=remote)]
 
-    def connect_failed(self, exc: BaseException) -> SocketError:
+    def connect_failed(self, exc: BaseException, *, attempt: int | None = None) -> SocketError:
         """The connect failed: back to IDLE; returns the 1006 error to raise."""
-        if self._state is ConnectionState.CLOSED and self._aborted:
-            self._aborted = False
+        if self._abandoned(attempt):
             return SocketError(ErrorCode.CONNECT_FAILED, exc)
         self._step(Input.CONNECT_FAILED)
         return translate_os_error(OsContext.CONNECT, exc)
@@ -535,8 +569,16 @@ class Connection:
             return self._disconnect(None)
         return []
 
-    def connection_lost(self, exc: BaseException | None = None) -> list[Event]:
-        """The socket is gone (error, or a close finished): fail the rest, DISCONNECT."""
+    def connection_lost(
+        self, exc: BaseException | None = None, *, epoch: int | None = None
+    ) -> list[Event]:
+        """The socket is gone (error, or a close finished): fail the rest, DISCONNECT.
+
+        With *epoch*, a report about a connection that has been replaced (or
+        whose end was reported already) is ignored.
+        """
+        if epoch is not None and not self.current(epoch):
+            return []
         before = self._state
         self._step(Input.LOST)
         if before in _LIVE:

@@ -346,3 +346,37 @@ def test_tables_are_disjoint_and_cover_every_pair() -> None:
         # A binding may always say "dispatched" and "settled" (late writers).
         assert (state, Input.DISPATCHED) in _TRANSITIONS
         assert (state, Input.SETTLE) in _TRANSITIONS
+
+
+def test_an_abandoned_connect_is_told_from_the_next() -> None:
+    """close() while connecting, then connect again: the first attempt's outcome, when
+    it comes, is refused (1006) and changes nothing; the second one's counts."""
+    conn = Connection("me")
+    first = conn.start_connect()
+    conn.close()
+    second = conn.start_connect()
+    assert second == first + 1
+    with pytest.raises(SocketError) as info:
+        conn.connection_made(HOST, REMOTE, attempt=first)
+    assert info.value.errno == 1006
+    assert conn.connect_failed(OSError("late"), attempt=first).errno == 1006
+    assert conn.state is ConnectionState.CONNECTING
+    assert [type(e) for e in conn.connection_made(HOST, REMOTE, attempt=second)] == [Connected]
+
+
+def test_reports_of_a_replaced_connection_are_ignored() -> None:
+    """A reader of the previous connection reporting its loss after a reconnect: ignored."""
+    conn = open_conn()
+    old = conn.epoch
+    assert conn.current(old)
+    conn.close()
+    assert not conn.current(old)  # over: its end was reported
+    conn.start_connect()
+    assert conn.connection_lost(OSError("old reader"), epoch=old) == []
+    conn.connection_made(HOST, REMOTE)
+    assert conn.epoch == old + 1 and conn.current(conn.epoch) and not conn.current(old)
+    assert conn.connection_lost(OSError("old reader"), epoch=old) == []
+    assert conn.is_open
+    assert [type(e) for e in conn.connection_lost(OSError("now"), epoch=conn.epoch)] == [
+        Disconnected
+    ]
