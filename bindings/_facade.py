@@ -11,6 +11,8 @@ them: the clients' own methods do the waiting).
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, NoReturn
 
 from jfsocket.core import (
@@ -182,17 +184,47 @@ class ServerFacade(_Bindable):
 
 
 class AsyncServerOps(ServerFacade):
-    """The async bindings' ``TcpServer.send``/``close``: a loop over the core's targets."""
+    """The async bindings' ``TcpServer.send``/``close`` over the core's targets.
+
+    A broadcast sends to every client at once, each in a task of its own
+    (:meth:`_together`, the binding's), so a client that stops reading holds
+    only its own share: the others get theirs meanwhile.
+    """
 
     async def send(self, data: Data, remote: Address | None = None) -> None:
         """Send to one remote, or to every connected client (unknown: 1003; gone: 1001)."""
         encode_payload(data, self._options.encoding)
-        for client in self._model.targets(remote):
-            try:
-                await client.send(data)
-            except SocketError as exc:
-                if not self._model.broadcast_skips(remote, exc):
-                    raise
+        targets = self._model.targets(remote)
+        if len(targets) < 2:
+            for client in targets:
+                await self._send_to(client, data, remote)
+            return
+        errors: list[SocketError] = []
+        await self._together(
+            [functools.partial(self._send_to, c, data, None, errors) for c in targets]
+        )
+        if errors:
+            raise errors[0]
+
+    async def _send_to(
+        self,
+        client: Any,
+        data: Data,
+        remote: Address | None,
+        errors: list[SocketError] | None = None,
+    ) -> None:
+        try:
+            await client.send(data)
+        except SocketError as exc:
+            if self._model.broadcast_skips(remote, exc):
+                return
+            if errors is None:
+                raise
+            errors.append(exc)
+
+    async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+        """Run *jobs* at once, each in a task, and return when all have."""
+        raise NotImplementedError
 
     async def close(self, remote: Address | None = None) -> None:
         """Close one remote's connection, or all of them."""

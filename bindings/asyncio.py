@@ -1017,6 +1017,17 @@ class TcpServer(AsyncServerOps, _Object):
             await self._dispatcher.emit(events)
             await self._dispatcher.reap()
 
+    async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+        context = contextvars.copy_context()
+        if _inside():  # from a callback: the jobs must not wait for events either
+            context.run(_inside_callback.set, True)
+        tasks = [context.run(asyncio.ensure_future, _call(job)) for job in jobs]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()  # a no-op on those done: cancelled, the broadcast ends whole
+
     async def _finish(self) -> None:
         await self.stop()
 
@@ -1180,6 +1191,10 @@ class CastSender(SenderFacade, _Object):
 
     async def _finish(self) -> None:
         await self.close()
+
+
+async def _call(job: Callable[[], Awaitable[None]]) -> None:
+    await job()
 
 
 async def _sendto(sock: _socket.socket, payload: bytes, target: Address) -> int:

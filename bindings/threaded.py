@@ -7,6 +7,9 @@ joins groups, and dispatches what the core returns.  Its shape:
   receiver, plus one accept thread per server;
 * ``send`` writes in the calling thread (``sendall`` under a write lock), so it
   returns once the bytes are with the OS, applying the kernel's backpressure;
+  a server's broadcast writes what each client's socket takes at once and
+  hands the rest to that connection's writer thread (started then, gone once
+  it is written), so one client that stops reading holds no other;
 * callbacks of one object never run at the same time and run in order: each
   object has a :class:`_Dispatcher`, a queue drained by whichever thread
   delivers first.  No lock is held while a callback runs, so a callback may
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import socket as _socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Final, TypeVar
@@ -66,7 +70,8 @@ _T = TypeVar("_T")
 #: Events a reader may queue ahead of a slow dispatcher before it stops reading
 #: (so a stalled callback slows the peer down instead of growing memory).
 _MAX_BACKLOG: Final = 1024
-_MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
+_MSG_TRUNC: Final = int(_socket.MSG_TRUNC)
+_MSG_DONTWAIT: Final = int(_socket.MSG_DONTWAIT)  # an int: IntFlag's & is slow per datagram
 _local = threading.local()
 
 
@@ -236,6 +241,9 @@ class TcpClient(ClientFacade, _Lifetime):
         self._conn = Connection(self, options, self._dispatcher.queue)
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
+        #: Bytes a broadcast could not write at once, for the writer thread.
+        self._outbox: deque[tuple[int, bytes | memoryview]] | None = None
+        self._writer: threading.Thread | None = None
         if socket is not None:
             if not isinstance(socket, _socket.socket):
                 raise TypeError(f"socket must be a socket.socket, not {type(socket).__name__}")
@@ -382,7 +390,17 @@ class TcpClient(ClientFacade, _Lifetime):
         with lock:
             ticket, payload = conn.send(data)
             sock = self._sock
+            if self._outbox is not None:  # the writer holds earlier bytes: they go first
+                if threading.current_thread() is self._writer:  # its own callback
+                    self._outbox.append((ticket, payload))
+                    return
+                self._dispatcher.wait(lambda: self._outbox is None)
         assert sock is not None
+        self._write(sock, ticket, payload)
+
+    def _write(self, sock: _socket.socket, ticket: int, payload: bytes | memoryview) -> None:
+        """Write *payload* in full (waiting for the peer), settle *ticket*, dispatch."""
+        conn, lock = self._conn, self._lock
         try:
             with self._write_lock:
                 sock.sendall(payload)
@@ -402,11 +420,63 @@ class TcpClient(ClientFacade, _Lifetime):
         if run:
             self._dispatcher.drain()
 
+    def _send_soon(self, data: Data) -> None:
+        """``send`` that never waits on the peer (a broadcast's, one client at a time):
+        what the OS does not take at once, this connection's writer thread writes."""
+        conn, lock = self._conn, self._lock
+        run = False
+        with lock:
+            ticket, payload = conn.send(data)
+            sock = self._sock
+            assert sock is not None
+            if self._outbox is None and self._write_lock.acquire(blocking=False):
+                try:
+                    try:
+                        written = sock.send(payload, _MSG_DONTWAIT)
+                    except OSError:  # it would block, or it failed: the writer finds out
+                        written = 0
+                    if written == len(payload):
+                        run = conn.settle(ticket)
+                        self._dispatcher.wake()
+                    else:
+                        self._hand_to_writer(sock, ticket, memoryview(payload)[written:])
+                finally:
+                    self._write_lock.release()
+            else:  # another thread is writing, or the writer is busy: behind them
+                self._hand_to_writer(sock, ticket, payload)
+        if run:
+            self._dispatcher.drain()
+
+    def _hand_to_writer(self, sock: _socket.socket, ticket: int, rest: bytes | memoryview) -> None:
+        """Queue *rest* for the writer thread, started if there is none (lock held)."""
+        if self._outbox is None:
+            self._outbox = deque()
+        self._outbox.append((ticket, rest))
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_loop, args=(sock,), name=f"jfsocket writer {self.remote}"
+            )
+            self._writer.start()
+
+    def _write_loop(self, sock: _socket.socket) -> None:
+        """Write what was handed over, in order, until none is left (or the end)."""
+        conn, lock, dispatcher = self._conn, self._lock, self._dispatcher
+        while True:
+            with lock:
+                outbox = self._outbox
+                if not outbox or conn.closed:  # at the end, the core failed what is left
+                    self._outbox = None
+                    self._writer = None
+                    dispatcher.wake()  # a send waiting for us goes now
+                    return
+                ticket, rest = outbox.popleft()
+            self._write(sock, ticket, rest)
+
     def close(self) -> None:
         """Close the connection; DISCONNECT fires once.  Idempotent, callable from callbacks."""
         with self._lock:
             run = self._dispatcher.push(self._conn.close())
-            sock, reader = self._sock, self._reader
+            sock, reader, writer = self._sock, self._reader, self._writer
             self._dispatcher.wake()
         # Sends in flight in other threads are aborted, not awaited: a peer that
         # does not read must not be able to hang close().
@@ -416,6 +486,7 @@ class TcpClient(ClientFacade, _Lifetime):
             self._dispatcher.drain()
         if not _active():
             _join(reader)
+            _join(writer)
             self._dispatcher.wait_idle()
 
     def shutdown(self) -> None:
@@ -583,7 +654,12 @@ class TcpServer(ServerFacade, _Lifetime):
             targets = self._model.targets(remote)
         for client in targets:
             try:
-                client.send(data)
+                if remote is not None:
+                    client.send(data)
+                else:
+                    # A broadcast waits on no client: a slow one's share is written
+                    # by its own writer thread while the others get theirs.
+                    client._send_soon(data)
             except SocketError as exc:
                 if not self._model.broadcast_skips(remote, exc):
                     raise

@@ -25,9 +25,11 @@ joins groups and awaits what the core returns.  Its shape:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import math
 import socket as _socket
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -79,6 +81,12 @@ _O = TypeVar("_O", bound="_Object")
 _MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
 #: The dispatchers each task is draining, innermost last.
 _draining: dict[trio.lowlevel.Task, list[_Dispatcher]] = {}
+
+
+#: Set in a task a callback started (a broadcast's sends): it counts as inside.
+_inside_callback: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "jfsocket_trio_inside_callback", default=False
+)
 
 
 def _stack() -> list[_Dispatcher]:
@@ -142,7 +150,7 @@ class _Dispatcher:
 
     async def wait_done(self, target: int) -> None:
         """Wait until the events pushed up to *target* were dispatched."""
-        if _stack():
+        if _stack() or _inside_callback.get():
             # Inside a callback (ours: they run right after it; another object's:
             # its drainer may be waiting on us, as two connections closing each
             # other would), so do not wait.
@@ -175,6 +183,16 @@ async def _run(callback: Callback, args: tuple[object, ...], event: About) -> No
             await result
         except Exception as exc:
             log_callback_error(callback, event, exc, args[0] if args else None)
+
+
+async def _plain(job: Callable[[], Awaitable[None]]) -> None:
+    await job()
+
+
+async def _as_inside(job: Callable[[], Awaitable[None]]) -> None:
+    """Run *job* as part of the callback that started it (it waits for no event)."""
+    _inside_callback.set(True)
+    await job()
 
 
 def _write_error(exc: BaseException) -> BaseException:
@@ -579,6 +597,12 @@ class TcpServer(AsyncServerOps, _Object):
                 stack[-1].queue.push(events, self._registry, publish=False)
             else:
                 await self._dispatcher.emit(events)
+
+    async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+        inside = bool(_stack())  # from a callback: the jobs must not wait for events either
+        async with trio.open_nursery() as nursery:
+            for job in jobs:
+                nursery.start_soon(_as_inside if inside else _plain, job)
 
     async def _finish(self) -> None:
         await self.stop()

@@ -6,6 +6,7 @@ callbacks, exactly-once under faults) are in ``tests/conformance``.
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 from collections import Counter
@@ -283,3 +284,42 @@ def test_close_remote_as_soon_as_it_is_listed(objects: Objects) -> None:
     assert errors == []
     with lock:
         assert all(seq == ["onConnected", "onDisconnect"] for seq in events.values()), events
+
+
+def _writers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("jfsocket writer")]
+
+
+def test_a_broadcast_hands_a_slow_clients_share_to_a_writer_that_ends(
+    objects: Objects,
+) -> None:
+    """A broadcast returns at once although one client's socket is full: a writer thread
+    for that connection writes the rest, keeps a later send behind it, and is gone once
+    all is written; SENDED comes once for each."""
+    log = EventLog()
+    server = objects.server(log, encoding=None)
+    peer = socket.create_connection(server.host)
+    objects.later(peer.close)
+    wait_until(lambda: len(server.clients) == 1, what="the server's side")
+    (side,) = server.clients.values()
+    big = bytes(32 << 20)  # far more than both ends' socket buffers hold
+    server.send(big)  # returns: nothing waits on this peer
+    assert _writers(), "no writer thread took the rest"
+    got = bytearray()
+
+    def read() -> None:
+        peer.settimeout(5)
+        while len(got) < len(big) + 5:
+            chunk = peer.recv(1 << 20)
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    side.send(b"after")  # a plain send waits behind the writer (while the peer reads)
+    reader.join(10)
+    assert bytes(got) == big + b"after"
+    log.wait(lambda: log.count("onSended") == 2, what="both SENDED")
+    wait_until(lambda: not _writers(), what="the writer to end")
+    assert log.data("onSended") == [big, b"after"]
