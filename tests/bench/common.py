@@ -10,7 +10,14 @@ from typing import TextIO
 
 import attrs
 
-__all__ = ["Result", "format_table", "median_of", "medians_of", "print_table"]
+__all__ = [
+    "Result",
+    "format_table",
+    "median_of",
+    "median_ratio",
+    "medians_of",
+    "print_table",
+]
 
 _HEADER = ("scenario", "jfsocket", "baseline", "baseline name", "unit", "ratio", "note")
 
@@ -23,6 +30,9 @@ class Result:
     ``baseline / jfsocket`` otherwise (times), so above 1 always favours jfsocket.
     Rows that check a property against a target (e.g. linearity) put the target in
     ``baseline`` and use ``higher_is_better=True``: their ratio is measured/target.
+    ``paired``, when given, is the ratio instead: the median of ratios taken within
+    each repetition (see :func:`median_ratio`), which a slow spell shared by both
+    contenders of a repetition does not move.
     """
 
     scenario: str
@@ -32,10 +42,13 @@ class Result:
     baseline_name: str
     higher_is_better: bool = True
     note: str = ""
+    paired: float | None = None
 
     @property
     def ratio(self) -> float:
         """jfsocket relative to the baseline (see the class docstring)."""
+        if self.paired is not None:
+            return self.paired
         if self.higher_is_better:
             return self.jfsocket / self.baseline
         return self.baseline / self.jfsocket
@@ -71,6 +84,20 @@ def medians_of(n: int, fns: Sequence[Callable[[], float]]) -> list[float]:
                 if was_enabled:
                     gc.enable()
     return [statistics.median(measured) for measured in samples]
+
+
+def median_ratio(
+    ours: Sequence[float], theirs: Sequence[float], *, higher_is_better: bool = True
+) -> float:
+    """The median of same-repetition ratios, oriented as :attr:`Result.ratio` is.
+
+    ``ours[i]`` and ``theirs[i]`` were measured in the same repetition.
+    """
+    if not ours or len(ours) != len(theirs):
+        raise ValueError(f"paired samples needed, got {len(ours)} and {len(theirs)}")
+    if higher_is_better:
+        return statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+    return statistics.median(b / a for a, b in zip(ours, theirs, strict=True))
 
 
 def _figure(value: float) -> str:

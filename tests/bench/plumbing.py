@@ -1,30 +1,33 @@
 """Plumbing the benchmarks share: checks, verdicts, descriptor and memory
-readings, and the loopback-only multicast sender."""
+readings, and the loopback-only multicast sockets."""
 
 from __future__ import annotations
 
-import gc
 import os
 import resource
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
 
 __all__ = [
-    "HOLD_STEP",
-    "Held",
+    "GROUP",
+    "LOOPBACK",
     "StalledError",
     "check",
     "fd_room",
-    "guarded",
     "loopback_sender",
     "open_fds",
-    "report_held",
+    "raw_receiver",
     "rss",
     "verdict",
+    "window",
 ]
 
-LOOPBACK = "127.0.0.1"
-HOLD_STEP = 1024  # clients stay within two steps of the server's accepts
+LOOPBACK: Final = "127.0.0.1"
+GROUP: Final = "239.255.77.77"  # administratively scoped (239.255.0.0/16)
+RCVBUF: Final = 1 << 20  # SO_RCVBUF asked for every multicast receiver (the kernel doubles it)
+DATAGRAM_COST: Final = 2048  # receive-buffer bytes one small datagram may take (Linux: ~1.3 KiB)
+BURST: Final = 256  # datagrams the paced sender sends between looks at the receiver
+WINDOW: Final = 1024  # most datagrams in flight, if the receive buffer holds that many
 
 
 class StalledError(RuntimeError):
@@ -70,16 +73,6 @@ def rss() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def guarded(what: str, fn: Callable[[], Sequence[float]]) -> Sequence[float]:
-    """Run *fn*, then check it left no file descriptor open."""
-    fds = open_fds()
-    figures = fn()
-    after = open_fds()
-    if fds is not None and after is not None and after > fds:
-        raise RuntimeError(f"{what}: {after - fds} file descriptors left open")
-    return figures
-
-
 def loopback_sender() -> socket.socket:
     """A raw multicast sender that cannot leave the host: TTL 0, interface 127.0.0.1."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -94,31 +87,32 @@ def loopback_sender() -> socket.socket:
     return sock
 
 
-class Held:
-    """The child's count of connections: ``have N`` every HOLD_STEP, *done* at *count*."""
-
-    __slots__ = ("_count", "_done", "got")
-
-    def __init__(self, count: int, done: Callable[[], object]) -> None:
-        self._count = count
-        self._done = done
-        self.got = 0
-
-    def arrive(self, *_: object) -> None:
-        """One more connection (usable as a callback: its arguments are ignored)."""
-        self.got += 1
-        if self.got % HOLD_STEP == 0:
-            print(f"have {self.got}", flush=True)
-        if self.got == self._count:
-            self._done()
+def raw_receiver() -> socket.socket:
+    """A raw receiving socket: bound to a free port, GROUP joined on 127.0.0.1, RCVBUF set."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        sock.bind(("0.0.0.0", 0))
+        membership = socket.inet_aton(GROUP) + socket.inet_aton(LOOPBACK)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
-async def report_held(port: int, connected: Callable[[], Awaitable[object]]) -> None:
-    """The child's side: announce *port*, wait for *connected*, report the RSS growth."""
-    gc.collect()
-    before = rss()
-    print(f"ready {port}", flush=True)
-    await connected()
-    print("connected", flush=True)
-    gc.collect()
-    print(f"rss {rss() - before}", flush=True)
+def window(receiver: object) -> int:
+    """How far the sender may run ahead of *receiver* (a socket, stdlib or trio).
+
+    WINDOW datagrams, fewer if its receive buffer cannot hold that many.  A
+    jfsocket receiver's socket is private; the benchmark reaches for it to give
+    it the raw receivers' SO_RCVBUF, and tells the buffer size it gets.
+    """
+    sock: Any = getattr(receiver, "_sock", receiver)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        size = int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    except (AttributeError, OSError):
+        raise RuntimeError(f"no socket to size in {receiver!r}") from None
+    return max(BURST, min(WINDOW, size // DATAGRAM_COST - BURST))
