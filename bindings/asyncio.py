@@ -299,7 +299,11 @@ class _Dispatcher:
 
     async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
         """Push, then drain, or wait until someone else has dispatched them."""
-        if self.push(events, registry):
+        await self.finish(self.push(events, registry))
+
+    async def finish(self, run: bool) -> None:
+        """After a push that said *run*: drain, or wait until its events were dispatched."""
+        if run:
             await self.drain()
         else:
             await self.wait_done(self.queue.pushed)
@@ -1018,14 +1022,25 @@ class TcpServer(AsyncServerOps, _Object):
             await self._dispatcher.reap()
 
     async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+        # Each send runs its first step here, in this task: one the transport
+        # takes at once (the usual case) finishes with no task and no trip
+        # round the loop; only one that must wait goes on in a task of its own.
         context = contextvars.copy_context()
         if _inside():  # from a callback: the jobs must not wait for events either
             context.run(_inside_callback.set, True)
-        tasks = [context.run(asyncio.ensure_future, _call(job)) for job in jobs]
+        waiting: list[asyncio.Future[None]] = []
         try:
-            await asyncio.gather(*tasks)
+            for job in jobs:
+                coro = cast(Coroutine[Any, Any, None], job())
+                try:
+                    yielded = coro.send(None)
+                except StopIteration:
+                    continue
+                waiting.append(context.run(asyncio.ensure_future, _resume(coro, yielded)))
+            if waiting:
+                await asyncio.gather(*waiting)
         finally:
-            for task in tasks:
+            for task in waiting:
                 task.cancel()  # a no-op on those done: cancelled, the broadcast ends whole
 
     async def _finish(self) -> None:
@@ -1179,7 +1194,9 @@ class CastSender(SenderFacade, _Object):
             if not isinstance(exc, OSError):
                 raise
             return
-        await self._dispatcher.emit(self._model.written(ticket, count, payload))
+        await self._dispatcher.finish(
+            self._model.settle(ticket, count, payload, self._dispatcher.queue)
+        )
 
     async def close(self) -> None:
         """Release the sockets (a later ``send`` opens new ones)."""
@@ -1193,8 +1210,9 @@ class CastSender(SenderFacade, _Object):
         await self.close()
 
 
-async def _call(job: Callable[[], Awaitable[None]]) -> None:
-    await job()
+async def _resume(coro: Coroutine[Any, Any, None], yielded: object) -> None:
+    """Finish, in a task, a coroutine whose first step already ran and yielded *yielded*."""
+    await _Resumed(coro, yielded)
 
 
 async def _sendto(sock: _socket.socket, payload: bytes, target: Address) -> int:

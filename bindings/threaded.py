@@ -801,7 +801,7 @@ class CastSender(SenderFacade, _Lifetime):
             except OSError as exc:
                 run = self._dispatcher.push(self._model.send_failed(ticket, exc))
             else:
-                run = self._dispatcher.push(self._model.written(ticket, count, payload))
+                run = self._model.settle(ticket, count, payload, self._dispatcher.queue)
         if run:
             self._dispatcher.drain()
 

@@ -727,7 +727,9 @@ class CastSender(SenderFacade, _Object):
             if not isinstance(exc, OSError):
                 raise
             return
-        await self._dispatcher.emit(self._model.written(ticket, count, payload))
+        await self._dispatcher.finish(
+            self._model.settle(ticket, count, payload, self._dispatcher.queue)
+        )
 
     async def close(self) -> None:
         """Release the sockets (a later ``send`` opens new ones)."""

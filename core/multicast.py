@@ -32,6 +32,8 @@ from typing import Final
 import attrs
 
 from .addresses import parse_group, parse_groups, validate_ip, validate_port
+from .callbacks import SENT_SLOT
+from .dispatch import DispatchQueue
 from .errors import ErrorCode, LocalProtocolError, OsContext, SocketError, translate_os_error
 from .events import Address, Data, Event, Received, Started, Stopped
 from .framing import (
@@ -299,6 +301,20 @@ class ReceiverModel:
         return [Received(source=self._source, data=payload, remote=remote, truncated=truncated)]
 
 
+#: How many validated remotes a sender remembers.
+_TARGETS_KEPT: Final = 256
+
+
+def _plain_remote(remote: object) -> bool:
+    """A ``(str, int)`` tuple: hashable, and its port not a bool equal to an int."""
+    return (
+        type(remote) is tuple
+        and len(remote) == 2
+        and type(remote[0]) is str
+        and type(remote[1]) is int
+    )
+
+
 class SenderModel:
     """The sans-I/O model of a multicast sender."""
 
@@ -324,9 +340,23 @@ class SenderModel:
         self.loopback: bool = loopback
         self.encoding = validate_encoding(encoding)
         self._ledger = SendLedger(source)
+        #: Remotes already validated: parsing a group per datagram costs more than sending it.
+        self._targets: dict[object, Address] = {}
 
     def send(self, remote: object, data: Data) -> tuple[int, bytes, Address]:
         """User ``send(remote, data)``: ``(ticket, payload, (group, port))``."""
+        target = self._targets.get(remote) if _plain_remote(remote) else None
+        if target is None:
+            target = self._check_remote(remote)
+        payload = encode_payload(data, self.encoding)
+        if len(payload) > MAX_DATAGRAM:
+            raise ValueError(
+                f"data is {len(payload)} bytes; a datagram holds at most {MAX_DATAGRAM}"
+            )
+        return self._ledger.open(data), payload, target
+
+    def _check_remote(self, remote: object) -> Address:
+        """Validate *remote* as ``(group, port)``; remember it (a sender sends to few)."""
         if not isinstance(remote, tuple) or len(remote) != 2:
             raise TypeError(f"remote must be a (group, port) tuple, got {remote!r}")
         group = parse_group(remote[0])
@@ -338,16 +368,23 @@ class SenderModel:
                 ErrorCode.NOT_MULTICAST,
                 ValueError(f"{group} is not of the IP version of interface {self.interface}"),
             )
-        payload = encode_payload(data, self.encoding)
-        if len(payload) > MAX_DATAGRAM:
-            raise ValueError(
-                f"data is {len(payload)} bytes; a datagram holds at most {MAX_DATAGRAM}"
-            )
-        return self._ledger.open(data), payload, (group, port)
+        if _plain_remote(remote):
+            if len(self._targets) >= _TARGETS_KEPT:
+                self._targets.clear()
+            self._targets[remote] = (group, port)
+        return group, port
 
     def sent(self, ticket: int) -> list[Event]:
         """The datagram went out: SENDED."""
         return list(self._ledger.sent(ticket))
+
+    def settle(self, ticket: int, count: int, payload: bytes, queue: DispatchQueue) -> bool:
+        """:meth:`written`, pushed onto *queue*: ``True`` if the caller must drain.
+        A SENDED nobody would see (no callback, no stream) is not made."""
+        if count == len(payload) and queue.quiet(SENT_SLOT):
+            self._ledger.settle(ticket)
+            return False
+        return queue.push(self.written(ticket, count, payload))
 
     def written(self, ticket: int, count: int, payload: bytes) -> list[Event]:
         """``sendto`` returned *count* for *payload*: SENDED if it took all of it,

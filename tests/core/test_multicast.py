@@ -7,17 +7,22 @@ import logging
 
 import pytest
 from jfsocket.core import (
+    CallbackRegistry,
+    DispatchQueue,
+    EventTypes,
     GroupChange,
     LocalProtocolError,
     Received,
     ReceiverModel,
     ReceiverState,
+    Role,
     SenderModel,
     SendFailed,
     Sent,
     SocketError,
     Started,
     Stopped,
+    invoke,
 )
 
 G1, G2, G3 = "239.255.0.1", "239.255.0.2", "239.255.0.3"
@@ -252,3 +257,41 @@ def test_sender_written_counts_the_bytes() -> None:
     assert isinstance(event, SendFailed) and event.data == b"cut"
     assert isinstance(event.error, OSError) and event.error.errno == errno.EMSGSIZE
     assert "1 of 3" in str(event.error)
+
+
+def test_sender_remembers_remotes_but_checks_every_new_one() -> None:
+    """A remote validated once is not parsed again; one that is refused stays refused,
+    and (group, True) is not taken for the (group, 1) remembered."""
+    model = SenderModel("tx", ttl=0, interface=IFACE)
+    for _ in range(3):
+        _, _, target = model.send((G1, 1), b"x")
+        assert target == (G1, 1)
+    with pytest.raises(TypeError, match="remote\\[1\\]"):
+        model.send((G1, True), b"x")
+    for _ in range(2):
+        with pytest.raises(SocketError, match="1004"):
+            model.send(("ff02::1", 5000), b"x")
+    for port in range(1, 300):  # more remotes than it keeps: it forgets, and checks again
+        assert model.send((G1, port), b"y")[2] == (G1, port)
+
+
+def test_sender_settle_makes_no_sended_nobody_would_see() -> None:
+    """settle() closes the ticket quietly with no callback; with one it pushes SENDED; a
+    datagram sent in part is SENDFAIL either way."""
+    registry = CallbackRegistry(Role.SENDER)
+    queue = DispatchQueue(registry)
+    model = SenderModel("tx", ttl=0, interface=IFACE)
+    ticket, payload, _ = model.send((G1, 5000), b"quiet")
+    assert model.settle(ticket, len(payload), payload, queue) is False
+    assert queue.pushed == 0
+    seen: list[tuple[object, ...]] = []
+    registry.bind(EventTypes.SENDED, lambda *a: seen.append(a))
+    registry.bind(EventTypes.SENDFAIL, lambda *a: seen.append(a))
+    ticket, payload, _ = model.send((G1, 5000), b"heard")
+    assert model.settle(ticket, len(payload), payload, queue) is True
+    ticket, payload, _ = model.send((G1, 5000), b"cut")
+    assert model.settle(ticket, 1, payload, queue) is False  # queued behind, busy
+    while (call := queue.next_call()) is not None:
+        invoke(*call)
+    assert [a[1] for a in seen] == [b"heard", b"cut"]
+    assert isinstance(seen[1][2], OSError)
