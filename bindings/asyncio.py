@@ -87,7 +87,6 @@ from ._sockopts import apply_changes, configure_sender, family_of, prepare_recei
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
 _O = TypeVar("_O", bound="_Object")
-_Call = Call
 #: Python 3.12+ starts a task eagerly: it runs at once, in the caller, until it
 #: first suspends, so a callback that never does costs no trip round the loop.
 _EAGER: Final = sys.version_info >= (3, 12)
@@ -196,7 +195,7 @@ class _Dispatcher:
         # The host task async callbacks run in from kick() (made with the first).
         self._host: asyncio.Task[None] | None = None
         self._host_wake: asyncio.Future[None] | None = None
-        self._handoff: tuple[Coroutine[Any, Any, object], object, _Call] | None = None
+        self._handoff: tuple[Coroutine[Any, Any, object], object, Call] | None = None
         self._retired = False
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
@@ -221,7 +220,7 @@ class _Dispatcher:
                 return
         self._idle()
 
-    def _step_inline(self, coro: Coroutine[Any, Any, object], call: _Call) -> bool:
+    def _step_inline(self, coro: Coroutine[Any, Any, object], call: Call) -> bool:
         """Run an async callback's first step here, as the host task (so that
         ``current_task()``, ``asyncio.timeout`` and task groups work in it).
 
@@ -283,7 +282,7 @@ class _Dispatcher:
             coro, yielded, call = job
             await self.drain(_Resumed(coro, yielded), call)
 
-    def _take_handoff(self) -> tuple[Coroutine[Any, Any, object], object, _Call] | None:
+    def _take_handoff(self) -> tuple[Coroutine[Any, Any, object], object, Call] | None:
         job, self._handoff = self._handoff, None
         return job
 
@@ -308,9 +307,7 @@ class _Dispatcher:
         else:
             await self.wait_done(self.queue.pushed)
 
-    async def drain(
-        self, first: Awaitable[object] | None = None, call: _Call | None = None
-    ) -> None:
+    async def drain(self, first: Awaitable[object] | None = None, call: Call | None = None) -> None:
         """Run callbacks, awaiting async ones, until the queue is empty.
 
         *first* is an async callback's awaitable already started by :meth:`kick`.
@@ -861,10 +858,8 @@ class TcpClient(ClientFacade, _Object):
         run = proto.write(ticket, payload)
         if run is None:
             await proto.settled()  # the transport, not we, settles it
-        elif run:
-            await dispatcher.drain()
-            return
-        await dispatcher.wait_done(dispatcher.queue.pushed)
+            run = False
+        await dispatcher.finish(run)
 
     async def shutdown(self) -> None:
         """Close our sending side once the sends accepted so far are written.
@@ -881,11 +876,7 @@ class TcpClient(ClientFacade, _Object):
             transport.write_eof()
         if conn.closed and proto is not None:  # after the peer's EOF (half open)
             proto._ended()
-        dispatcher = self._dispatcher
-        if dispatcher.push(events):
-            await dispatcher.drain()
-        else:
-            await dispatcher.wait_done(dispatcher.queue.pushed)
+        await self._dispatcher.emit(events)
 
     async def close(self) -> None:
         """Close the connection; DISCONNECT has run when this returns (idempotent).

@@ -70,8 +70,8 @@ _T = TypeVar("_T")
 #: Events a reader may queue ahead of a slow dispatcher before it stops reading
 #: (so a stalled callback slows the peer down instead of growing memory).
 _MAX_BACKLOG: Final = 1024
-_MSG_TRUNC: Final = int(_socket.MSG_TRUNC)
-_MSG_DONTWAIT: Final = int(_socket.MSG_DONTWAIT)  # an int: IntFlag's & is slow per datagram
+_MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
+_MSG_DONTWAIT: Final = int(_socket.MSG_DONTWAIT)
 _local = threading.local()
 
 
@@ -93,28 +93,28 @@ class _Dispatcher:
     every event); the condition on it is used only by the rare waiters.
     """
 
-    __slots__ = ("_cond", "_lock", "_queue", "_waiting", "queue")
+    __slots__ = ("_cond", "_lock", "_waiting", "queue")
 
     def __init__(self, registry: CallbackRegistry, lock: threading.Lock) -> None:
-        self._queue = self.queue = DispatchQueue(registry)
+        self.queue = DispatchQueue(registry)
         self._lock = lock
         self._cond = threading.Condition(lock)
         self._waiting = 0
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
         """Queue *events* (lock held); ``True`` if the caller must :meth:`drain`."""
-        return self._queue.push(events, registry)
+        return self.queue.push(events, registry)
 
     def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
         """Push and drain: for callers that do not hold the lock."""
         with self._lock:
-            run = self._queue.push(events, registry)
+            run = self.queue.push(events, registry)
         if run:
             self.drain()
 
     def drain(self) -> None:
         """Run callbacks until the queue is empty."""
-        lock, queue = self._lock, self._queue
+        lock, queue = self._lock, self.queue
         stack = _active()
         stack.append(self)
         try:
@@ -137,15 +137,15 @@ class _Dispatcher:
 
     def release(self) -> None:
         """Leave queued events to the next pusher or claimer (lock held)."""
-        self._queue.abandon()
+        self.queue.abandon()
 
     def claim(self) -> bool:
         """Drain events queued while nobody was (lock held)."""
-        return self._queue.claim()
+        return self.queue.claim()
 
     def backlogged(self) -> bool:
         """Too many events wait for a drainer on another thread (lock held)."""
-        return len(self._queue) > _MAX_BACKLOG and self._queue.busy
+        return len(self.queue) > _MAX_BACKLOG and self.queue.busy
 
     def wait(self, until: Callable[[], bool]) -> None:
         """Wait (lock held) until *until* is true; see :meth:`wake`."""
@@ -163,11 +163,11 @@ class _Dispatcher:
     def wait_idle(self) -> None:
         """Wait until every queued event was dispatched."""
         with self._lock:
-            self.wait(lambda: not self._queue.busy)
+            self.wait(lambda: not self.queue.busy)
 
     def wait_dispatched(self) -> None:
         """Wait (lock held) until every event pushed so far has run."""
-        queue = self._queue
+        queue = self.queue
         target = queue.pushed
         self.wait(lambda: queue.done >= target)
 

@@ -93,6 +93,12 @@ def _stack() -> list[_Dispatcher]:
     return _draining.get(trio.lowlevel.current_task(), [])
 
 
+def _inside() -> bool:
+    """The current task is running a callback, or was started by one (so it must
+    not wait for events)."""
+    return bool(_stack()) or _inside_callback.get()
+
+
 class _Dispatcher:
     """An object's :class:`DispatchQueue`, drained by the task that pushed onto it idle."""
 
@@ -150,7 +156,7 @@ class _Dispatcher:
 
     async def wait_done(self, target: int) -> None:
         """Wait until the events pushed up to *target* were dispatched."""
-        if _stack() or _inside_callback.get():
+        if _inside():
             # Inside a callback (ours: they run right after it; another object's:
             # its drainer may be waiting on us, as two connections closing each
             # other would), so do not wait.
@@ -599,7 +605,7 @@ class TcpServer(AsyncServerOps, _Object):
                 await self._dispatcher.emit(events)
 
     async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
-        inside = bool(_stack())  # from a callback: the jobs must not wait for events either
+        inside = _inside()  # from a callback: the jobs must not wait for events either
         async with trio.open_nursery() as nursery:
             for job in jobs:
                 nursery.start_soon(_as_inside if inside else _plain, job)
