@@ -8,16 +8,14 @@ transports report and awaits what it returns.  Its shape:
   loop calls them, they feed the core and run plain callbacks right there, in
   the loop's callback, with no task and no hop;
 * an ``async def`` callback delivered there runs its first step right away,
-  as the object's *host task* (made current with asyncio's own
-  ``_enter_task``, so ``current_task()``, ``asyncio.timeout`` and task groups
-  work in it); one that never suspends (``await client.send(...)``, usually)
-  costs no trip round the loop.  If it suspends, the host task finishes it
-  and drains what is queued behind it; a cancellation aimed at it there (its
-  timeout) reaches it.  Meanwhile the connection stops reading, so a slow
-  callback slows the peer instead of queueing data without bound.  An
-  object's callbacks run in order, one at a time
-  (:class:`~jfsocket.core.DispatchQueue`); the host task ends with the
-  connection (or the receiver's run);
+  in a task of its own started eagerly (:func:`_start`), so ``current_task()``,
+  ``asyncio.timeout`` and task groups work in it; one that never suspends
+  (``await client.send(...)``, usually) costs no trip round the loop.  If it
+  suspends, that task finishes it and drains what is queued behind it.
+  Meanwhile the connection stops reading, so a slow callback slows the peer
+  instead of queueing data without bound.  The ordering rules are the core's
+  (:class:`~jfsocket.core.Dispatcher`); this module only awaits, wakes and
+  owns the tasks;
 * ``await send()`` returns once the transport has handed the bytes to the OS
   and SENDED has run.  The write buffer's high-water mark is 0, so the
   transport calls ``pause_writing`` as soon as it has to buffer, and
@@ -38,34 +36,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import inspect
 import socket as _socket
 import sys
 from asyncio.tasks import _enter_task, _leave_task
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from types import CoroutineType, TracebackType
-from typing import Any, Final, TypeGuard, TypeVar, cast
+from types import TracebackType
+from typing import Any, Final, TypeVar, cast
 
 from jfsocket.core import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECV_BUFFER,
     Address,
-    Call,
     CallbackRegistry,
     Connection,
     Data,
     Disconnected,
-    DispatchQueue,
+    Dispatcher,
     Event,
     EventTypes,
     Framing,
     OsContext,
+    Pending,
     ServerModel,
     SocketError,
     Stopped,
-    invoke,
+    innermost,
+    inside,
     log_call_error,
+    mark_inside,
     normalize_sockaddr,
     translate_os_error,
     validate_host,
@@ -90,17 +89,6 @@ _O = TypeVar("_O", bound="_Object")
 #: Python 3.12+ starts a task eagerly: it runs at once, in the caller, until it
 #: first suspends, so a callback that never does costs no trip round the loop.
 _EAGER: Final = sys.version_info >= (3, 12)
-#: The dispatchers each task is draining, innermost last.
-_draining: dict[asyncio.Task[Any], list[_Dispatcher]] = {}
-#: Set in a cleanup task started from inside a callback: it counts as inside too.
-_inside_callback: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "jfsocket_inside_callback", default=False
-)
-
-
-def _awaitable(result: object) -> TypeGuard[Awaitable[object]]:
-    """What an ``async def`` callback returned (checked cheaply for the usual coroutine)."""
-    return type(result) is CoroutineType or inspect.isawaitable(result)
 
 
 def _running_loop(obj: object) -> asyncio.AbstractEventLoop:
@@ -111,14 +99,98 @@ def _running_loop(obj: object) -> asyncio.AbstractEventLoop:
         raise wrong_runtime(obj, "asyncio", "a running asyncio loop (asyncio.run)") from None
 
 
-def _stack() -> list[_Dispatcher]:
-    task = asyncio.current_task()
-    return _draining.get(task, []) if task is not None else []
-
-
 def _inside() -> bool:
-    """The current task is running a callback (so it must not wait for events)."""
-    return bool(_stack()) or _inside_callback.get()
+    """The current task is running a callback, or works for one (so it must not
+    wait for events)."""
+    return inside(asyncio.current_task())
+
+
+def _start(
+    coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None
+) -> asyncio.Task[None] | None:
+    """Run *coro* as a new task, started eagerly: its first step runs now, here,
+    as that task (``current_task()``, ``asyncio.timeout`` and task groups work
+    in it).  ``None``: it finished there (what it raised is raised here); a
+    callback that never suspends costs no trip round the loop.
+
+    Python 3.12+ does this itself (``eager_start``).  Before, asyncio has no
+    public way, and this is the one place that uses its private
+    ``_enter_task``/``_leave_task`` (tests/asyncio/test_eager.py checks it on
+    every Python the suite runs on).
+    """
+    loop = asyncio.get_running_loop()
+    if _EAGER:
+        task: asyncio.Task[None] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+            coro, loop=loop, eager_start=True, context=context
+        )
+        if not task.done():
+            return task
+        task.result()
+        return None
+    if context is None:
+        context = contextvars.copy_context()
+    if asyncio.current_task(loop) is not None:  # a task cannot become another one
+        return _task_in(loop, coro, context)
+    first = _FirstStep(coro)
+    task = _task_in(loop, first, context)
+    _enter_task(loop, task)
+    try:
+        context.run(first.start)  # 3.10: the task runs later steps in a copy of it
+    finally:
+        _leave_task(loop, task)
+    return None if first.finished else task
+
+
+def _task_in(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], context: contextvars.Context
+) -> asyncio.Task[None]:
+    if sys.version_info >= (3, 11):
+        return loop.create_task(coro, context=context)
+    return context.run(loop.create_task, coro)  # pragma: no cover - Python 3.10
+
+
+class _FirstStep(Coroutine[Any, Any, None]):
+    """Before 3.12: a coroutine whose first step :func:`_start` runs at once;
+    its task goes on from where that step suspended (or ends at once, if it
+    finished: what it raised was raised by :func:`_start`)."""
+
+    __slots__ = ("_coro", "_handed", "_yielded", "finished")
+
+    def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._coro = coro
+        self._yielded: Any = None
+        self._handed = False  # the task has had what the first step yielded
+        self.finished = False
+
+    def start(self) -> None:
+        try:
+            self._yielded = self._coro.send(None)
+        except StopIteration:
+            self.finished = True
+        except BaseException:
+            self.finished = True
+            raise
+
+    def send(self, value: Any) -> Any:
+        if self.finished:
+            raise StopIteration
+        if not self._handed:  # the task's first step: it goes on from ours
+            self._handed = True
+            yielded, self._yielded = self._yielded, None
+            return yielded
+        return self._coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if self.finished:  # cancelled after it finished: it finished
+            raise StopIteration
+        self._handed, self._yielded = True, None
+        return self._coro.throw(typ if val is None else val)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, None]:  # pragma: no cover - a task's coroutine
+        raise TypeError("not awaitable")
 
 
 class _EventStream:
@@ -156,213 +228,84 @@ class _EventStream:
         return self._events.popleft()
 
 
-class _Dispatcher:
-    """An object's :class:`DispatchQueue`, drained by whoever pushed onto it idle.
+class _Host:
+    """asyncio's part of an object's :class:`Dispatcher` (``core``).
 
-    From a protocol callback (:meth:`kick`) plain callbacks run at once; from
-    a task (:meth:`drain`) async ones are awaited in place.
+    From a loop callback (:meth:`kick`) plain callbacks run at once, and an
+    async one goes on in a task of the object, started eagerly, that drains
+    what follows it; from a task (:meth:`drain`) async ones are awaited in
+    place.  The object owns those tasks, and waits for them before it is done.
     """
 
-    __slots__ = (
-        "_handoff",
-        "_host",
-        "_host_wake",
-        "_parent",
-        "_retired",
-        "_waiters",
-        "on_idle",
-        "queue",
-        "tasks",
-    )
+    __slots__ = ("_parent", "_waiters", "core", "tasks")
 
     def __init__(
         self,
         registry: CallbackRegistry,
-        parent: _Dispatcher | None = None,
+        parent: _Host | None = None,
         *,
         last: tuple[type[Event], ...] = (),
     ) -> None:
-        self.queue: DispatchQueue = DispatchQueue(
-            registry, parent.queue if parent is not None else None, last=last
+        self.core: Dispatcher = Dispatcher(
+            registry, parent.core if parent is not None else None, last=last, host=self
         )
         self._parent = parent
         self._waiters: list[asyncio.Future[None]] = []
         #: Tasks running our callbacks (a server's include its connections'),
         #: made with the first: most connections never have one.
         self.tasks: set[asyncio.Task[None]] | None = None
-        #: Called once the queue is idle again (a paused connection reads again).
-        self.on_idle: Callable[[], None] | None = None
-        # The host task async callbacks run in from kick() (made with the first).
-        self._host: asyncio.Task[None] | None = None
-        self._host_wake: asyncio.Future[None] | None = None
-        self._handoff: tuple[Coroutine[Any, Any, object], object, Call] | None = None
-        self._retired = False
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
         """Queue *events* (``async for`` readers get them too); ``True``: drain now."""
-        return self.queue.push(events, registry)
+        return self.core.push(events, registry)
 
     def kick(self) -> None:
-        """Drain from a loop callback: plain callbacks run here, and so does an
-        async one until it first suspends; then it, with everything queued
-        after it, continues in the object's host task."""
-        queue = self.queue
-        while (call := queue.next_call()) is not None:
-            if self._waiters:
-                self._wake()
-            result = invoke(*call)
-            if result is not None and _awaitable(result):
-                if type(result) is CoroutineType:
-                    if self._step_inline(result, call):
-                        continue
-                    return  # the host task has it, and the queue
-                self.spawn(self.drain(result, call))
-                return
-        self._idle()
-
-    def _step_inline(self, coro: Coroutine[Any, Any, object], call: Call) -> bool:
-        """Run an async callback's first step here, as the host task (so that
-        ``current_task()``, ``asyncio.timeout`` and task groups work in it).
-
-        ``True``: it finished.  ``False``: it suspended and was handed to the
-        host, which finishes it and drains the rest: a callback that never
-        suspends (``await client.send(...)`` usually) costs no trip round the loop.
-        """
-        loop = asyncio.get_running_loop()
-        host = self._host
-        if host is None or host.done():
-            host = self._host = loop.create_task(self._host_main())
-            self._track(host)
-        _enter_task(loop, host)
-        stack = _draining.setdefault(host, [])
-        stack.append(self)
-        try:
-            yielded = coro.send(None)
-        except StopIteration:
-            return True
-        except (Exception, asyncio.CancelledError) as exc:
-            log_call_error(call, exc)
-            return True
-        except BaseException:
-            self.queue.abandon()
-            raise
-        finally:
-            stack.pop()
-            if not stack:
-                del _draining[host]
-            _leave_task(loop, host)
-        self._handoff = (coro, yielded, call)
-        if self._host_wake is not None and not self._host_wake.done():
-            self._host_wake.set_result(None)
-        return False
-
-    async def _host_main(self) -> None:
-        """The host task: parked until kick() hands it a suspended callback,
-        which it finishes before draining what is queued; ends once retired."""
-        loop = asyncio.get_running_loop()
-        while True:
-            job = self._take_handoff()
-            if job is None:
-                if self._retired:
-                    return
-                wake = self._host_wake = loop.create_future()
-                try:
-                    await wake
-                except asyncio.CancelledError:
-                    job = self._take_handoff()
-                    if job is None:
-                        raise
-                    # Aimed at the callback handed over (its asyncio.timeout
-                    # took the host for its task): the callback gets it.
-                    coro, _, call = job
-                    await self.drain(_Resumed(coro, None, asyncio.CancelledError()), call)
-                finally:
-                    self._host_wake = None
-                continue
-            coro, yielded, call = job
-            await self.drain(_Resumed(coro, yielded), call)
-
-    def _take_handoff(self) -> tuple[Coroutine[Any, Any, object], object, Call] | None:
-        job, self._handoff = self._handoff, None
-        return job
-
-    def revive(self) -> None:
-        """The object is live again (connected, started): its host task may park."""
-        self._retired = False
-
-    def retire(self) -> None:
-        """The object is done for now: the host task ends once idle."""
-        self._retired = True
-        if self._host_wake is not None and not self._host_wake.done():
-            self._host_wake.set_result(None)
+        """Drain from a loop callback (see the class)."""
+        pending = self.core.run()
+        if pending is not None:
+            self.spawn(self.drain(pending))
 
     async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
         """Push, then drain, or wait until someone else has dispatched them."""
-        await self.finish(self.push(events, registry))
+        await self.finish(self.core.push(events, registry))
 
     async def finish(self, run: bool) -> None:
         """After a push that said *run*: drain, or wait until its events were dispatched."""
         if run:
             await self.drain()
         else:
-            await self.wait_done(self.queue.pushed)
+            await self.wait_done(self.core.pushed)
 
-    async def drain(self, first: Awaitable[object] | None = None, call: Call | None = None) -> None:
-        """Run callbacks, awaiting async ones, until the queue is empty.
+    async def drain(self, first: Pending | None = None) -> None:
+        """Run callbacks, awaiting async ones, until the queue is empty
+        (*first*: an async callback :meth:`kick` met, not yet awaited)."""
+        steps = self.core.steps(asyncio.current_task(), first)
+        for awaitable, call in steps:
+            try:
+                await awaitable
+            except Exception as exc:
+                log_call_error(call, exc)
+            except BaseException:
+                steps.close()
+                raise
 
-        *first* is an async callback's awaitable already started by :meth:`kick`.
-        """
-        task = asyncio.current_task()
-        assert task is not None
-        stack = _draining.setdefault(task, [])
-        stack.append(self)
-        queue = self.queue
-        try:
-            if first is not None:
-                assert call is not None
-                try:
-                    await first
-                except Exception as exc:
-                    log_call_error(call, exc)
-            while (call := queue.next_call()) is not None:
-                if self._waiters:
-                    self._wake()
-                result = invoke(*call)
-                if result is not None and _awaitable(result):
-                    try:
-                        await result
-                    except Exception as exc:
-                        log_call_error(call, exc)
-        except BaseException:
-            queue.abandon()
-            if len(queue):
-                # Interrupted (cancelled) with events still queued: a task of
-                # the object delivers them, so DISCONNECT is never lost.
-                self.spawn(self._resume())
-            raise
-        finally:
-            stack.pop()
-            if not stack:
-                del _draining[task]
-            if not queue.busy:
-                self._idle()
+    def resume(self) -> None:
+        """A drain was cancelled with events left: a task of ours delivers them."""
+        task = asyncio.get_running_loop().create_task(self._resume())
+        self._track(task)
 
     async def _resume(self) -> None:
-        if self.queue.claim():
+        if self.core.claim():
             await self.drain()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run *coro* in a task the object owns (and waits for before it is done)."""
-        loop = asyncio.get_running_loop()
-        if _EAGER:
-            task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-        else:
-            task = loop.create_task(coro)
-        if not task.done():
+        task = _start(coro)
+        if task is not None:
             self._track(task)
 
     def _track(self, task: asyncio.Task[None]) -> None:
-        node: _Dispatcher | None = self
+        node: _Host | None = self
         while node is not None:  # a server waits for its connections' tasks
             if node.tasks is None:
                 node.tasks = set()
@@ -371,7 +314,7 @@ class _Dispatcher:
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        node: _Dispatcher | None = self
+        node: _Host | None = self
         while node is not None:
             if node.tasks is not None:
                 node.tasks.discard(task)
@@ -379,86 +322,44 @@ class _Dispatcher:
 
     async def wait_done(self, target: int) -> None:
         """Wait until the events pushed up to *target* were dispatched."""
-        queue = self.queue
-        if (queue.done >= target or not queue.busy) or _inside():
+        core = self.core
+        if (core.done >= target or not core.busy) or _inside():
             # Done already; or inside a callback (ours: they run right after
             # it; another object's: its drainer may be waiting on us).
             return
-        while queue.done < target and queue.busy:
+        while core.done < target and core.busy:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
+            core.waiting += 1
             try:
                 await waiter
             finally:
+                core.waiting -= 1
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Waiters look again."""
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _idle(self) -> None:
-        if self._waiters:
-            self._wake()
-        if self.on_idle is not None:
-            on_idle, self.on_idle = self.on_idle, None
-            on_idle()
-
     def subscribe(self) -> _EventStream:
         """A stream of every event pushed from now on."""
         stream = _EventStream()
-        self.queue.subscribe(stream)
+        self.core.subscribe(stream)
         return stream
-
-    def end_streams(self) -> None:
-        """The object is done: ``async for`` loops end after the events queued."""
-        self.queue.end_streams()
 
     async def reap(self) -> None:
         """Wait for the object's tasks (not the caller's own) to end."""
-        self.retire()
         current = asyncio.current_task()
         while pending := [task for task in self.tasks or () if task is not current]:
             await asyncio.wait(pending)
 
 
-class _Resumed:
-    """Await a coroutine whose first step already ran (and yielded *yielded*),
-    or that must first receive *error*; what the awaiting task gets (wake-ups,
-    cancellation) goes on to it."""
-
-    __slots__ = ("_coro", "_error", "_yielded")
-
-    def __init__(
-        self, coro: Coroutine[Any, Any, object], yielded: object, error: BaseException | None = None
-    ) -> None:
-        self._coro, self._yielded, self._error = coro, yielded, error
-
-    def __await__(self) -> Generator[Any, Any, object]:
-        coro = self._coro
-        try:
-            yielded = coro.throw(self._error) if self._error is not None else self._yielded
-        except StopIteration as stop:
-            return stop.value
-        while True:
-            try:
-                value = yield yielded
-            except BaseException as exc:
-                try:
-                    yielded = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    yielded = coro.send(value)
-                except StopIteration as stop:
-                    return stop.value
-
-
 async def _cleanup(
-    coro: Coroutine[Any, Any, None], dispatcher: _Dispatcher, *, interrupt: bool = False
+    coro: Coroutine[Any, Any, None], dispatcher: _Host, *, interrupt: bool = False
 ) -> None:
     """Run *coro* to its end even if we are cancelled meanwhile; then re-raise.
 
@@ -471,7 +372,7 @@ async def _cleanup(
         _cancel_callbacks(dispatcher)
     context = contextvars.copy_context()
     if _inside():
-        context.run(_inside_callback.set, True)
+        context.run(mark_inside)
     task = context.run(asyncio.ensure_future, coro)
     cancelled = False
     while True:
@@ -488,7 +389,7 @@ async def _cleanup(
         raise asyncio.CancelledError
 
 
-def _cancel_callbacks(dispatcher: _Dispatcher) -> None:
+def _cancel_callbacks(dispatcher: _Host) -> None:
     current = asyncio.current_task()
     for task in list(dispatcher.tasks or ()):
         if task is not current:
@@ -498,7 +399,7 @@ def _cancel_callbacks(dispatcher: _Dispatcher) -> None:
 class _Object:
     """``async with``, ``async for`` and task ownership, shared by the four classes."""
 
-    _dispatcher: _Dispatcher
+    _dispatcher: _Host
 
     async def __aenter__(self: _O) -> _O:
         _running_loop(self)
@@ -517,7 +418,7 @@ class _Object:
     async def _exit(self) -> None:
         await self._finish()
         await self._dispatcher.reap()
-        self._dispatcher.end_streams()
+        self._dispatcher.core.end_streams()
 
     def __aiter__(self) -> _EventStream:
         """``async for event in obj``: the typed events, until the object is done."""
@@ -602,10 +503,10 @@ class _Stream(asyncio.Protocol):
         self._deliver(events)
         # Once every event up to the EOF has run (now, or when an async
         # callback finishes), the core closes; replies go out first.
-        if self._dispatcher.queue.busy:
-            # Idle may be reached inside the host task, which must not start
-            # the next callbacks inline: the loop does, next.
-            self._dispatcher.on_idle = self._eof_dispatched_soon
+        if self._dispatcher.core.busy:
+            # Idle may be reached inside a task draining an async callback,
+            # which must not start the next callbacks inline: the loop does, next.
+            self._dispatcher.core.on_idle = self._eof_dispatched_soon
         else:
             self._eof_dispatched()
         return True  # keep the transport: we may still write
@@ -646,8 +547,6 @@ class _Stream(asyncio.Protocol):
     def _ended(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
-        if self.current:
-            self._dispatcher.retire()  # its host task ends once the last events ran
         self._client._unregister()
 
     def _deliver(self, events: list[Event]) -> None:
@@ -659,14 +558,14 @@ class _Stream(asyncio.Protocol):
         dispatcher = self._dispatcher
         if run:
             dispatcher.kick()
-        elif self._reading and dispatcher.queue.busy:
+        elif self._reading and dispatcher.core.busy:
             # A task is still running an async callback: let the peer wait,
             # rather than queueing its data without bound.
             transport = self.transport
             if transport is not None and not transport.is_closing():
                 transport.pause_reading()
                 self._reading = False
-                dispatcher.on_idle = self._read_again
+                dispatcher.core.on_idle = self._read_again
 
     def _read_again(self) -> None:
         self._reading = True
@@ -755,8 +654,8 @@ class TcpClient(ClientFacade, _Object):
         )
         self._server = _server
         parent = _server._dispatcher if _server is not None else None
-        self._dispatcher = _Dispatcher(self._registry, parent, last=(Disconnected,))
-        self._conn = Connection(self, options, self._dispatcher.queue)
+        self._dispatcher = _Host(self._registry, parent, last=(Disconnected,))
+        self._conn = Connection(self, options, self._dispatcher.core)
         self._proto: _Stream | None = None
         if socket is not None and not isinstance(socket, _socket.socket):
             raise TypeError(f"socket must be a socket.socket, not {type(socket).__name__}")
@@ -780,12 +679,11 @@ class TcpClient(ClientFacade, _Object):
         events = self._conn.connection_made(host, remote, attempt=proto.attempt)
         proto.epoch = self._conn.epoch
         self._proto = proto
-        self._dispatcher.revive()
         if self._dispatcher.push(events):
             if server is not None:
                 self._dispatcher.kick()  # nobody awaits an accepted connection
             else:
-                self._dispatcher.queue.abandon()  # connect() or the first data drains it
+                self._dispatcher.core.release()  # connect() or the first data drains it
         return True
 
     async def _enter(self) -> None:
@@ -837,10 +735,10 @@ class TcpClient(ClientFacade, _Object):
         await self._drain_connected()
 
     async def _drain_connected(self) -> None:
-        if self._dispatcher.queue.claim():
+        if self._dispatcher.core.claim():
             await self._dispatcher.drain()
         else:
-            await self._dispatcher.wait_done(self._dispatcher.queue.pushed)
+            await self._dispatcher.wait_done(self._dispatcher.core.pushed)
 
     def _unregister(self) -> None:
         if self._server is not None and self._conn.closed:
@@ -885,7 +783,6 @@ class TcpClient(ClientFacade, _Object):
         fail: a peer that does not read must not be able to hang ``close()``.
         """
         events = self._conn.close()
-        self._dispatcher.retire()
         proto = self._proto
         if proto is not None and proto.transport is not None:
             proto.transport.abort()
@@ -895,7 +792,7 @@ class TcpClient(ClientFacade, _Object):
             await dispatcher.drain()
         if proto is not None:
             await proto.wait_lost()  # the socket is closed, and DISCONNECT pushed
-        await dispatcher.wait_done(dispatcher.queue.pushed)
+        await dispatcher.wait_done(dispatcher.core.pushed)
         if not _inside():
             await dispatcher.reap()
 
@@ -934,7 +831,7 @@ class TcpServer(AsyncServerOps, _Object):
             half_open=half_open,
             backlog=backlog,
         )
-        self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
+        self._dispatcher = _Host(self._registry, last=(Stopped,))
         self._server: asyncio.Server | None = None
         self._all_gone: asyncio.Future[None] | None = None
 
@@ -990,13 +887,12 @@ class TcpServer(AsyncServerOps, _Object):
         if server is not None:
             server.close()
         # Once begun, stopping finishes even if we are cancelled: no half-stopped server.
-        stack = _stack()
         # The callback we are in, if any: STOPED queues behind it.  (Taken now:
-        # the stack itself changes once that callback suspends.)
-        inside = stack[-1] if stack else None
+        # what a task drains changes once that callback suspends.)
+        inside = innermost(asyncio.current_task())
         await _cleanup(self._stopping(server, inside), self._dispatcher)
 
-    async def _stopping(self, server: asyncio.Server | None, inside: _Dispatcher | None) -> None:
+    async def _stopping(self, server: asyncio.Server | None, inside: Dispatcher | None) -> None:
         for client in self._model.targets():
             await client.close()
         if self._model.clients:
@@ -1006,28 +902,25 @@ class TcpServer(AsyncServerOps, _Object):
             await server.wait_closed()
         events = self._model.stopped()
         if inside is not None:  # inside a callback: STOPED after what is queued there
-            self._dispatcher.queue.publish(events)
-            inside.queue.push(events, self._registry, publish=False)
+            self._dispatcher.core.publish(events)
+            inside.push(events, self._registry, publish=False)
         else:
             await self._dispatcher.emit(events)
             await self._dispatcher.reap()
 
     async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
-        # Each send runs its first step here, in this task: one the transport
-        # takes at once (the usual case) finishes with no task and no trip
-        # round the loop; only one that must wait goes on in a task of its own.
+        # Each send starts eagerly: one the transport takes at once (the usual
+        # case) finishes with no trip round the loop; only one that must wait
+        # goes on in its task.
         context = contextvars.copy_context()
         if _inside():  # from a callback: the jobs must not wait for events either
-            context.run(_inside_callback.set, True)
-        waiting: list[asyncio.Future[None]] = []
+            context.run(mark_inside)
+        waiting: list[asyncio.Task[None]] = []
         try:
             for job in jobs:
-                coro = cast(Coroutine[Any, Any, None], job())
-                try:
-                    yielded = coro.send(None)
-                except StopIteration:
-                    continue
-                waiting.append(context.run(asyncio.ensure_future, _resume(coro, yielded)))
+                task = _start(cast(Coroutine[Any, Any, None], job()), context)
+                if task is not None:
+                    waiting.append(task)
             if waiting:
                 await asyncio.gather(*waiting)
         finally:
@@ -1087,7 +980,7 @@ class CastReceiver(ReceiverFacade, _Object):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
     ) -> None:
         self._setup(host, evts, interface=interface, encoding=encoding, recv_buffer=recv_buffer)
-        self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
+        self._dispatcher = _Host(self._registry, last=(Stopped,))
         self._sock: _socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._proto: _Datagrams | None = None
@@ -1118,7 +1011,6 @@ class CastReceiver(ReceiverFacade, _Object):
             raise_failure(self._model.start_failed(exc), exc)
         events = self._model.listening(normalize_sockaddr(sock.getsockname()))
         self._sock, self._transport, self._proto = sock, transport, proto
-        self._dispatcher.revive()
         await self._dispatcher.emit(events)
 
     async def stop(self) -> None:
@@ -1131,7 +1023,6 @@ class CastReceiver(ReceiverFacade, _Object):
         with contextlib.suppress(OSError):
             apply_changes(sock, drops)
         transport.abort()
-        self._dispatcher.retire()
         await _cleanup(self._stopping(proto), self._dispatcher)
 
     async def _stopping(self, proto: _Datagrams) -> None:
@@ -1157,7 +1048,7 @@ class CastSender(SenderFacade, _Object):
         encoding: str | None = "utf-8",
     ) -> None:
         self._setup(evts, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding)
-        self._dispatcher = _Dispatcher(self._registry)
+        self._dispatcher = _Host(self._registry)
         self._sockets: dict[int, _socket.socket] = {}
 
     def _socket_for(self, family: int) -> _socket.socket:
@@ -1186,7 +1077,7 @@ class CastSender(SenderFacade, _Object):
                 raise
             return
         await self._dispatcher.finish(
-            self._model.settle(ticket, count, payload, self._dispatcher.queue)
+            self._model.settle(ticket, count, payload, self._dispatcher.core)
         )
 
     async def close(self) -> None:
@@ -1199,11 +1090,6 @@ class CastSender(SenderFacade, _Object):
 
     async def _finish(self) -> None:
         await self.close()
-
-
-async def _resume(coro: Coroutine[Any, Any, None], yielded: object) -> None:
-    """Finish, in a task, a coroutine whose first step already ran and yielded *yielded*."""
-    await _Resumed(coro, yielded)
 
 
 async def _sendto(sock: _socket.socket, payload: bytes, target: Address) -> int:

@@ -11,7 +11,7 @@ joins groups, and dispatches what the core returns.  Its shape:
   hands the rest to that connection's writer thread (started then, gone once
   it is written), so one client that stops reading holds no other;
 * callbacks of one object never run at the same time and run in order: each
-  object has a :class:`_Dispatcher`, a queue drained by whichever thread
+  object has a core :class:`Dispatcher`, drained by whichever thread
   delivers first.  No lock is held while a callback runs, so a callback may
   call anything, on any object, without deadlock;
 * a socket's fd is closed by its reader thread, under the write lock, so a
@@ -39,15 +39,15 @@ from jfsocket.core import (
     CallbackRegistry,
     Connection,
     Data,
-    DispatchQueue,
-    Event,
+    Dispatcher,
     EventTypes,
     Framing,
     OsContext,
     ServerModel,
     SocketError,
     encode_payload,
-    invoke,
+    innermost,
+    inside,
     normalize_sockaddr,
     translate_os_error,
     validate_host,
@@ -72,104 +72,56 @@ _T = TypeVar("_T")
 _MAX_BACKLOG: Final = 1024
 _MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
 _MSG_DONTWAIT: Final = int(_socket.MSG_DONTWAIT)
-_local = threading.local()
+_me = threading.get_ident  # who drains, for inside() and innermost()
 
 
-def _active() -> list[_Dispatcher]:
-    """The dispatchers draining on this thread, innermost last."""
-    try:
-        stack: list[_Dispatcher] = _local.stack
-    except AttributeError:
-        stack = _local.stack = []
-    return stack
+class _Waiters:
+    """The threaded host of a :class:`Dispatcher`: threads that wait for it
+    (rare: close, shutdown, a full backlog), on a condition of its lock."""
 
-
-class _Dispatcher:
-    """A :class:`DispatchQueue` shared by threads: drained by whoever delivers first.
-
-    ``push`` is called with ``lock`` held, right where the core returned the
-    events, so the queue order is the core's order; ``drain`` runs the
-    callbacks outside the lock.  ``lock`` is a plain lock (cheap to take on
-    every event); the condition on it is used only by the rare waiters.
-    """
-
-    __slots__ = ("_cond", "_lock", "_waiting", "queue")
+    __slots__ = ("_cond", "dispatcher")
 
     def __init__(self, registry: CallbackRegistry, lock: threading.Lock) -> None:
-        self.queue = DispatchQueue(registry)
-        self._lock = lock
         self._cond = threading.Condition(lock)
-        self._waiting = 0
+        self.dispatcher = Dispatcher(registry, guard=lock, host=self)
 
-    def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
-        """Queue *events* (lock held); ``True`` if the caller must :meth:`drain`."""
-        return self.queue.push(events, registry)
+    def wake(self) -> None:
+        """From the drainer (lock not held): waiters look again."""
+        with self._cond:
+            self._cond.notify_all()
 
-    def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
-        """Push and drain: for callers that do not hold the lock."""
-        with self._lock:
-            run = self.queue.push(events, registry)
-        if run:
-            self.drain()
+    def resume(self) -> None:
+        """An interrupted drain: the next push drains what is left."""
 
-    def drain(self) -> None:
-        """Run callbacks until the queue is empty."""
-        lock, queue = self._lock, self.queue
-        stack = _active()
-        stack.append(self)
-        try:
-            while True:
-                with lock:
-                    calls = queue.next_calls()
-                    if self._waiting:
-                        self._cond.notify_all()
-                if not calls:
-                    return
-                for call in calls:
-                    invoke(*call)
-        except BaseException:
-            with lock:
-                queue.abandon()
-                self._cond.notify_all()
-            raise
-        finally:
-            stack.pop()
-
-    def release(self) -> None:
-        """Leave queued events to the next pusher or claimer (lock held)."""
-        self.queue.abandon()
-
-    def claim(self) -> bool:
-        """Drain events queued while nobody was (lock held)."""
-        return self.queue.claim()
-
-    def backlogged(self) -> bool:
-        """Too many events wait for a drainer on another thread (lock held)."""
-        return len(self.queue) > _MAX_BACKLOG and self.queue.busy
+    def notify(self) -> None:
+        """Let waiters look again (lock held)."""
+        if self.dispatcher.waiting:
+            self._cond.notify_all()
 
     def wait(self, until: Callable[[], bool]) -> None:
-        """Wait (lock held) until *until* is true; see :meth:`wake`."""
-        self._waiting += 1
+        """Wait (lock held) until *until* is true."""
+        dispatcher = self.dispatcher
+        dispatcher.waiting += 1
         try:
             self._cond.wait_for(until)
         finally:
-            self._waiting -= 1
-
-    def wake(self) -> None:
-        """Let waiters check again (lock held)."""
-        if self._waiting:
-            self._cond.notify_all()
+            dispatcher.waiting -= 1
 
     def wait_idle(self) -> None:
         """Wait until every queued event was dispatched."""
-        with self._lock:
-            self.wait(lambda: not self.queue.busy)
+        with self._cond:
+            self.wait(lambda: not self.dispatcher.busy)
 
     def wait_dispatched(self) -> None:
         """Wait (lock held) until every event pushed so far has run."""
-        queue = self.queue
-        target = queue.pushed
-        self.wait(lambda: queue.done >= target)
+        dispatcher = self.dispatcher
+        target = dispatcher.pushed
+        self.wait(lambda: dispatcher.done >= target)
+
+
+def _backlogged(dispatcher: Dispatcher) -> bool:
+    """Too many events wait for a drainer on another thread (lock held)."""
+    return len(dispatcher) > _MAX_BACKLOG and dispatcher.busy
 
 
 def _shutdown(sock: _socket.socket | None) -> None:
@@ -186,7 +138,7 @@ def _join(thread: threading.Thread | None) -> None:
     waiting for us (two connections closing each other from their callbacks).
     Our threads end by themselves once their socket is shut down.
     """
-    if thread is not None and thread is not threading.current_thread() and not _active():
+    if thread is not None and thread is not threading.current_thread() and not inside(_me()):
         thread.join()
 
 
@@ -237,8 +189,9 @@ class TcpClient(ClientFacade, _Lifetime):
         self._server = _server
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._dispatcher = _Dispatcher(self._registry, self._lock)
-        self._conn = Connection(self, options, self._dispatcher.queue)
+        self._waiters = _Waiters(self._registry, self._lock)
+        self._dispatcher = self._waiters.dispatcher
+        self._conn = Connection(self, options, self._dispatcher)
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
         #: Bytes a broadcast could not write at once, for the writer thread.
@@ -250,7 +203,7 @@ class TcpClient(ClientFacade, _Lifetime):
             run = self._adopt(socket)
             if _server is None:
                 if run:
-                    self._dispatcher.drain()
+                    self._dispatcher.run_all(_me())
                 self._start_reader()
             elif run:
                 # Not on the accept thread: CONNECTED waits for the reader, which the
@@ -298,7 +251,7 @@ class TcpClient(ClientFacade, _Lifetime):
             sock.close()
             raise
         if run:
-            self._dispatcher.drain()
+            self._dispatcher.run_all(_me())
         self._start_reader()
 
     def _start_reader(self) -> None:
@@ -311,11 +264,11 @@ class TcpClient(ClientFacade, _Lifetime):
             self._reader = reader
 
     def _read_loop(self, sock: _socket.socket) -> None:
-        conn, lock, dispatcher = self._conn, self._lock, self._dispatcher
+        conn, lock, dispatcher, waiters = self._conn, self._lock, self._dispatcher, self._waiters
         with lock:
             run = dispatcher.claim()  # a server's client: its CONNECTED waits here
         if run:
-            dispatcher.drain()
+            dispatcher.run_all(_me())
         run = False
         try:
             while True:
@@ -329,19 +282,19 @@ class TcpClient(ClientFacade, _Lifetime):
                     break
                 with lock:
                     run = conn.feed(data)
-                    if dispatcher.backlogged():
-                        dispatcher.wait(lambda: conn.closed or not dispatcher.backlogged())
+                    if _backlogged(dispatcher):
+                        waiters.wait(lambda: conn.closed or not _backlogged(dispatcher))
                     if conn.closed:
                         break
                 if run:
-                    dispatcher.drain()
+                    dispatcher.run_all(_me())
         finally:
             _shutdown(sock)  # a send blocked on a peer that stopped reading gives up now
             with self._write_lock:
                 sock.close()
             self._unregister()
             if run:
-                dispatcher.drain()
+                dispatcher.run_all(_me())
 
     def _stream_ended(self, sock: _socket.socket, exc: OSError) -> bool:
         """A read error: ``True`` if the caller must drain.
@@ -358,21 +311,21 @@ class TcpClient(ClientFacade, _Lifetime):
         """The peer's EOF: its last data runs while we can still reply; once
         every event up to it has run, the core closes (half open: we wait for
         our own close), and the replies accepted by then are written first."""
-        conn, lock, dispatcher = self._conn, self._lock, self._dispatcher
+        conn, lock, dispatcher, waiters = self._conn, self._lock, self._dispatcher, self._waiters
         # Under the write lock, as in _stream_ended: when the EOF is our own
         # close's shutdown, a write the OS took meanwhile is SENDED, not failed.
         with self._write_lock, lock:
             run = dispatcher.push(conn.receive_eof())
         if run:
-            dispatcher.drain()
+            dispatcher.run_all(_me())
         with lock:
-            dispatcher.wait_dispatched()  # another thread may be draining
+            waiters.wait_dispatched()  # another thread may be draining
             run = dispatcher.push(conn.eof_dispatched())
         self._unregister()  # before its DISCONNECT runs
         if run:
-            dispatcher.drain()
+            dispatcher.run_all(_me())
         with lock:
-            dispatcher.wait(lambda: conn.closed)
+            waiters.wait(lambda: conn.closed)
 
     def _unregister(self) -> None:
         """Once closed, a server's client leaves the registry (before its DISCONNECT runs)."""
@@ -394,7 +347,7 @@ class TcpClient(ClientFacade, _Lifetime):
                 if threading.current_thread() is self._writer:  # its own callback
                     self._outbox.append((ticket, payload))
                     return
-                self._dispatcher.wait(lambda: self._outbox is None)
+                self._waiters.wait(lambda: self._outbox is None)
         assert sock is not None
         self._write(sock, ticket, payload)
 
@@ -408,17 +361,17 @@ class TcpClient(ClientFacade, _Lifetime):
                     run = conn.settle(ticket)
                     if conn.closed:
                         _shutdown(sock)
-                    self._dispatcher.wake()  # shutdown() or an ended reader may wait
+                    self._waiters.notify()  # shutdown() or an ended reader may wait
         except OSError as exc:
             with lock:
                 events = conn.send_failed(ticket, exc) + conn.connection_lost(exc)
                 run = self._dispatcher.push(events)
-                self._dispatcher.wake()
+                self._waiters.notify()
             _shutdown(sock)
         if conn.closed:
             self._unregister()
         if run:
-            self._dispatcher.drain()
+            self._dispatcher.run_all(_me())
 
     def _send_soon(self, data: Data) -> None:
         """``send`` that never waits on the peer (a broadcast's, one client at a time):
@@ -437,7 +390,7 @@ class TcpClient(ClientFacade, _Lifetime):
                         written = 0
                     if written == len(payload):
                         run = conn.settle(ticket)
-                        self._dispatcher.wake()
+                        self._waiters.notify()
                     else:
                         self._hand_to_writer(sock, ticket, memoryview(payload)[written:])
                 finally:
@@ -445,7 +398,7 @@ class TcpClient(ClientFacade, _Lifetime):
             else:  # another thread is writing, or the writer is busy: behind them
                 self._hand_to_writer(sock, ticket, payload)
         if run:
-            self._dispatcher.drain()
+            self._dispatcher.run_all(_me())
 
     def _hand_to_writer(self, sock: _socket.socket, ticket: int, rest: bytes | memoryview) -> None:
         """Queue *rest* for the writer thread, started if there is none (lock held)."""
@@ -460,14 +413,14 @@ class TcpClient(ClientFacade, _Lifetime):
 
     def _write_loop(self, sock: _socket.socket) -> None:
         """Write what was handed over, in order, until none is left (or the end)."""
-        conn, lock, dispatcher = self._conn, self._lock, self._dispatcher
+        conn, lock, waiters = self._conn, self._lock, self._waiters
         while True:
             with lock:
                 outbox = self._outbox
                 if not outbox or conn.closed:  # at the end, the core failed what is left
                     self._outbox = None
                     self._writer = None
-                    dispatcher.wake()  # a send waiting for us goes now
+                    waiters.notify()  # a send waiting for us goes now
                     return
                 ticket, rest = outbox.popleft()
             self._write(sock, ticket, rest)
@@ -477,17 +430,17 @@ class TcpClient(ClientFacade, _Lifetime):
         with self._lock:
             run = self._dispatcher.push(self._conn.close())
             sock, reader, writer = self._sock, self._reader, self._writer
-            self._dispatcher.wake()
+            self._waiters.notify()
         # Sends in flight in other threads are aborted, not awaited: a peer that
         # does not read must not be able to hang close().
         _shutdown(sock)
         self._unregister()
         if run:
-            self._dispatcher.drain()
-        if not _active():
+            self._dispatcher.run_all(_me())
+        if not inside(_me()):
             _join(reader)
             _join(writer)
-            self._dispatcher.wait_idle()
+            self._waiters.wait_idle()
 
     def shutdown(self) -> None:
         """Close our sending side once the sends accepted so far are written.
@@ -495,12 +448,12 @@ class TcpClient(ClientFacade, _Lifetime):
         The peer sees EOF; ``send`` then raises 1001; we keep receiving until
         the peer closes, then DISCONNECT.  Not connected: 1001.  Idempotent.
         """
-        conn, lock, dispatcher = self._conn, self._lock, self._dispatcher
+        conn, lock, dispatcher, waiters = self._conn, self._lock, self._dispatcher, self._waiters
         with lock:
             run = dispatcher.push(conn.shutdown())
             sock = self._sock
-            dispatcher.wait(lambda: not conn.pending or not conn.write_closed)
-            dispatcher.wake()
+            waiters.wait(lambda: not conn.pending or not conn.write_closed)
+            waiters.notify()
             shut = conn.write_closed
         if shut and sock is not None:
             with self._write_lock, contextlib.suppress(OSError):
@@ -509,7 +462,7 @@ class TcpClient(ClientFacade, _Lifetime):
             _shutdown(sock)
             self._unregister()
         if run:
-            dispatcher.drain()
+            dispatcher.run_all(_me())
 
     def _finish(self) -> None:
         self.close()
@@ -547,7 +500,8 @@ class TcpServer(ServerFacade, _Lifetime):
             backlog=backlog,
         )
         self._lock = threading.Lock()
-        self._dispatcher = _Dispatcher(self._registry, self._lock)
+        self._waiters = _Waiters(self._registry, self._lock)
+        self._dispatcher = self._waiters.dispatcher
         self._listener: _socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._readers: list[threading.Thread] = []
@@ -577,7 +531,7 @@ class TcpServer(ServerFacade, _Lifetime):
             target=self._accept_loop, args=(listener,), name=f"jfsocket acceptor {self.host}"
         )
         self._acceptor.start()
-        self._dispatcher.emit(events)
+        self._dispatcher.emit(events, key=_me())
 
     def _accept_loop(self, listener: _socket.socket) -> None:
         retry = threading.Event()
@@ -613,7 +567,7 @@ class TcpServer(ServerFacade, _Lifetime):
         with self._lock:
             if client.remote is not None:
                 self._model.remove(client.remote, client)
-            self._dispatcher.wake()
+            self._waiters.notify()
 
     def stop(self) -> None:
         """Stop accepting, close every client (DISCONNECT each), then STOPED.
@@ -635,14 +589,13 @@ class TcpServer(ServerFacade, _Lifetime):
         for client in clients:
             client.close()
         with self._lock:
-            self._dispatcher.wait(lambda: not self._model.clients)
+            self._waiters.wait(lambda: not self._model.clients)
             events = self._model.stopped()
             readers, self._readers = self._readers, []
         for reader in readers:
             _join(reader)
-        stack = _active()
         # Inside a callback, STOPED goes after the events already queued there.
-        (stack[-1] if stack else self._dispatcher).emit(events, self._registry)
+        (innermost(_me()) or self._dispatcher).emit(events, self._registry, _me())
 
     def send(self, data: Data, remote: Address | None = None) -> None:
         """Send to one remote, or to every connected client.
@@ -689,7 +642,8 @@ class CastReceiver(ReceiverFacade, _Lifetime):
     ) -> None:
         self._setup(host, evts, interface=interface, encoding=encoding, recv_buffer=recv_buffer)
         self._lock = threading.Lock()
-        self._dispatcher = _Dispatcher(self._registry, self._lock)
+        self._waiters = _Waiters(self._registry, self._lock)
+        self._dispatcher = self._waiters.dispatcher
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
 
@@ -712,10 +666,10 @@ class CastReceiver(ReceiverFacade, _Lifetime):
             target=self._read_loop, args=(sock,), name=f"jfsocket receiver {self.host}"
         )
         self._reader.start()
-        self._dispatcher.emit(events)
+        self._dispatcher.emit(events, key=_me())
 
     def _read_loop(self, sock: _socket.socket) -> None:
-        model, lock, dispatcher = self._model, self._lock, self._dispatcher
+        model, lock, dispatcher, waiters = self._model, self._lock, self._dispatcher, self._waiters
         try:
             while True:
                 try:
@@ -729,12 +683,10 @@ class CastReceiver(ReceiverFacade, _Lifetime):
                         data, normalize_sockaddr(address), truncated=bool(flags & _MSG_TRUNC)
                     )
                     run = dispatcher.push(events)
-                    if dispatcher.backlogged():
-                        dispatcher.wait(
-                            lambda: not model.is_listening or not dispatcher.backlogged()
-                        )
+                    if _backlogged(dispatcher):
+                        waiters.wait(lambda: not model.is_listening or not _backlogged(dispatcher))
                 if run:
-                    dispatcher.drain()
+                    dispatcher.run_all(_me())
         finally:
             sock.close()
 
@@ -744,14 +696,14 @@ class CastReceiver(ReceiverFacade, _Lifetime):
             drops = self._model.stop()
             sock, reader = self._sock, self._reader
             self._sock = None
-            self._dispatcher.wake()
+            self._waiters.notify()
         if drops is None or sock is None:
             return
         with contextlib.suppress(OSError):
             apply_changes(sock, drops)
         _shutdown(sock)  # wakes the reader, which closes the socket on its way out
         _join(reader)
-        self._dispatcher.emit(self._model.stopped())
+        self._dispatcher.emit(self._model.stopped(), key=_me())
 
     def _guard(self) -> threading.Lock:
         return self._lock
@@ -774,7 +726,8 @@ class CastSender(SenderFacade, _Lifetime):
     ) -> None:
         self._setup(evts, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding)
         self._lock = threading.Lock()
-        self._dispatcher = _Dispatcher(self._registry, self._lock)
+        self._waiters = _Waiters(self._registry, self._lock)
+        self._dispatcher = self._waiters.dispatcher
         self._sockets: dict[int, _socket.socket] = {}
 
     def _socket_for(self, family: int) -> _socket.socket:
@@ -801,9 +754,9 @@ class CastSender(SenderFacade, _Lifetime):
             except OSError as exc:
                 run = self._dispatcher.push(self._model.send_failed(ticket, exc))
             else:
-                run = self._model.settle(ticket, count, payload, self._dispatcher.queue)
+                run = self._model.settle(ticket, count, payload, self._dispatcher)
         if run:
-            self._dispatcher.drain()
+            self._dispatcher.run_all(_me())
 
     def close(self) -> None:
         """Release the sockets (a later ``send`` opens new ones)."""

@@ -7,7 +7,7 @@ joins groups and awaits what the core returns.  Its shape:
   server's accept loop and a receiver's reader live there, and leaving the
   block stops/closes the object and then ends every task;
 * callbacks may be plain functions or ``async def``; an object's callbacks run
-  in order, one at a time (:class:`~jfsocket.core.DispatchQueue`), in the task
+  in order, one at a time (the core's :class:`~jfsocket.core.Dispatcher`), in the task
   that delivered the events: usually the reader task;
 * ``await send()`` returns once the bytes were written and SENDED has run,
   and ``connect()`` once CONNECTED has run; called from inside a callback,
@@ -25,8 +25,6 @@ joins groups and awaits what the core returns.  Its shape:
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import inspect
 import math
 import socket as _socket
 from collections.abc import Awaitable, Callable
@@ -38,15 +36,13 @@ from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECV_BUFFER,
-    About,
     AcceptAction,
     Address,
-    Callback,
     CallbackRegistry,
     Connection,
     Data,
     Disconnected,
-    DispatchQueue,
+    Dispatcher,
     ErrorCode,
     Event,
     EventTypes,
@@ -55,8 +51,10 @@ from jfsocket.core import (
     ServerModel,
     SocketError,
     Stopped,
-    invoke,
-    log_callback_error,
+    innermost,
+    inside,
+    log_call_error,
+    mark_inside,
     normalize_sockaddr,
     translate_os_error,
     validate_host,
@@ -79,116 +77,97 @@ __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient
 
 _O = TypeVar("_O", bound="_Object")
 _MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
-#: The dispatchers each task is draining, innermost last.
-_draining: dict[trio.lowlevel.Task, list[_Dispatcher]] = {}
 
 
-#: Set in a task a callback started (a broadcast's sends): it counts as inside.
-_inside_callback: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "jfsocket_trio_inside_callback", default=False
-)
-
-
-def _stack() -> list[_Dispatcher]:
-    return _draining.get(trio.lowlevel.current_task(), [])
+def _task() -> trio.lowlevel.Task:
+    """Who drains, for the core's ``inside()`` and ``innermost()``."""
+    return trio.lowlevel.current_task()
 
 
 def _inside() -> bool:
     """The current task is running a callback, or was started by one (so it must
     not wait for events)."""
-    return bool(_stack()) or _inside_callback.get()
+    return inside(trio.lowlevel.current_task())
 
 
-class _Dispatcher:
-    """An object's :class:`DispatchQueue`, drained by the task that pushed onto it idle."""
+class _Host:
+    """trio's part of an object's :class:`Dispatcher` (``core``): the drainer
+    awaits async callbacks, waiters park, and a drain a cancellation cut short
+    is resumed by a task of the object's nursery, so DISCONNECT is never lost."""
+
+    __slots__ = ("_lot", "core", "nursery")
 
     def __init__(
         self,
         registry: CallbackRegistry,
-        parent: _Dispatcher | None = None,
+        parent: _Host | None = None,
         *,
         last: tuple[type[Event], ...] = (),
     ) -> None:
-        self.queue: DispatchQueue = DispatchQueue(
-            registry, parent.queue if parent is not None else None, last=last
+        self.core: Dispatcher = Dispatcher(
+            registry, parent.core if parent is not None else None, last=last, host=self
         )
         self._lot = trio.lowlevel.ParkingLot()
-        self._drainer: trio.lowlevel.Task | None = None
         self.nursery: trio.Nursery | None = None
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
         """Queue *events* (``async for`` readers get them too); ``True``: drain now."""
-        return self.queue.push(events, registry)
+        return self.core.push(events, registry)
 
     async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
         """Push, then drain, or wait until another task has dispatched them."""
-        await self.finish(self.push(events, registry))
+        await self.finish(self.core.push(events, registry))
 
     async def drain(self) -> None:
         """Run callbacks, awaiting async ones, until the queue is empty."""
-        task = trio.lowlevel.current_task()
-        stack = _draining.setdefault(task, [])
-        stack.append(self)
-        self._drainer = task
-        try:
-            while (call := self.queue.next_call()) is not None:
-                await _run(*call)
-                if self._lot:  # someone waits for an event to have run
-                    self._lot.unpark_all()
-        except BaseException:
-            self.queue.abandon()
-            if len(self.queue) and self.nursery is not None:
-                # Interrupted (cancelled) with events still queued: a task of
-                # our own nursery delivers them, so DISCONNECT is never lost.
-                self.nursery.start_soon(self._resume)
-            raise
-        finally:
-            self._drainer = None
-            stack.pop()
-            if not stack:
-                del _draining[task]
-            if self._lot:
-                self._lot.unpark_all()
+        steps = self.core.steps(trio.lowlevel.current_task())
+        for awaitable, call in steps:
+            try:
+                await awaitable
+            except Exception as exc:
+                log_call_error(call, exc)
+            except BaseException:
+                steps.close()
+                raise
+
+    def wake(self) -> None:
+        self._lot.unpark_all()
+
+    def resume(self) -> None:
+        if self.nursery is not None:
+            self.nursery.start_soon(self._resume)
 
     async def _resume(self) -> None:
-        if self.queue.claim():
+        if self.core.claim():
             await self.drain()
 
     async def wait_done(self, target: int) -> None:
         """Wait until the events pushed up to *target* were dispatched."""
+        core = self.core
         if _inside():
             # Inside a callback (ours: they run right after it; another object's:
             # its drainer may be waiting on us, as two connections closing each
             # other would), so do not wait.
             return
-        while self.queue.done < target and self.queue.busy:
-            await self._lot.park()
+        while core.done < target and core.busy:
+            core.waiting += 1
+            try:
+                await self._lot.park()
+            finally:
+                core.waiting -= 1
 
     def subscribe(self) -> trio.MemoryReceiveChannel[Event]:
         """A stream of every event pushed from now on."""
         send, receive = trio.open_memory_channel[Event](math.inf)
-        self.queue.subscribe(send)
+        self.core.subscribe(send)
         return receive
-
-    def end_streams(self) -> None:
-        """The object is done: ``async for`` loops end after the events queued."""
-        self.queue.end_streams()
 
     async def finish(self, run: bool) -> None:
         """After a push that said *run*: drain, or wait until its events were dispatched."""
         if run:
             await self.drain()
         else:
-            await self.wait_done(self.queue.pushed)
-
-
-async def _run(callback: Callback, args: tuple[object, ...], event: About) -> None:
-    result = invoke(callback, args, event)
-    if result is not None and inspect.isawaitable(result):
-        try:
-            await result
-        except Exception as exc:
-            log_callback_error(callback, event, exc, args[0] if args else None)
+            await self.wait_done(self.core.pushed)
 
 
 async def _plain(job: Callable[[], Awaitable[None]]) -> None:
@@ -197,7 +176,7 @@ async def _plain(job: Callable[[], Awaitable[None]]) -> None:
 
 async def _as_inside(job: Callable[[], Awaitable[None]]) -> None:
     """Run *job* as part of the callback that started it (it waits for no event)."""
-    _inside_callback.set(True)
+    mark_inside()
     await job()
 
 
@@ -213,7 +192,7 @@ def _write_error(exc: BaseException) -> BaseException:
 class _Object:
     """Nursery ownership, ``async with`` and ``async for``, shared by the four classes."""
 
-    _dispatcher: _Dispatcher
+    _dispatcher: _Host
     _nursery_cm: Any = None
 
     def _require_trio(self) -> None:
@@ -300,8 +279,8 @@ class TcpClient(ClientFacade, _Object):
         )
         self._server = _server
         parent = _server._dispatcher if _server is not None else None
-        self._dispatcher = _Dispatcher(self._registry, parent, last=(Disconnected,))
-        self._conn = Connection(self, options, self._dispatcher.queue)
+        self._dispatcher = _Host(self._registry, parent, last=(Disconnected,))
+        self._conn = Connection(self, options, self._dispatcher.core)
         if _server is not None:
             self._dispatcher.nursery = _server._dispatcher.nursery
         self._stream: trio.SocketStream | None = None
@@ -329,7 +308,7 @@ class TcpClient(ClientFacade, _Object):
         events = self._conn.connection_made(host, remote, attempt=attempt)
         self._stream = stream
         if self._dispatcher.push(events):
-            self._dispatcher.queue.abandon()
+            self._dispatcher.core.release()
 
     async def _enter(self) -> None:
         if self._stream is not None and self._conn.is_open:  # adopted
@@ -363,15 +342,15 @@ class TcpClient(ClientFacade, _Object):
             await trio.aclose_forcefully(stream)
             raise
         self._start_reader(nursery)
-        if self._dispatcher.queue.claim():
+        if self._dispatcher.core.claim():
             await self._dispatcher.drain()
         else:
-            await self._dispatcher.wait_done(self._dispatcher.queue.pushed)
+            await self._dispatcher.wait_done(self._dispatcher.core.pushed)
 
     async def _reader(self, stream: trio.SocketStream, epoch: int) -> None:
         conn, dispatcher, done = self._conn, self._dispatcher, self._reader_done
         try:
-            if dispatcher.queue.claim():  # CONNECTED, unless a sender drained it already
+            if dispatcher.core.claim():  # CONNECTED, unless a sender drained it already
                 await dispatcher.drain()
             while True:
                 try:
@@ -489,7 +468,9 @@ class TcpClient(ClientFacade, _Object):
         self._unregister()
         with trio.CancelScope(shield=True):
             await self._settle(events)
-            if not _stack():  # from a callback, the reader may be the one waiting on us
+            if (
+                innermost(_task()) is None
+            ):  # from a callback, the reader may be the one waiting on us
                 await self._reader_done.wait()
 
     async def _finish(self) -> None:
@@ -527,7 +508,7 @@ class TcpServer(AsyncServerOps, _Object):
             half_open=half_open,
             backlog=backlog,
         )
-        self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
+        self._dispatcher = _Host(self._registry, last=(Stopped,))
         self._listener: trio.SocketListener | None = None
         self._clients_gone = trio.lowlevel.ParkingLot()
 
@@ -597,10 +578,10 @@ class TcpServer(AsyncServerOps, _Object):
             while self._model.clients:
                 await self._clients_gone.park()
             events = self._model.stopped()
-            stack = _stack()
-            if stack:  # inside a callback: STOPED after what is queued there
-                self._dispatcher.queue.publish(events)
-                stack[-1].queue.push(events, self._registry, publish=False)
+            inner = innermost(_task())
+            if inner is not None:  # inside a callback: STOPED after what is queued there
+                self._dispatcher.core.publish(events)
+                inner.push(events, self._registry, publish=False)
             else:
                 await self._dispatcher.emit(events)
 
@@ -627,7 +608,7 @@ class CastReceiver(ReceiverFacade, _Object):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
     ) -> None:
         self._setup(host, evts, interface=interface, encoding=encoding, recv_buffer=recv_buffer)
-        self._dispatcher = _Dispatcher(self._registry, last=(Stopped,))
+        self._dispatcher = _Host(self._registry, last=(Stopped,))
         self._sock: trio.socket.SocketType | None = None
         self._reader_done = trio.Event()
         self._reader_done.set()
@@ -682,7 +663,7 @@ class CastReceiver(ReceiverFacade, _Object):
             apply_changes(sock, drops)
         sock.close()  # the reader wakes with ClosedResourceError
         with trio.CancelScope(shield=True):
-            if not _stack():
+            if innermost(_task()) is None:
                 await self._reader_done.wait()
             await self._dispatcher.emit(self._model.stopped())
 
@@ -703,7 +684,7 @@ class CastSender(SenderFacade, _Object):
         encoding: str | None = "utf-8",
     ) -> None:
         self._setup(evts, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding)
-        self._dispatcher = _Dispatcher(self._registry)
+        self._dispatcher = _Host(self._registry)
         self._sockets: dict[int, trio.socket.SocketType] = {}
 
     def _socket_for(self, family: int) -> trio.socket.SocketType:
@@ -734,7 +715,7 @@ class CastSender(SenderFacade, _Object):
                 raise
             return
         await self._dispatcher.finish(
-            self._model.settle(ticket, count, payload, self._dispatcher.queue)
+            self._model.settle(ticket, count, payload, self._dispatcher.core)
         )
 
     async def close(self) -> None:
@@ -746,4 +727,4 @@ class CastSender(SenderFacade, _Object):
 
     async def _finish(self) -> None:
         await self.close()
-        self._dispatcher.end_streams()
+        self._dispatcher.core.end_streams()

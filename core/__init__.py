@@ -33,7 +33,7 @@ from .callbacks import (
     log_callback_error,
 )
 from .connection import Connection, ConnectionOptions, ConnectionState
-from .dispatch import Call, DispatchQueue, Sink
+from .dispatch import Call, Dispatcher, Host, Pending, Sink, innermost, inside, mark_inside
 from .errors import (
     ErrorCode,
     LocalProtocolError,
@@ -104,18 +104,20 @@ __all__ = [
     "ConnectionState",
     "Data",
     "Disconnected",
-    "DispatchQueue",
+    "Dispatcher",
     "ErrorCode",
     "Event",
     "EventTypes",
     "Framing",
     "GroupChange",
+    "Host",
     "LengthFramer",
     "LineFramer",
     "LocalProtocolError",
     "MembershipPlan",
     "MessageReader",
     "OsContext",
+    "Pending",
     "ProtocolError",
     "RawFramer",
     "Received",
@@ -136,9 +138,12 @@ __all__ = [
     "callback_args",
     "encode_payload",
     "event_key",
+    "innermost",
+    "inside",
     "invoke",
     "log_call_error",
     "log_callback_error",
+    "mark_inside",
     "normalize_sockaddr",
     "parse_group",
     "parse_groups",

@@ -30,7 +30,7 @@ from enum import Enum, IntEnum, auto
 from typing import Final
 
 from .callbacks import SENT_SLOT
-from .dispatch import DispatchQueue
+from .dispatch import Dispatcher
 from .errors import (
     ErrorCode,
     LocalProtocolError,
@@ -254,7 +254,7 @@ class Connection:
         self,
         source: object,
         options: ConnectionOptions | None = None,
-        queue: DispatchQueue | None = None,
+        queue: Dispatcher | None = None,
     ) -> None:
         self._source = source
         #: Where :meth:`feed` and :meth:`settle` dispatch (the bindings' fast path).
@@ -488,7 +488,7 @@ class Connection:
         """:meth:`receive_data`, pushed onto the dispatch queue: ``True`` if the
         caller must drain.  On an open connection no event object is built."""
         queue = self._queue
-        assert queue is not None, "feed() needs the connection's DispatchQueue"
+        assert queue is not None, "feed() needs the connection's Dispatcher"
         if self._state is not _OPEN:
             return queue.push(self.receive_data(data))
         try:
@@ -501,7 +501,7 @@ class Connection:
         """:meth:`sent`, pushed onto the dispatch queue: ``True`` if the caller
         must drain.  A SENDED nobody would see (no callback, no stream) is not made."""
         queue = self._queue
-        assert queue is not None, "settle() needs the connection's DispatchQueue"
+        assert queue is not None, "settle() needs the connection's Dispatcher"
         state = self._state
         up = state is _OPEN or state is _S.READ_CLOSED or state is _S.WRITE_CLOSED
         if up and queue.quiet(SENT_SLOT):

@@ -1,31 +1,47 @@
-"""The dispatch queue: one object's callbacks, in order, one at a time.
+"""The dispatcher: one object's callbacks, in order, one at a time, on any runtime.
 
 Rules of this module:
 
 * events are pushed in the order the core returned them; the one who pushes
-  onto an idle queue becomes its *drainer* and runs every call until the queue
-  is empty, events pushed meanwhile (by other threads or tasks, or by the
-  callbacks themselves) included;
-* so callbacks of one object never overlap and never reorder, and no lock
-  needs to be held while a callback runs: the bindings only guard ``push`` and
-  ``next_call`` (threads) or need no guard at all (one event loop);
+  onto an idle dispatcher becomes its *drainer* and runs every call until the
+  queue is empty, events pushed meanwhile (by other threads or tasks, or by
+  the callbacks themselves) included;
+* so callbacks of one object never overlap and never reorder, and no lock is
+  held while a callback runs: a callback may call anything, on any object;
 * each event's callback is looked up when it is about to run, so ``bind``
   takes effect for events not yet dispatched (events pushed onto an idle
-  queue with no callback at all are done at once: nothing could run first);
+  dispatcher with no callback at all are done at once: nothing could run first);
+* an ``async def`` callback's awaitable is handed to the binding to await
+  (:meth:`Dispatcher.steps`) before the next call; a drain interrupted
+  (cancelled) with events left asks the binding to resume it elsewhere
+  (:meth:`Host.resume`), so no event, DISCONNECT included, is lost;
+* while a thread or task drains, it is *inside* (:func:`inside`): it must not
+  wait for events, which may be queued behind the callback it is running, and
+  an object stopped from there queues its last event behind that callback's
+  (:func:`innermost`);
 * every event pushed also goes to the object's *sinks* (``async for``
   streams) and its parent's (a server sees its clients' events); the
   object's last event (DISCONNECT, STOPED) ends its own streams;
-* the common case builds nothing nobody looks at: :meth:`received` queues a
-  RECEIVED as the callback's arguments, with no event object, when no stream
-  is open; :meth:`quiet` tells the core that nobody would see an event at
-  all (no callback, no stream), so it need not make one;
+* the common case builds nothing nobody looks at: :meth:`Dispatcher.received`
+  queues a RECEIVED as the callback's arguments, with no event object, when no
+  stream is open; :meth:`Dispatcher.quiet` tells the core that nobody would
+  see an event at all (no callback, no stream), so it need not make one;
 * ``pushed``/``done`` count events, so a caller can wait until the events it
   pushed have been dispatched (an async ``send`` returns after its SENDED).
+
+What only a binding can do, it does through a small :class:`Host`: wake its
+waiters, resume an interrupted drain; a threaded binding also hands in its
+lock as the *guard* of pushes and of the drainer's last look at the queue.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
+from collections.abc import Awaitable, Coroutine, Generator
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
+from types import CoroutineType
 from typing import Protocol
 
 from .callbacks import (
@@ -35,18 +51,67 @@ from .callbacks import (
     Callback,
     CallbackRegistry,
     callback_args,
+    log_call_error,
+    log_callback_error,
 )
 from .events import Event, EventTypes, Received
 
-__all__ = ["Call", "DispatchQueue", "Sink"]
+__all__ = ["Call", "Dispatcher", "Host", "Pending", "Sink", "innermost", "inside", "mark_inside"]
 
-#: A callback to run: ``(callback, positional args, what it is about)``.
+#: A callback that ran: ``(callback, positional args, what it is about)``.
 Call = tuple[Callback, tuple[object, ...], About]
+#: An ``async def`` callback in progress: its awaitable, and its call (for the log).
+Pending = tuple[Awaitable[object], Call]
 #: A queued event: its slot, its arguments if already known, what it is
 #: about, and the registry its callback is looked up in.
 _Entry = tuple[int, "tuple[object, ...] | None", About, CallbackRegistry]
 
 _RECEIVED: EventTypes = EventTypes.RECEIVED
+_NO_AWAIT = "an async def callback needs an async binding (trio or asyncio)"
+
+#: The dispatchers each thread or task is draining, innermost last, by the
+#: key its binding names it with.
+_DRAINING: dict[object, list[Dispatcher]] = {}
+#: Set in a task a binding starts for a callback (a broadcast's sends, a
+#: cleanup): it counts as inside too.
+_HELPER: ContextVar[bool] = ContextVar("jfsocket_inside_callback", default=False)
+
+
+def inside(key: object) -> bool:
+    """The thread or task *key* is running a callback, or works for one."""
+    return key in _DRAINING or _HELPER.get()
+
+
+def innermost(key: object) -> Dispatcher | None:
+    """The dispatcher *key* is draining, innermost first; ``None`` if none."""
+    stack = _DRAINING.get(key)
+    return stack[-1] if stack else None
+
+
+def mark_inside() -> None:
+    """The current task works for a callback (call it first thing in that task)."""
+    _HELPER.set(True)
+
+
+def _enter(key: object, dispatcher: Dispatcher) -> None:
+    if key is not None:
+        stack = _DRAINING.get(key)
+        if stack is None:
+            _DRAINING[key] = [dispatcher]
+        else:
+            stack.append(dispatcher)
+
+
+def _leave(key: object) -> None:
+    if key is not None:
+        stack = _DRAINING[key]
+        stack.pop()
+        if not stack:
+            del _DRAINING[key]
+
+
+def _awaitable(result: object) -> bool:
+    return type(result) is CoroutineType or inspect.isawaitable(result)
 
 
 class Sink(Protocol):
@@ -59,39 +124,71 @@ class Sink(Protocol):
         """No more events: the stream ends after those already put."""
 
 
-class DispatchQueue:
-    """Events waiting for their callbacks, and whether someone is draining them."""
+class Host(Protocol):
+    """What only the binding can do for a dispatcher."""
+
+    def wake(self) -> None:
+        """Let waiters look at ``done``/``busy`` again (called while ``waiting``)."""
+
+    def resume(self) -> None:
+        """A drain was interrupted with events left: have someone :meth:`claim` them."""
+
+
+class _NoHost:
+    def wake(self) -> None:
+        """Nobody waits without a host."""
+
+    def resume(self) -> None:
+        """The next push drains."""
+
+
+_NO_HOST = _NoHost()
+
+
+class Dispatcher:
+    """Events waiting for their callbacks, and the one loop that runs them."""
 
     __slots__ = (
         "_busy",
+        "_guard",
         "_last",
         "_parent",
         "_queue",
         "_registry",
-        "_running",
         "_sinks",
         "done",
+        "host",
+        "on_idle",
         "pushed",
+        "waiting",
     )
 
     def __init__(
         self,
         registry: CallbackRegistry,
-        parent: DispatchQueue | None = None,
+        parent: Dispatcher | None = None,
         *,
         last: tuple[type, ...] = (),
+        guard: AbstractContextManager[object] | None = None,
+        host: Host | None = None,
     ) -> None:
         self._registry = registry
         # Made on first use: an idle connection's queue would be most of its memory.
         self._queue: deque[_Entry] | None = None
         self._busy = False
-        self._running = 0
         self._parent = parent
         self._last = last
+        self._guard = guard
         self._sinks: list[Sink] | None = None
+        self.host: Host = host if host is not None else _NO_HOST
         #: Events pushed so far, and events whose callback has returned.
         self.pushed = 0
         self.done = 0
+        #: How many wait for ``done``/``busy`` to change (the host counts them):
+        #: while any do, each call's end wakes them.
+        self.waiting = 0
+        #: Called once when the queue is next idle (a paused reader reads again).
+        self.on_idle: Callback | None = None
 
     def __len__(self) -> int:
         return len(self._queue) if self._queue is not None else 0
@@ -100,6 +197,11 @@ class DispatchQueue:
     def busy(self) -> bool:
         """Someone is draining."""
         return self._busy
+
+    @property
+    def parent(self) -> Dispatcher | None:
+        """The dispatcher whose streams see our events too (a client's server's)."""
+        return self._parent
 
     # -- streams -------------------------------------------------------------------
 
@@ -117,7 +219,7 @@ class DispatchQueue:
 
     def publish(self, events: list[Event]) -> None:
         """Hand *events* to the streams (ours and our parent's), without queueing."""
-        node: DispatchQueue | None = self
+        node: Dispatcher | None = self
         while node is not None:
             for sink in node._sinks or ():
                 for event in events:
@@ -133,7 +235,7 @@ class DispatchQueue:
         parent = self._parent
         return parent is None or not parent._sinks
 
-    # -- pushing -------------------------------------------------------------------
+    # -- pushing (with the guard held, where there is one) ----------------------------
 
     def push(
         self,
@@ -204,62 +306,139 @@ class DispatchQueue:
         self._busy = True
         return True
 
-    # -- draining ------------------------------------------------------------------
-
-    def next_call(self) -> Call | None:
-        """The next call to run, or ``None``: the queue is empty and idle again.
-
-        Events with no bound callback are counted done and skipped.
-        """
-        self.done += self._running  # the call handed out last time has returned
-        self._running = 0
-        queue = self._queue
-        while queue:
-            slot, args, about, registry = queue.popleft()
-            callback = registry.resolved[slot]
-            if callback is not None:
-                if args is None:
-                    args = callback_args(about)  # type: ignore[arg-type]
-                if args is not None:
-                    self._running = 1
-                    return callback, args, about
-            self.done += 1
-        self._busy = False
-        return None
+    def emit(
+        self, events: list[Event], registry: CallbackRegistry | None = None, key: object = None
+    ) -> None:
+        """Push *events* (under the guard) and, if idle, drain them here (:meth:`run_all`)."""
+        guard = self._guard
+        if guard is None:
+            run = self.push(events, registry)
+        else:
+            with guard:
+                run = self.push(events, registry)
+        if run:
+            self.run_all(key)
 
     def claim(self) -> bool:
-        """Become the drainer of events left queued by an interrupted one."""
+        """Become the drainer of events left queued by an interrupted one (guard held)."""
         if self._busy or not self._queue:
             return False
         self._busy = True
         return True
 
-    def next_calls(self) -> list[Call]:
-        """Every call queued now, at once (empty: the queue is idle again).
+    def release(self) -> None:
+        """Leave what is queued to the next pusher or claimer (guard held)."""
+        self._busy = False
 
-        For drainers that pay for each trip to the queue (a lock): callbacks
-        still run in order, and events pushed meanwhile come in the next batch.
+    # -- draining (never with the guard held) -----------------------------------------
+
+    def run(self, key: object = None) -> Pending | None:
+        """Drain, as thread or task *key* (``None``: not one that may wait).
+
+        Plain callbacks run here, until the queue is idle.  An ``async def``
+        one's awaitable is returned still running, with the queue still ours:
+        the caller awaits it, then goes on with :meth:`steps`.
         """
-        self.done += self._running
+        _enter(key, self)
+        try:
+            return self._go()
+        finally:
+            _leave(key)
+
+    def steps(self, key: object, first: Pending | None = None) -> Generator[Pending, None, None]:
+        """Drain from a task: yields each ``async def`` callback in progress
+        (*first* first, one :meth:`run` returned) for the caller to await
+        before advancing; the caller logs what the await raises
+        (:func:`log_call_error`).
+
+        If the await is interrupted, ``close()`` (or ``throw``) the generator:
+        the rest is left to :meth:`Host.resume`.  Advance it at once: one
+        closed before its first step has not begun, and leaves the queue busy.
+        """
+        _enter(key, self)
+        try:
+            pending = first if first is not None else self._go()
+            while pending is not None:
+                try:
+                    yield pending
+                except BaseException:
+                    self.done += 1
+                    self._interrupted()
+                    raise
+                self.done += 1
+                if self.waiting:
+                    self.host.wake()
+                pending = self._go()
+        finally:
+            _leave(key)
+
+    def run_all(self, key: object = None) -> None:
+        """Drain where nothing can be awaited (threads): an ``async def``
+        callback is refused, and logged as its error."""
+        pending = self.run(key)
+        while pending is not None:
+            awaitable, call = pending
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()
+            log_call_error(call, TypeError(_NO_AWAIT))
+            self.done += 1
+            if self.waiting:
+                self.host.wake()
+            pending = self.run(key)
+
+    def _go(self) -> Pending | None:
         queue = self._queue
-        calls = []
-        while queue:
+        assert queue is not None, "run() only after a push, received() or claim() said so"
+        guard = self._guard
+        while True:
+            if not queue:
+                if guard is None:
+                    self._busy = False
+                    break
+                with guard:  # a pusher must see us busy, or see us gone
+                    if not queue:
+                        self._busy = False
+                        break
+                continue
             slot, args, about, registry = queue.popleft()
             callback = registry.resolved[slot]
             if callback is not None:
                 if args is None:
                     args = callback_args(about)  # type: ignore[arg-type]
                 if args is not None:
-                    calls.append((callback, args, about))
-                    continue
+                    try:
+                        result = callback(*args)
+                    except Exception as exc:
+                        log_callback_error(callback, about, exc, args[0] if args else None)
+                        result = None
+                    except BaseException:
+                        self.done += 1
+                        self._interrupted()
+                        raise
+                    if result is not None and _awaitable(result):
+                        return result, (callback, args, about)  # type: ignore[return-value]
             self.done += 1
-        self._running = len(calls)
-        if not calls:
-            self._busy = False
-        return calls
+            if self.waiting:
+                self.host.wake()
+        if self.waiting:
+            self.host.wake()
+        if self.on_idle is not None:
+            on_idle, self.on_idle = self.on_idle, None
+            on_idle()
+        return None
 
-    def abandon(self) -> None:
-        """The drainer stopped early (it was interrupted): the next push drains."""
-        self.done += self._running
-        self._running = 0
-        self._busy = False
+    def _interrupted(self) -> None:
+        """The drainer stopped early: the events left go to whoever comes next."""
+        guard = self._guard
+        if guard is None:
+            self._busy = False
+        else:
+            with guard:
+                self._busy = False
+        if self.waiting:
+            self.host.wake()
+        if self._queue:
+            self.host.resume()
+        elif self.on_idle is not None:  # idle all the same: a paused reader reads again
+            on_idle, self.on_idle = self.on_idle, None
+            on_idle()

@@ -33,7 +33,7 @@ import attrs
 
 from .addresses import parse_group, parse_groups, validate_ip, validate_port
 from .callbacks import SENT_SLOT
-from .dispatch import DispatchQueue
+from .dispatch import Dispatcher
 from .errors import ErrorCode, LocalProtocolError, OsContext, SocketError, translate_os_error
 from .events import Address, Data, Event, Received, Started, Stopped
 from .framing import (
@@ -378,7 +378,7 @@ class SenderModel:
         """The datagram went out: SENDED."""
         return list(self._ledger.sent(ticket))
 
-    def settle(self, ticket: int, count: int, payload: bytes, queue: DispatchQueue) -> bool:
+    def settle(self, ticket: int, count: int, payload: bytes, queue: Dispatcher) -> bool:
         """:meth:`written`, pushed onto *queue*: ``True`` if the caller must drain.
         A SENDED nobody would see (no callback, no stream) is not made."""
         if count == len(payload) and queue.quiet(SENT_SLOT):

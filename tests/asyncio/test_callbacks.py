@@ -412,7 +412,7 @@ if sys.version_info >= (3, 11):  # asyncio.timeout and TaskGroup
 
     async def test_async_callbacks_run_in_a_task_from_their_first_step() -> None:
         """An async callback runs as a task from its first line (it starts right in
-        the protocol callback, then continues in the connection's host task): a
+        the protocol callback, then continues in a task of its own, started eagerly): a
         timeout, a task group and ``current_task()`` work before and after it first
         suspends, and a timeout that expires reaches the callback as TimeoutError."""
         log = EventLog()

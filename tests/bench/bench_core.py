@@ -4,9 +4,9 @@ Two parts, each beside raw code doing the same work in the same run:
 
 * **pump** (no sockets, no threads): two :class:`jfsocket.core.Connection`
   objects A and B, "connected" by plain calls, each with a
-  :class:`DispatchQueue` and a :class:`CallbackRegistry`, driven the way
+  :class:`Dispatcher` and a :class:`CallbackRegistry`, driven the way
   ``bindings/threaded.py`` drives them (``TcpClient.send``, one turn of
-  ``_read_loop``, ``_Dispatcher.drain``), minus its locks.  One message is a
+  ``_read_loop``, ``Dispatcher.run_all``), minus its locks.  One message is a
   round trip: ``A.send`` -> bytes -> B's RECEIVED callback, which replies with
   ``B.send`` -> bytes -> A's RECEIVED callback, which counts it; every send is
   settled (``sent(ticket)``) and its events dispatched.  That is two *hops*,
@@ -54,10 +54,9 @@ from jfsocket.core import (
     Connection,
     ConnectionOptions,
     Data,
-    DispatchQueue,
+    Dispatcher,
     EventTypes,
     Role,
-    invoke,
 )
 
 from .common import Result
@@ -187,14 +186,9 @@ def _best_us(runs: Sequence[RunN], sizes: Sizes) -> list[float]:
 # -- the pump ---------------------------------------------------------------------
 
 
-def _drain(queue: DispatchQueue) -> None:
-    """``_Dispatcher.drain`` without its lock and thread-local stack."""
-    while True:
-        calls = queue.next_calls()
-        if not calls:
-            return
-        for call in calls:
-            invoke(*call)
+def _drain(queue: Dispatcher) -> None:
+    """``Dispatcher.run`` as the threaded binding calls it, minus its lock."""
+    queue.run_all()
 
 
 class _Side:
@@ -209,7 +203,7 @@ class _Side:
 
     def __init__(self, options: ConnectionOptions, wire: deque[bytes]) -> None:
         self.registry = CallbackRegistry(Role.CLIENT)
-        self.queue = DispatchQueue(self.registry)
+        self.queue = Dispatcher(self.registry)
         self.conn = Connection(self, options, self.queue)
         #: Bytes this side writes (the peer reads them).
         self.wire = wire

@@ -14,11 +14,10 @@ from jfsocket.core import (
     CallbackRegistry,
     Connection,
     ConnectionOptions,
-    DispatchQueue,
+    Dispatcher,
     EventTypes,
     LocalProtocolError,
     Role,
-    invoke,
 )
 
 HOST, REMOTE = ("127.0.0.1", 1), ("127.0.0.1", 2)
@@ -30,9 +29,9 @@ def _plain(value: object) -> object:
     return repr(value) if isinstance(value, BaseException) else value
 
 
-def _pair(fast: bool, **options: object) -> tuple[Connection, DispatchQueue, Trace]:
+def _pair(fast: bool, **options: object) -> tuple[Connection, Dispatcher, Trace]:
     registry = CallbackRegistry(Role.CLIENT)
-    queue = DispatchQueue(registry)
+    queue = Dispatcher(registry)
     conn = Connection("me", ConnectionOptions(**options), queue)  # type: ignore[arg-type]
     trace: Trace = []
     for key in ("onReceived", "onDisconnect", "onSendFail"):
@@ -42,20 +41,19 @@ def _pair(fast: bool, **options: object) -> tuple[Connection, DispatchQueue, Tra
     return conn, queue, trace
 
 
-def _drain(queue: DispatchQueue, run: bool) -> None:
+def _drain(queue: Dispatcher, run: bool) -> None:
     if run:
-        while (call := queue.next_call()) is not None:
-            invoke(*call)
+        queue.run()
 
 
-Script = Callable[[Connection, DispatchQueue, bool], None]
+Script = Callable[[Connection, Dispatcher, bool], None]
 
 
-def _feed(conn: Connection, queue: DispatchQueue, fast: bool, data: bytes) -> None:
+def _feed(conn: Connection, queue: Dispatcher, fast: bool, data: bytes) -> None:
     _drain(queue, conn.feed(data) if fast else queue.push(conn.receive_data(data)))
 
 
-def _settle(conn: Connection, queue: DispatchQueue, fast: bool, ticket: int) -> None:
+def _settle(conn: Connection, queue: Dispatcher, fast: bool, ticket: int) -> None:
     _drain(queue, conn.settle(ticket) if fast else queue.push(conn.sent(ticket)))
 
 
@@ -72,7 +70,7 @@ def _same(script: Script, **options: object) -> Trace:
 def test_data_and_replies() -> None:
     """Raw and line data, sends settled with nobody listening for SENDED."""
 
-    def script(conn: Connection, queue: DispatchQueue, fast: bool) -> None:
+    def script(conn: Connection, queue: Dispatcher, fast: bool) -> None:
         _feed(conn, queue, fast, b"one\ntw")
         ticket, _ = conn.send("x")
         _settle(conn, queue, fast, ticket)
@@ -85,7 +83,7 @@ def test_data_and_replies() -> None:
 def test_a_framing_error_is_the_same_end() -> None:
     """An oversized line: the whole lines before it, SENDFAIL for what is pending, DISCONNECT."""
 
-    def script(conn: Connection, queue: DispatchQueue, fast: bool) -> None:
+    def script(conn: Connection, queue: Dispatcher, fast: bool) -> None:
         conn.send("q")
         _feed(conn, queue, fast, b"ok\ntoo long\n")
         assert conn.closed
@@ -98,7 +96,7 @@ def test_settling_while_closing_and_late() -> None:
     """The last settle of a close gives DISCONNECT; a settle of a ticket the end failed
     already is ignored; one never issued is a LocalProtocolError, on both paths."""
 
-    def script(conn: Connection, queue: DispatchQueue, fast: bool) -> None:
+    def script(conn: Connection, queue: Dispatcher, fast: bool) -> None:
         first, _ = conn.send("a")
         second, _ = conn.send("b")
         _drain(queue, queue.push(conn.close()))
@@ -129,7 +127,7 @@ def test_feed_after_the_peers_eof_and_without_a_queue() -> None:
     with pytest.raises(LocalProtocolError):
         conn.feed(b"late")
     bare = Connection("me")
-    with pytest.raises(AssertionError, match="DispatchQueue"):
+    with pytest.raises(AssertionError, match="Dispatcher"):
         bare.feed(b"x")
-    with pytest.raises(AssertionError, match="DispatchQueue"):
+    with pytest.raises(AssertionError, match="Dispatcher"):
         bare.settle(0)

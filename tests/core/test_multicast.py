@@ -8,7 +8,7 @@ import logging
 import pytest
 from jfsocket.core import (
     CallbackRegistry,
-    DispatchQueue,
+    Dispatcher,
     EventTypes,
     GroupChange,
     LocalProtocolError,
@@ -22,7 +22,6 @@ from jfsocket.core import (
     SocketError,
     Started,
     Stopped,
-    invoke,
 )
 
 G1, G2, G3 = "239.255.0.1", "239.255.0.2", "239.255.0.3"
@@ -279,7 +278,7 @@ def test_sender_settle_makes_no_sended_nobody_would_see() -> None:
     """settle() closes the ticket quietly with no callback; with one it pushes SENDED; a
     datagram sent in part is SENDFAIL either way."""
     registry = CallbackRegistry(Role.SENDER)
-    queue = DispatchQueue(registry)
+    queue = Dispatcher(registry)
     model = SenderModel("tx", ttl=0, interface=IFACE)
     ticket, payload, _ = model.send((G1, 5000), b"quiet")
     assert model.settle(ticket, len(payload), payload, queue) is False
@@ -291,7 +290,6 @@ def test_sender_settle_makes_no_sended_nobody_would_see() -> None:
     assert model.settle(ticket, len(payload), payload, queue) is True
     ticket, payload, _ = model.send((G1, 5000), b"cut")
     assert model.settle(ticket, 1, payload, queue) is False  # queued behind, busy
-    while (call := queue.next_call()) is not None:
-        invoke(*call)
+    queue.run()
     assert [a[1] for a in seen] == [b"heard", b"cut"]
     assert isinstance(seen[1][2], OSError)
