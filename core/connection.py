@@ -241,6 +241,7 @@ class Connection:
         "_ledger",
         "_options",
         "_queue",
+        "_raw_bytes",
         "_reader",
         "_refusals",
         "_row",
@@ -263,6 +264,8 @@ class Connection:
         self._move(ConnectionState.IDLE)
         self._ledger = SendLedger(source)
         self._reader = self._new_reader()
+        #: Each read is one RECEIVED of its bytes: feed() needs no reader.
+        self._raw_bytes = self._options.framing is _RAW and self._options.encoding is None
         self._aborted = False  # close() came while connecting
         self._epoch = 0  # connections made so far: names the current one
         self._attempt = 0  # connects begun so far: names the one that counts
@@ -491,6 +494,8 @@ class Connection:
         assert queue is not None, "feed() needs the connection's Dispatcher"
         if self._state is not _OPEN:
             return queue.push(self.receive_data(data))
+        if self._raw_bytes and len(data) <= self._options.recv_buffer:
+            return queue.received(self._source, [data])  # MessageReader.feed's answer, inline
         try:
             payloads = self._reader.feed(data, self._options.recv_buffer)
         except RemoteProtocolError as exc:

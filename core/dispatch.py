@@ -339,6 +339,8 @@ class Dispatcher:
         one's awaitable is returned still running, with the queue still ours:
         the caller awaits it, then goes on with :meth:`steps`.
         """
+        if key is None:
+            return self._go()
         _enter(key, self)
         try:
             return self._go()
@@ -375,16 +377,28 @@ class Dispatcher:
     def run_all(self, key: object = None) -> None:
         """Drain where nothing can be awaited (threads): an ``async def``
         callback is refused, and logged as its error."""
-        pending = self.run(key)
-        while pending is not None:
-            awaitable, call = pending
-            if isinstance(awaitable, Coroutine):
-                awaitable.close()
-            log_call_error(call, TypeError(_NO_AWAIT))
-            self.done += 1
-            if self.waiting:
-                self.host.wake()
-            pending = self.run(key)
+        # The threaded hot path: one call here, one in _go, and the callback's.
+        stack = None
+        if key is not None:
+            stack = _DRAINING.get(key)
+            if stack is None:
+                stack = _DRAINING[key] = [self]
+            else:
+                stack.append(self)
+        try:
+            while (pending := self._go()) is not None:
+                awaitable, call = pending
+                if isinstance(awaitable, Coroutine):
+                    awaitable.close()
+                log_call_error(call, TypeError(_NO_AWAIT))
+                self.done += 1
+                if self.waiting:
+                    self.host.wake()
+        finally:
+            if stack is not None:
+                stack.pop()
+                if not stack:
+                    del _DRAINING[key]
 
     def _go(self) -> Pending | None:
         queue = self._queue

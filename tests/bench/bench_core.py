@@ -187,8 +187,8 @@ def _best_us(runs: Sequence[RunN], sizes: Sizes) -> list[float]:
 
 
 def _drain(queue: Dispatcher) -> None:
-    """``Dispatcher.run`` as the threaded binding calls it, minus its lock."""
-    queue.run_all()
+    """``Dispatcher.run_all`` as the threaded binding calls it, minus its lock."""
+    queue.run_all(threading.get_ident())
 
 
 class _Side:
@@ -256,13 +256,14 @@ def _jfsocket_pump(variant: PumpVariant) -> RunN:
         a_send = a.send
         a_conn, a_queue, b_conn, b_queue = a.conn, a.queue, b.conn, b.queue
         read_ab, read_ba = a_to_b.popleft, b_to_a.popleft
+        me = threading.get_ident
         for _ in range(n):
             a_send(message)
             # One turn of each side's _read_loop.
             if b_conn.feed(read_ab()):
-                _drain(b_queue)
+                b_queue.run_all(me())
             if a_conn.feed(read_ba()):
-                _drain(a_queue)
+                a_queue.run_all(me())
         check(f"pump {variant.name}, jfsocket", got - got_before, n)
         if variant.sended_callback:
             check(f"pump {variant.name}, jfsocket SENDED", sent - sent_before, 2 * n)
