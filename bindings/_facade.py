@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 from jfsocket.core import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -49,6 +49,7 @@ __all__ = [
     "wrong_runtime",
 ]
 
+_S = TypeVar("_S")
 #: The constructors' ``evts``: event key (member or string) to callback.
 Evts = dict[EventTypes | str, Callback | None]
 
@@ -103,10 +104,53 @@ def client_parts(
     return CallbackRegistry(Role.CLIENT, evts), options
 
 
-class ClientFacade(_Bindable):
-    """``TcpClient``'s properties."""
+class ClientFacade(_Bindable, Generic[_S]):
+    """``TcpClient``'s constructor and properties; *_S* is the binding's socket type."""
 
     _conn: Connection
+    #: What ``socket=`` must be, and its name for the error.
+    _socket_type: ClassVar[type]
+
+    def __init__(
+        self,
+        socket: _S | None = None,
+        evts: Evts | None = None,
+        *,
+        encoding: str | None = "utf-8",
+        framing: str | Framing | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+        line_ending: str = "\n",
+        half_open: bool = False,
+        _server: Any = None,
+    ) -> None:
+        if socket is not None and not isinstance(socket, self._socket_type):
+            kind = self._socket_type
+            raise TypeError(
+                f"socket must be a {kind.__module__}.{kind.__qualname__}, "
+                f"not {type(socket).__name__}"
+            )
+        self._registry, options = client_parts(
+            _server,
+            evts,
+            encoding=encoding,
+            framing=framing,
+            max_message_size=max_message_size,
+            recv_buffer=recv_buffer,
+            line_ending=line_ending,
+            half_open=half_open,
+        )
+        self._init(options, _server)
+        if socket is not None:
+            self._given(socket)
+
+    def _init(self, options: ConnectionOptions, server: Any) -> None:
+        """The binding's part: its dispatcher and :class:`Connection`."""
+        raise NotImplementedError
+
+    def _given(self, socket: _S) -> None:
+        """The binding's part: adopt a connected *socket*."""
+        raise NotImplementedError
 
     @property
     def recvBuffer(self) -> int:
@@ -143,21 +187,20 @@ class ServerFacade(_Bindable):
     _model: ServerModel[Any]
     _options: ConnectionOptions
 
-    def _setup(
+    def __init__(
         self,
         ip: str,
         port: int,
-        evts: Evts | None,
+        evts: Evts | None = None,
         *,
-        encoding: str | None,
-        framing: str | Framing | None,
-        max_message_size: int,
-        recv_buffer: int,
-        line_ending: str,
-        half_open: bool,
-        backlog: int,
+        encoding: str | None = "utf-8",
+        framing: str | Framing | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
+        line_ending: str = "\n",
+        half_open: bool = False,
+        backlog: int = 128,
     ) -> None:
-        """The model, registry and options every binding's server starts with."""
         self._model = ServerModel(self, ip, port, backlog)
         self._registry = CallbackRegistry(Role.SERVER, evts)
         self._options = ConnectionOptions(
@@ -168,6 +211,11 @@ class ServerFacade(_Bindable):
             line_ending=line_ending,
             half_open=half_open,
         )
+        self._init()
+
+    def _init(self) -> None:
+        """The binding's part: its dispatcher, and what it listens with."""
+        raise NotImplementedError
 
     @property
     def host(self) -> Address:
@@ -240,21 +288,25 @@ class ReceiverFacade(_Bindable):
     #: Held while membership changes (the threaded binding's lock).
     _membership_guard: ClassVar[contextlib.AbstractContextManager[Any]] = contextlib.nullcontext()
 
-    def _setup(
+    def __init__(
         self,
         host: int | Address,
-        evts: Evts | None,
+        evts: Evts | None = None,
         *,
-        interface: str,
-        encoding: str | None,
-        recv_buffer: int,
+        interface: str = "0.0.0.0",
+        encoding: str | None = "utf-8",
+        recv_buffer: int = DEFAULT_RECV_BUFFER,
     ) -> None:
-        """The model and registry every binding's receiver starts with."""
         self._model = ReceiverModel(
             self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
         )
         self._registry = CallbackRegistry(Role.RECEIVER, evts)
         self._sock = None
+        self._init()
+
+    def _init(self) -> None:
+        """The binding's part: its dispatcher."""
+        raise NotImplementedError
 
     def _guard(self) -> contextlib.AbstractContextManager[Any]:
         return self._membership_guard
@@ -314,20 +366,24 @@ class SenderFacade(_Bindable):
 
     _model: SenderModel
 
-    def _setup(
+    def __init__(
         self,
-        evts: Evts | None,
+        evts: Evts | None = None,
         *,
-        ttl: int,
-        interface: str | None,
-        loopback: bool,
-        encoding: str | None,
+        ttl: int = 1,
+        interface: str | None = None,
+        loopback: bool = True,
+        encoding: str | None = "utf-8",
     ) -> None:
-        """The model and registry every binding's sender starts with."""
         self._model = SenderModel(
             self, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding
         )
         self._registry = CallbackRegistry(Role.SENDER, evts)
+        self._init()
+
+    def _init(self) -> None:
+        """The binding's part: its dispatcher."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         model = self._model

@@ -45,17 +45,15 @@ from types import TracebackType
 from typing import Any, Final, TypeVar, cast
 
 from jfsocket.core import (
-    DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_RECV_BUFFER,
     Address,
     CallbackRegistry,
     Connection,
+    ConnectionOptions,
     Data,
     Disconnected,
     Dispatcher,
     Event,
     EventTypes,
-    Framing,
     OsContext,
     Pending,
     ServerModel,
@@ -74,10 +72,8 @@ from jfsocket.core import (
 from ._facade import (
     AsyncServerOps,
     ClientFacade,
-    Evts,
     ReceiverFacade,
     SenderFacade,
-    client_parts,
     raise_failure,
     wrong_runtime,
 )
@@ -626,40 +622,22 @@ class _Stream(asyncio.Protocol):
         await asyncio.shield(self._flushed)  # a cancelled send leaves its bytes settling
 
 
-class TcpClient(ClientFacade, _Object):
+class TcpClient(ClientFacade[_socket.socket], _Object):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
-    def __init__(
-        self,
-        socket: _socket.socket | None = None,
-        evts: Evts | None = None,
-        *,
-        encoding: str | None = "utf-8",
-        framing: str | Framing | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-        line_ending: str = "\n",
-        half_open: bool = False,
-        _server: TcpServer | None = None,
-    ) -> None:
-        self._registry, options = client_parts(
-            _server,
-            evts,
-            encoding=encoding,
-            framing=framing,
-            max_message_size=max_message_size,
-            recv_buffer=recv_buffer,
-            line_ending=line_ending,
-            half_open=half_open,
-        )
-        self._server = _server
-        parent = _server._dispatcher if _server is not None else None
+    _socket_type = _socket.socket
+    _server: TcpServer | None
+
+    def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
+        self._server = server
+        parent = server._dispatcher if server is not None else None
         self._dispatcher = _Host(self._registry, parent, last=(Disconnected,))
         self._conn = Connection(self, options, self._dispatcher.core)
         self._proto: _Stream | None = None
-        if socket is not None and not isinstance(socket, _socket.socket):
-            raise TypeError(f"socket must be a socket.socket, not {type(socket).__name__}")
-        self._adoptee = socket
+        self._adoptee: _socket.socket | None = None
+
+    def _given(self, socket: _socket.socket) -> None:
+        self._adoptee = socket  # adopted on entering ``async with``: it needs the loop
 
     def _adopt(self, proto: _Stream, transport: asyncio.Transport) -> bool:
         """The transport is up: CONNECTED is queued before any data can arrive.
@@ -805,32 +783,7 @@ class TcpServer(AsyncServerOps, _Object):
 
     _model: ServerModel[TcpClient]
 
-    def __init__(
-        self,
-        ip: str,
-        port: int,
-        evts: Evts | None = None,
-        *,
-        encoding: str | None = "utf-8",
-        framing: str | Framing | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-        line_ending: str = "\n",
-        half_open: bool = False,
-        backlog: int = 128,
-    ) -> None:
-        self._setup(
-            ip,
-            port,
-            evts,
-            encoding=encoding,
-            framing=framing,
-            max_message_size=max_message_size,
-            recv_buffer=recv_buffer,
-            line_ending=line_ending,
-            half_open=half_open,
-            backlog=backlog,
-        )
+    def _init(self) -> None:
         self._dispatcher = _Host(self._registry, last=(Stopped,))
         self._server: asyncio.Server | None = None
         self._all_gone: asyncio.Future[None] | None = None
@@ -970,16 +923,7 @@ class _Datagrams(asyncio.DatagramProtocol):
 class CastReceiver(ReceiverFacade, _Object):
     """Receives UDP multicast datagrams; ``async with`` starts and stops it."""
 
-    def __init__(
-        self,
-        host: int | Address,
-        evts: Evts | None = None,
-        *,
-        interface: str = "0.0.0.0",
-        encoding: str | None = "utf-8",
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-    ) -> None:
-        self._setup(host, evts, interface=interface, encoding=encoding, recv_buffer=recv_buffer)
+    def _init(self) -> None:
         self._dispatcher = _Host(self._registry, last=(Stopped,))
         self._sock: _socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
@@ -1038,16 +982,7 @@ class CastReceiver(ReceiverFacade, _Object):
 class CastSender(SenderFacade, _Object):
     """Sends UDP multicast datagrams; SENDED/SENDFAIL for each."""
 
-    def __init__(
-        self,
-        evts: Evts | None = None,
-        *,
-        ttl: int = 1,
-        interface: str | None = None,
-        loopback: bool = True,
-        encoding: str | None = "utf-8",
-    ) -> None:
-        self._setup(evts, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding)
+    def _init(self) -> None:
         self._dispatcher = _Host(self._registry)
         self._sockets: dict[int, _socket.socket] = {}
 

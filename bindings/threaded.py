@@ -32,16 +32,14 @@ from typing import Final, TypeVar
 
 from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_RECV_BUFFER,
     AcceptAction,
     Address,
     CallbackRegistry,
     Connection,
+    ConnectionOptions,
     Data,
     Dispatcher,
     EventTypes,
-    Framing,
     OsContext,
     ServerModel,
     SocketError,
@@ -56,11 +54,9 @@ from jfsocket.core import (
 
 from ._facade import (
     ClientFacade,
-    Evts,
     ReceiverFacade,
     SenderFacade,
     ServerFacade,
-    client_parts,
 )
 from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
 
@@ -160,33 +156,14 @@ class _Lifetime:
         raise NotImplementedError
 
 
-class TcpClient(ClientFacade, _Lifetime):
+class TcpClient(ClientFacade[_socket.socket], _Lifetime):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
-    def __init__(
-        self,
-        socket: _socket.socket | None = None,
-        evts: Evts | None = None,
-        *,
-        encoding: str | None = "utf-8",
-        framing: str | Framing | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-        line_ending: str = "\n",
-        half_open: bool = False,
-        _server: TcpServer | None = None,
-    ) -> None:
-        self._registry, options = client_parts(
-            _server,
-            evts,
-            encoding=encoding,
-            framing=framing,
-            max_message_size=max_message_size,
-            recv_buffer=recv_buffer,
-            line_ending=line_ending,
-            half_open=half_open,
-        )
-        self._server = _server
+    _socket_type = _socket.socket
+    _server: TcpServer | None
+
+    def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
+        self._server = server
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._waiters = _Waiters(self._registry, self._lock)
@@ -197,19 +174,18 @@ class TcpClient(ClientFacade, _Lifetime):
         #: Bytes a broadcast could not write at once, for the writer thread.
         self._outbox: deque[tuple[int, bytes | memoryview]] | None = None
         self._writer: threading.Thread | None = None
-        if socket is not None:
-            if not isinstance(socket, _socket.socket):
-                raise TypeError(f"socket must be a socket.socket, not {type(socket).__name__}")
-            run = self._adopt(socket)
-            if _server is None:
-                if run:
-                    self._dispatcher.run_all(_me())
-                self._start_reader()
-            elif run:
-                # Not on the accept thread: CONNECTED waits for the reader, which the
-                # server starts once the client is registered (or for an earlier sender).
-                with self._lock:
-                    self._dispatcher.release()
+
+    def _given(self, socket: _socket.socket) -> None:
+        run = self._adopt(socket)
+        if self._server is None:
+            if run:
+                self._dispatcher.run_all(_me())
+            self._start_reader()
+        elif run:
+            # Not on the accept thread: CONNECTED waits for the reader, which the
+            # server starts once the client is registered (or for an earlier sender).
+            with self._lock:
+                self._dispatcher.release()
 
     # -- properties --------------------------------------------------------------
 
@@ -473,32 +449,7 @@ class TcpServer(ServerFacade, _Lifetime):
 
     _model: ServerModel[TcpClient]
 
-    def __init__(
-        self,
-        ip: str,
-        port: int,
-        evts: Evts | None = None,
-        *,
-        encoding: str | None = "utf-8",
-        framing: str | Framing | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-        line_ending: str = "\n",
-        half_open: bool = False,
-        backlog: int = 128,
-    ) -> None:
-        self._setup(
-            ip,
-            port,
-            evts,
-            encoding=encoding,
-            framing=framing,
-            max_message_size=max_message_size,
-            recv_buffer=recv_buffer,
-            line_ending=line_ending,
-            half_open=half_open,
-            backlog=backlog,
-        )
+    def _init(self) -> None:
         self._lock = threading.Lock()
         self._waiters = _Waiters(self._registry, self._lock)
         self._dispatcher = self._waiters.dispatcher
@@ -631,16 +582,7 @@ class TcpServer(ServerFacade, _Lifetime):
 class CastReceiver(ReceiverFacade, _Lifetime):
     """Receives UDP multicast datagrams on a port, for the groups joined."""
 
-    def __init__(
-        self,
-        host: int | Address,
-        evts: Evts | None = None,
-        *,
-        interface: str = "0.0.0.0",
-        encoding: str | None = "utf-8",
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-    ) -> None:
-        self._setup(host, evts, interface=interface, encoding=encoding, recv_buffer=recv_buffer)
+    def _init(self) -> None:
         self._lock = threading.Lock()
         self._waiters = _Waiters(self._registry, self._lock)
         self._dispatcher = self._waiters.dispatcher
@@ -715,16 +657,7 @@ class CastReceiver(ReceiverFacade, _Lifetime):
 class CastSender(SenderFacade, _Lifetime):
     """Sends UDP multicast datagrams; SENDED/SENDFAIL for each."""
 
-    def __init__(
-        self,
-        evts: Evts | None = None,
-        *,
-        ttl: int = 1,
-        interface: str | None = None,
-        loopback: bool = True,
-        encoding: str | None = "utf-8",
-    ) -> None:
-        self._setup(evts, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding)
+    def _init(self) -> None:
         self._lock = threading.Lock()
         self._waiters = _Waiters(self._registry, self._lock)
         self._dispatcher = self._waiters.dispatcher

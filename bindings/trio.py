@@ -34,19 +34,17 @@ from typing import Any, Final, TypeVar
 import trio
 from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_RECV_BUFFER,
     AcceptAction,
     Address,
     CallbackRegistry,
     Connection,
+    ConnectionOptions,
     Data,
     Disconnected,
     Dispatcher,
     ErrorCode,
     Event,
     EventTypes,
-    Framing,
     OsContext,
     ServerModel,
     SocketError,
@@ -64,10 +62,8 @@ from jfsocket.core import (
 from ._facade import (
     AsyncServerOps,
     ClientFacade,
-    Evts,
     ReceiverFacade,
     SenderFacade,
-    client_parts,
     raise_failure,
     wrong_runtime,
 )
@@ -251,48 +247,28 @@ class _Object:
         raise NotImplementedError
 
 
-class TcpClient(ClientFacade, _Object):
+class TcpClient(ClientFacade[trio.SocketStream], _Object):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
-    def __init__(
-        self,
-        socket: trio.SocketStream | None = None,
-        evts: Evts | None = None,
-        *,
-        encoding: str | None = "utf-8",
-        framing: str | Framing | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-        line_ending: str = "\n",
-        half_open: bool = False,
-        _server: TcpServer | None = None,
-    ) -> None:
-        self._registry, options = client_parts(
-            _server,
-            evts,
-            encoding=encoding,
-            framing=framing,
-            max_message_size=max_message_size,
-            recv_buffer=recv_buffer,
-            line_ending=line_ending,
-            half_open=half_open,
-        )
-        self._server = _server
-        parent = _server._dispatcher if _server is not None else None
+    _socket_type = trio.SocketStream
+    _server: TcpServer | None
+
+    def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
+        self._server = server
+        parent = server._dispatcher if server is not None else None
         self._dispatcher = _Host(self._registry, parent, last=(Disconnected,))
         self._conn = Connection(self, options, self._dispatcher.core)
-        if _server is not None:
-            self._dispatcher.nursery = _server._dispatcher.nursery
+        if server is not None:
+            self._dispatcher.nursery = server._dispatcher.nursery
         self._stream: trio.SocketStream | None = None
         self._writing = False
         self._write_lot = trio.lowlevel.ParkingLot()
         self._reader_done = trio.Event()
         self._reader_done.set()
         self._ending = trio.lowlevel.ParkingLot()  # a reader past the peer's EOF waits here
-        if socket is not None:
-            if not isinstance(socket, trio.SocketStream):
-                raise TypeError(f"socket must be a trio.SocketStream, not {type(socket).__name__}")
-            self._adopt(socket)
+
+    def _given(self, socket: trio.SocketStream) -> None:
+        self._adopt(socket)
 
     def _adopt(self, stream: trio.SocketStream, attempt: int | None = None) -> None:
         """The connection is made: CONNECTED is queued in the same step.
@@ -482,32 +458,7 @@ class TcpServer(AsyncServerOps, _Object):
 
     _model: ServerModel[TcpClient]
 
-    def __init__(
-        self,
-        ip: str,
-        port: int,
-        evts: Evts | None = None,
-        *,
-        encoding: str | None = "utf-8",
-        framing: str | Framing | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-        line_ending: str = "\n",
-        half_open: bool = False,
-        backlog: int = 128,
-    ) -> None:
-        self._setup(
-            ip,
-            port,
-            evts,
-            encoding=encoding,
-            framing=framing,
-            max_message_size=max_message_size,
-            recv_buffer=recv_buffer,
-            line_ending=line_ending,
-            half_open=half_open,
-            backlog=backlog,
-        )
+    def _init(self) -> None:
         self._dispatcher = _Host(self._registry, last=(Stopped,))
         self._listener: trio.SocketListener | None = None
         self._clients_gone = trio.lowlevel.ParkingLot()
@@ -598,16 +549,7 @@ class TcpServer(AsyncServerOps, _Object):
 class CastReceiver(ReceiverFacade, _Object):
     """Receives UDP multicast datagrams; ``async with`` starts and stops it."""
 
-    def __init__(
-        self,
-        host: int | Address,
-        evts: Evts | None = None,
-        *,
-        interface: str = "0.0.0.0",
-        encoding: str | None = "utf-8",
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-    ) -> None:
-        self._setup(host, evts, interface=interface, encoding=encoding, recv_buffer=recv_buffer)
+    def _init(self) -> None:
         self._dispatcher = _Host(self._registry, last=(Stopped,))
         self._sock: trio.socket.SocketType | None = None
         self._reader_done = trio.Event()
@@ -674,16 +616,7 @@ class CastReceiver(ReceiverFacade, _Object):
 class CastSender(SenderFacade, _Object):
     """Sends UDP multicast datagrams; SENDED/SENDFAIL for each."""
 
-    def __init__(
-        self,
-        evts: Evts | None = None,
-        *,
-        ttl: int = 1,
-        interface: str | None = None,
-        loopback: bool = True,
-        encoding: str | None = "utf-8",
-    ) -> None:
-        self._setup(evts, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding)
+    def _init(self) -> None:
         self._dispatcher = _Host(self._registry)
         self._sockets: dict[int, trio.socket.SocketType] = {}
 
