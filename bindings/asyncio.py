@@ -8,10 +8,11 @@ transports report and awaits what it returns.  Its shape:
   loop calls them, they feed the core and run plain callbacks right there, in
   the loop's callback, with no task and no hop;
 * an ``async def`` callback delivered there runs its first step right away,
-  in a task of its own started eagerly (:func:`_start`), so ``current_task()``,
-  ``asyncio.timeout`` and task groups work in it; one that never suspends
-  (``await client.send(...)``, usually) costs no trip round the loop.  If it
-  suspends, that task finishes it and drains what is queued behind it.
+  as a task of its own (``_Host._first_step``: started eagerly on 3.12+, the
+  object's stand-in task before), so ``current_task()``, ``asyncio.timeout``
+  and task groups work in it; one that never suspends (``await
+  client.send(...)``, usually) costs no trip round the loop.  If it suspends,
+  its task finishes it, and then the loop drains what is queued behind it.
   Meanwhile the connection stops reading, so a slow callback slows the peer
   instead of queueing data without bound.  The ordering rules are the core's
   (:class:`~jfsocket.core.Dispatcher`); this module only awaits, wakes and
@@ -36,16 +37,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import socket as _socket
 import sys
 from asyncio.tasks import _enter_task, _leave_task
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import Any, Final, TypeVar, cast
 
 from jfsocket.core import (
     Address,
+    Call,
     CallbackRegistry,
     Connection,
     ConnectionOptions,
@@ -59,6 +62,8 @@ from jfsocket.core import (
     ServerModel,
     SocketError,
     Stopped,
+    begin_drain,
+    end_drain,
     innermost,
     inside,
     log_call_error,
@@ -98,95 +103,70 @@ def _running_loop(obj: object) -> asyncio.AbstractEventLoop:
 def _inside() -> bool:
     """The current task is running a callback, or works for one (so it must not
     wait for events)."""
-    return inside(asyncio.current_task())
+    return bool(_starting) or inside(asyncio.current_task())
 
 
-def _start(
-    coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None
-) -> asyncio.Task[None] | None:
-    """Run *coro* as a new task, started eagerly: its first step runs now, here,
-    as that task (``current_task()``, ``asyncio.timeout`` and task groups work
-    in it).  ``None``: it finished there (what it raised is raised here); a
-    callback that never suspends costs no trip round the loop.
+def _innermost() -> Dispatcher | None:
+    """The dispatcher whose callback the current task is running, if any."""
+    inner = innermost(asyncio.current_task())
+    if inner is None and _starting:
+        inner = _starting[-1]
+    return inner
 
-    Python 3.12+ does this itself (``eager_start``).  Before, asyncio has no
-    public way, and this is the one place that uses its private
-    ``_enter_task``/``_leave_task`` (tests/asyncio/test_eager.py checks it on
-    every Python the suite runs on).
-    """
+
+#: The dispatchers whose async callback's first step runs now, in a task being
+#: started eagerly (3.12+): inside it before the task can be named.
+_starting: list[Dispatcher] = []
+
+
+class _Resumed:
+    """Await a coroutine whose first step already ran (and yielded *yielded*),
+    or that must first receive *error*; what the awaiting task gets (wake-ups,
+    cancellation) goes on to it."""
+
+    __slots__ = ("_coro", "_error", "_yielded")
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, object], yielded: object, error: BaseException | None = None
+    ) -> None:
+        self._coro, self._yielded, self._error = coro, yielded, error
+
+    def __await__(self) -> Generator[Any, Any, object]:
+        coro = self._coro
+        try:
+            yielded = coro.throw(self._error) if self._error is not None else self._yielded
+        except StopIteration as stop:
+            return stop.value
+        while True:
+            try:
+                value = yield yielded
+            except BaseException as exc:
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(value)
+                except StopIteration as stop:
+                    return stop.value
+
+
+async def _resume(coro: Coroutine[Any, Any, None], yielded: object) -> None:
+    """Finish, in a task, a coroutine whose first step already ran and yielded *yielded*."""
+    await _Resumed(coro, yielded)
+
+
+async def _awaited(awaitable: Awaitable[object]) -> None:
+    """A coroutine of an awaitable that is not one (a task runs only coroutines)."""
+    await awaitable
+
+
+def _task_in(context: contextvars.Context, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     loop = asyncio.get_running_loop()
-    if _EAGER:
-        task: asyncio.Task[None] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
-            coro, loop=loop, eager_start=True, context=context
-        )
-        if not task.done():
-            return task
-        task.result()
-        return None
-    if context is None:
-        context = contextvars.copy_context()
-    if asyncio.current_task(loop) is not None:  # a task cannot become another one
-        return _task_in(loop, coro, context)
-    first = _FirstStep(coro)
-    task = _task_in(loop, first, context)
-    _enter_task(loop, task)
-    try:
-        context.run(first.start)  # 3.10: the task runs later steps in a copy of it
-    finally:
-        _leave_task(loop, task)
-    return None if first.finished else task
-
-
-def _task_in(
-    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], context: contextvars.Context
-) -> asyncio.Task[None]:
     if sys.version_info >= (3, 11):
         return loop.create_task(coro, context=context)
-    return context.run(loop.create_task, coro)  # pragma: no cover - Python 3.10
-
-
-class _FirstStep(Coroutine[Any, Any, None]):
-    """Before 3.12: a coroutine whose first step :func:`_start` runs at once;
-    its task goes on from where that step suspended (or ends at once, if it
-    finished: what it raised was raised by :func:`_start`)."""
-
-    __slots__ = ("_coro", "_handed", "_yielded", "finished")
-
-    def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
-        self._coro = coro
-        self._yielded: Any = None
-        self._handed = False  # the task has had what the first step yielded
-        self.finished = False
-
-    def start(self) -> None:
-        try:
-            self._yielded = self._coro.send(None)
-        except StopIteration:
-            self.finished = True
-        except BaseException:
-            self.finished = True
-            raise
-
-    def send(self, value: Any) -> Any:
-        if self.finished:
-            raise StopIteration
-        if not self._handed:  # the task's first step: it goes on from ours
-            self._handed = True
-            yielded, self._yielded = self._yielded, None
-            return yielded
-        return self._coro.send(value)
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        if self.finished:  # cancelled after it finished: it finished
-            raise StopIteration
-        self._handed, self._yielded = True, None
-        return self._coro.throw(typ if val is None else val)
-
-    def close(self) -> None:
-        self._coro.close()
-
-    def __await__(self) -> Generator[Any, None, None]:  # pragma: no cover - a task's coroutine
-        raise TypeError("not awaitable")
+    return context.run(loop.create_task, coro)  # pragma: no cover - 3.10: a copy of it
 
 
 class _EventStream:
@@ -233,7 +213,17 @@ class _Host:
     place.  The object owns those tasks, and waits for them before it is done.
     """
 
-    __slots__ = ("_parent", "_waiters", "core", "tasks")
+    __slots__ = (
+        "_context",
+        "_handoff",
+        "_parent",
+        "_retired",
+        "_stand_in",
+        "_waiters",
+        "_wake_stand_in",
+        "core",
+        "tasks",
+    )
 
     def __init__(
         self,
@@ -250,16 +240,142 @@ class _Host:
         #: Tasks running our callbacks (a server's include its connections'),
         #: made with the first: most connections never have one.
         self.tasks: set[asyncio.Task[None]] | None = None
+        # Before 3.12, the task async callbacks start in (see _first_step).
+        self._stand_in: asyncio.Task[None] | None = None
+        self._wake_stand_in: asyncio.Future[None] | None = None
+        self._handoff: tuple[Coroutine[Any, Any, object], object, Call] | None = None
+        self._context: contextvars.Context | None = None  # the stand-in's
+        self._retired = False
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
         """Queue *events* (``async for`` readers get them too); ``True``: drain now."""
         return self.core.push(events, registry)
 
     def kick(self) -> None:
-        """Drain from a loop callback (see the class)."""
-        pending = self.core.run()
-        if pending is not None:
-            self.spawn(self.drain(pending))
+        """Drain from a loop callback: plain callbacks run here, and so does an
+        async one's first step, in a task of its own; if it suspends, that task
+        has the queue until it ends, and the loop drains on after it."""
+        core = self.core
+        while (pending := core.run()) is not None:
+            if not self._first_step(*pending):
+                return
+            core.done += 1
+            if core.waiting:
+                self.wake()
+
+    def _first_step(self, awaitable: Awaitable[object], call: Call) -> bool:
+        """Start an async callback as a task, its first step now (so that
+        ``current_task()``, ``asyncio.timeout`` and task groups work in it);
+        ``True``: it finished there (what it raised is logged).
+
+        Python 3.12+ starts tasks eagerly.  Before, asyncio has no public way:
+        the step runs as the object's stand-in task, made current with
+        asyncio's private ``_enter_task``, the one private API here
+        (tests/asyncio/test_eager.py checks it on every Python the suite
+        runs on); the stand-in goes on with it if it suspends.
+        """
+        coro = awaitable if type(awaitable) is CoroutineType else _awaited(awaitable)
+        if not _EAGER:
+            return self._stand_in_step(coro, call)
+        _starting.append(self.core)
+        try:
+            task: asyncio.Task[object] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+                coro, loop=asyncio.get_running_loop(), eager_start=True
+            )
+        finally:
+            _starting.pop()
+        if task.done():
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log_call_error(call, exc)
+            return True
+        begin_drain(task, self.core)  # inside, as the drainer, until it ends
+        self._track(task)  # type: ignore[arg-type]
+        task.add_done_callback(functools.partial(self._went_on, call))
+        return False
+
+    def _went_on(self, call: Call, task: asyncio.Task[object]) -> None:
+        """A callback that suspended has ended: the drain goes on after it."""
+        end_drain(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log_call_error(call, exc)
+        self._call_ended()
+
+    def _call_ended(self) -> None:
+        core = self.core
+        core.done += 1
+        if core.waiting:
+            self.wake()
+        self.kick()
+
+    def _stand_in_step(self, coro: Coroutine[Any, Any, object], call: Call) -> bool:
+        loop = asyncio.get_running_loop()
+        stand_in, context = self._stand_in, self._context
+        if stand_in is None or context is None or stand_in.done():
+            context = self._context = contextvars.copy_context()
+            stand_in = self._stand_in = _task_in(context, self._stand_in_main())
+            self._track(stand_in)
+        _enter_task(loop, stand_in)
+        begin_drain(stand_in, self.core)
+        try:
+            yielded = context.run(coro.send, None)  # in the task's own context
+        except StopIteration:
+            return True
+        except (Exception, asyncio.CancelledError) as exc:
+            log_call_error(call, exc)
+            return True
+        except BaseException:
+            self.core.release()
+            raise
+        finally:
+            end_drain(stand_in)
+            _leave_task(loop, stand_in)
+        self._handoff = (coro, yielded, call)
+        if self._wake_stand_in is not None and not self._wake_stand_in.done():
+            self._wake_stand_in.set_result(None)
+        return False
+
+    async def _stand_in_main(self) -> None:
+        """Parked until a callback it started suspends; finishes it, and then the
+        loop drains on; ends once retired (a later one starts a new stand-in)."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        while True:
+            job = self._take()
+            error: BaseException | None = None
+            if job is None:
+                if self._retired:
+                    return
+                wake = self._wake_stand_in = loop.create_future()
+                try:
+                    await wake
+                except asyncio.CancelledError as exc:
+                    job = self._take()
+                    if job is None:
+                        raise
+                    error = exc  # aimed at the callback (its own timeout): it gets it
+                finally:
+                    self._wake_stand_in = None
+                if job is None:
+                    continue
+            coro, yielded, call = job
+            begin_drain(task, self.core)
+            try:
+                await _Resumed(coro, yielded, error)
+            except (Exception, asyncio.CancelledError) as exc:
+                log_call_error(call, exc)
+            finally:
+                end_drain(task)
+            loop.call_soon(self._call_ended)  # not here: this task cannot start the next
+
+    def _take(self) -> tuple[Coroutine[Any, Any, object], object, Call] | None:
+        job, self._handoff = self._handoff, None
+        return job
+
+    def retire(self) -> None:
+        """The object is done for now: the stand-in task ends once idle."""
+        self._retired = True
+        if self._wake_stand_in is not None and not self._wake_stand_in.done():
+            self._wake_stand_in.set_result(None)
 
     async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
         """Push, then drain, or wait until someone else has dispatched them."""
@@ -296,9 +412,7 @@ class _Host:
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run *coro* in a task the object owns (and waits for before it is done)."""
-        task = _start(coro)
-        if task is not None:
-            self._track(task)
+        self._track(asyncio.get_running_loop().create_task(coro))
 
     def _track(self, task: asyncio.Task[None]) -> None:
         node: _Host | None = self
@@ -349,6 +463,7 @@ class _Host:
 
     async def reap(self) -> None:
         """Wait for the object's tasks (not the caller's own) to end."""
+        self.retire()
         current = asyncio.current_task()
         while pending := [task for task in self.tasks or () if task is not current]:
             await asyncio.wait(pending)
@@ -543,6 +658,8 @@ class _Stream(asyncio.Protocol):
     def _ended(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
+        if self.current:
+            self._dispatcher.retire()  # its stand-in task ends once the last events ran
         self._client._unregister()
 
     def _deliver(self, events: list[Event]) -> None:
@@ -761,6 +878,7 @@ class TcpClient(ClientFacade[_socket.socket], _Object):
         fail: a peer that does not read must not be able to hang ``close()``.
         """
         events = self._conn.close()
+        self._dispatcher.retire()
         proto = self._proto
         if proto is not None and proto.transport is not None:
             proto.transport.abort()
@@ -842,7 +960,7 @@ class TcpServer(AsyncServerOps, _Object):
         # Once begun, stopping finishes even if we are cancelled: no half-stopped server.
         # The callback we are in, if any: STOPED queues behind it.  (Taken now:
         # what a task drains changes once that callback suspends.)
-        inside = innermost(asyncio.current_task())
+        inside = _innermost()
         await _cleanup(self._stopping(server, inside), self._dispatcher)
 
     async def _stopping(self, server: asyncio.Server | None, inside: Dispatcher | None) -> None:
@@ -862,18 +980,21 @@ class TcpServer(AsyncServerOps, _Object):
             await self._dispatcher.reap()
 
     async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
-        # Each send starts eagerly: one the transport takes at once (the usual
-        # case) finishes with no trip round the loop; only one that must wait
-        # goes on in its task.
+        # Each send runs its first step here, in this task: one the transport
+        # takes at once (the usual case) finishes with no task and no trip
+        # round the loop; only one that must wait goes on in a task of its own.
         context = contextvars.copy_context()
         if _inside():  # from a callback: the jobs must not wait for events either
             context.run(mark_inside)
-        waiting: list[asyncio.Task[None]] = []
+        waiting: list[asyncio.Future[None]] = []
         try:
             for job in jobs:
-                task = _start(cast(Coroutine[Any, Any, None], job()), context)
-                if task is not None:
-                    waiting.append(task)
+                coro = cast(Coroutine[Any, Any, None], job())
+                try:
+                    yielded = coro.send(None)
+                except StopIteration:
+                    continue
+                waiting.append(context.run(asyncio.ensure_future, _resume(coro, yielded)))
             if waiting:
                 await asyncio.gather(*waiting)
         finally:
@@ -967,6 +1088,7 @@ class CastReceiver(ReceiverFacade, _Object):
         with contextlib.suppress(OSError):
             apply_changes(sock, drops)
         transport.abort()
+        self._dispatcher.retire()
         await _cleanup(self._stopping(proto), self._dispatcher)
 
     async def _stopping(self, proto: _Datagrams) -> None:

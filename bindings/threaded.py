@@ -117,7 +117,7 @@ class _Waiters:
 
 def _backlogged(dispatcher: Dispatcher) -> bool:
     """Too many events wait for a drainer on another thread (lock held)."""
-    return len(dispatcher) > _MAX_BACKLOG and dispatcher.busy
+    return dispatcher.queued > _MAX_BACKLOG and dispatcher.busy
 
 
 def _shutdown(sock: _socket.socket | None) -> None:

@@ -33,7 +33,18 @@ from .callbacks import (
     log_callback_error,
 )
 from .connection import Connection, ConnectionOptions, ConnectionState
-from .dispatch import Call, Dispatcher, Host, Pending, Sink, innermost, inside, mark_inside
+from .dispatch import (
+    Call,
+    Dispatcher,
+    Host,
+    Pending,
+    Sink,
+    begin_drain,
+    end_drain,
+    innermost,
+    inside,
+    mark_inside,
+)
 from .errors import (
     ErrorCode,
     LocalProtocolError,
@@ -135,8 +146,10 @@ __all__ = [
     "SocketError",
     "Started",
     "Stopped",
+    "begin_drain",
     "callback_args",
     "encode_payload",
+    "end_drain",
     "event_key",
     "innermost",
     "inside",

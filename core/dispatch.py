@@ -56,7 +56,18 @@ from .callbacks import (
 )
 from .events import Event, EventTypes, Received
 
-__all__ = ["Call", "Dispatcher", "Host", "Pending", "Sink", "innermost", "inside", "mark_inside"]
+__all__ = [
+    "Call",
+    "Dispatcher",
+    "Host",
+    "Pending",
+    "Sink",
+    "begin_drain",
+    "end_drain",
+    "innermost",
+    "inside",
+    "mark_inside",
+]
 
 #: A callback that ran: ``(callback, positional args, what it is about)``.
 Call = tuple[Callback, tuple[object, ...], About]
@@ -93,7 +104,8 @@ def mark_inside() -> None:
     _HELPER.set(True)
 
 
-def _enter(key: object, dispatcher: Dispatcher) -> None:
+def begin_drain(key: object, dispatcher: Dispatcher) -> None:
+    """*key* drains *dispatcher* from now on (a task going on with an async callback)."""
     if key is not None:
         stack = _DRAINING.get(key)
         if stack is None:
@@ -102,16 +114,13 @@ def _enter(key: object, dispatcher: Dispatcher) -> None:
             stack.append(dispatcher)
 
 
-def _leave(key: object) -> None:
+def end_drain(key: object) -> None:
+    """*key* is done with the dispatcher it drained last."""
     if key is not None:
         stack = _DRAINING[key]
         stack.pop()
         if not stack:
             del _DRAINING[key]
-
-
-def _awaitable(result: object) -> bool:
-    return type(result) is CoroutineType or inspect.isawaitable(result)
 
 
 class Sink(Protocol):
@@ -190,7 +199,10 @@ class Dispatcher:
         #: Called once when the queue is next idle (a paused reader reads again).
         self.on_idle: Callback | None = None
 
-    def __len__(self) -> int:
+    @property
+    def queued(self) -> int:
+        """Events waiting for their callback.  (Not ``__len__``: a dispatcher
+        with none is still a dispatcher, true in an ``or``.)"""
         return len(self._queue) if self._queue is not None else 0
 
     @property
@@ -341,11 +353,11 @@ class Dispatcher:
         """
         if key is None:
             return self._go()
-        _enter(key, self)
+        begin_drain(key, self)
         try:
             return self._go()
         finally:
-            _leave(key)
+            end_drain(key)
 
     def steps(self, key: object, first: Pending | None = None) -> Generator[Pending, None, None]:
         """Drain from a task: yields each ``async def`` callback in progress
@@ -357,7 +369,7 @@ class Dispatcher:
         the rest is left to :meth:`Host.resume`.  Advance it at once: one
         closed before its first step has not begun, and leaves the queue busy.
         """
-        _enter(key, self)
+        begin_drain(key, self)
         try:
             pending = first if first is not None else self._go()
             while pending is not None:
@@ -372,7 +384,7 @@ class Dispatcher:
                     self.host.wake()
                 pending = self._go()
         finally:
-            _leave(key)
+            end_drain(key)
 
     def run_all(self, key: object = None) -> None:
         """Drain where nothing can be awaited (threads): an ``async def``
@@ -429,8 +441,10 @@ class Dispatcher:
                         self.done += 1
                         self._interrupted()
                         raise
-                    if result is not None and _awaitable(result):
-                        return result, (callback, args, about)  # type: ignore[return-value]
+                    if result is not None and (
+                        type(result) is CoroutineType or inspect.isawaitable(result)
+                    ):
+                        return result, (callback, args, about)
             self.done += 1
             if self.waiting:
                 self.host.wake()

@@ -1,147 +1,147 @@
-"""``_start``: a task started eagerly, on every Python the suite runs on.
+"""An async callback's first step, as a task of its own, on every Python the suite runs on.
 
-The asyncio binding runs an ``async def`` callback's first step at once, as a
-task of its own.  Python 3.12+ has ``eager_start``; before, ``_start`` emulates
-it with asyncio's private ``_enter_task``/``_leave_task``, the binding's only
-private API.  These tests pin down what both must do, so a Python release that
-changes those internals fails here, not in a user's callback.
+The asyncio binding runs an ``async def`` callback met in a loop callback (a
+protocol's ``data_received``) at once, as a task: Python 3.12+ starts it
+eagerly; before, it runs as the object's stand-in task, made current with
+asyncio's private ``_enter_task``/``_leave_task``, the binding's only private
+API.  These tests pin down what both must do, on the dispatcher alone (no
+sockets), so a Python release that changes those internals fails here, not in
+a user's callback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from jfsocket.bindings import asyncio as binding
+from jfsocket.core import CallbackRegistry, Received, Role, inside
 
 pytestmark = pytest.mark.asyncio
 
 _VAR: contextvars.ContextVar[str] = contextvars.ContextVar("test_eager_var", default="unset")
+SRC = "conn"
 
 
-async def _from_loop_callback(call: Callable[[], object]) -> object:
-    """Run *call* in a loop callback (where a protocol's code runs: no current task)."""
+def _host(on_received: Callable[..., object]) -> binding._Host:
+    return binding._Host(CallbackRegistry(Role.CLIENT, {"onReceived": on_received}))
+
+
+async def _deliver(host: binding._Host, *data: str) -> None:
+    """Push RECEIVED events and drain them from a loop callback, as a protocol does."""
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[object] = loop.create_future()
+    done: asyncio.Future[None] = loop.create_future()
 
     def callback() -> None:
         try:
-            done.set_result(call())
-        except BaseException as exc:
+            if host.push([Received(source=SRC, data=d) for d in data]):
+                host.kick()
+            done.set_result(None)
+        except BaseException as exc:  # pragma: no cover - reported by the test
             done.set_exception(exc)
 
     loop.call_soon(callback)
-    return await done
+    await done
 
 
-async def test_first_step_runs_now_as_a_task_of_its_own() -> None:
-    """Up to its first suspension the coroutine runs inside ``_start``, with
-    ``current_task()`` its own task; one that never suspends leaves no task."""
-    order: list[str] = []
-    seen: list[asyncio.Task[Any] | None] = []
+async def _idle(host: binding._Host) -> None:
+    """Wait (boundedly) until every event was dispatched and the object's tasks ended."""
+    for _ in range(10_000):
+        if not host.core.busy:
+            break
+        await asyncio.sleep(0)
+    assert not host.core.busy
+    await asyncio.wait_for(host.reap(), 5)
 
-    async def job() -> None:
-        seen.append(asyncio.current_task())
-        order.append("job")
 
-    def start() -> object:
-        task = binding._start(job())
-        order.append("after")
-        return task
+async def test_a_callback_that_never_suspends_runs_inline_as_a_task() -> None:
+    """Its first step (and all of it) runs inside kick(), with ``current_task()``
+    a task that is not the test's; nothing is left behind."""
+    order: list[object] = []
 
-    assert await _from_loop_callback(start) is None
-    assert order == ["job", "after"]
-    assert isinstance(seen[0], asyncio.Task)
-    await asyncio.sleep(0)
+    async def on_received(client: object, data: str) -> None:
+        order.append((data, asyncio.current_task() is not None))
+
+    host = _host(on_received)
+    await _deliver(host, "a", "b")
+    assert order == [("a", True), ("b", True)]
+    assert not host.core.busy and host.core.done == 2
+    await _idle(host)
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
-async def test_what_the_first_step_raises_is_raised_by_start() -> None:
-    async def job() -> None:
-        raise ValueError("boom")
+async def test_a_suspended_callback_holds_the_queue_and_keeps_its_task() -> None:
+    """After its first suspension the same task finishes it; the next event waits
+    for it, then runs; what the first step set in its context is still set there."""
+    seen: list[object] = []
+    release = asyncio.Event()
 
-    with pytest.raises(ValueError, match="boom"):
-        await _from_loop_callback(lambda: binding._start(job()))
-    await asyncio.sleep(0)  # and no "exception never retrieved" (the leak check looks)
+    async def on_received(client: object, data: str) -> None:
+        task = asyncio.current_task()
+        if data == "slow":
+            _VAR.set("set in the first step")
+            seen.append("slow begins")
+            await release.wait()
+            seen.append(("slow ends", asyncio.current_task() is task, _VAR.get()))
+        else:
+            seen.append(data)
 
-
-async def test_a_suspended_coroutine_goes_on_in_its_task_with_its_context() -> None:
-    """After its first suspension the same task finishes it: what the first
-    step set in its context is still set, and the caller's context is untouched."""
-    resumed: list[tuple[asyncio.Task[Any] | None, str]] = []
-    first: list[asyncio.Task[Any] | None] = []
-
-    async def job() -> None:
-        _VAR.set("set in the first step")
-        first.append(asyncio.current_task())
-        await asyncio.sleep(0)
-        resumed.append((asyncio.current_task(), _VAR.get()))
-
-    task = await _from_loop_callback(lambda: binding._start(job()))
-    assert isinstance(task, asyncio.Task)
-    await task
-    assert resumed[0][0] is first[0] is task
-    if sys.version_info >= (3, 11):  # 3.10's create_task copies the context
-        assert resumed[0][1] == "set in the first step"
+    host = _host(on_received)
+    await _deliver(host, "slow", "next")
+    assert seen == ["slow begins"]
+    assert host.core.busy
+    assert inside(next(iter(host.tasks or ()))) or not binding._EAGER
+    release.set()
+    await _idle(host)
+    first_step_context = "set in the first step" if sys.version_info >= (3, 11) else "unset"
+    assert seen == ["slow begins", ("slow ends", True, first_step_context), "next"]
     assert _VAR.get() == "unset"
 
 
-async def test_cancelling_the_task_before_it_ran_reaches_the_coroutine() -> None:
-    outcome: list[str] = []
+async def test_what_a_callback_raises_is_logged_and_the_drain_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
 
-    async def job() -> None:
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            outcome.append("cancelled")
-            raise
+    async def on_received(client: object, data: str) -> None:
+        if data == "sync boom":
+            raise ValueError(data)
+        if data == "async boom":
+            await asyncio.sleep(0)
+            raise ValueError(data)
+        seen.append(data)
 
-    task = await _from_loop_callback(lambda: binding._start(job()))
-    assert isinstance(task, asyncio.Task)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert outcome == ["cancelled"]
-
-
-async def test_started_from_a_task_it_still_runs_in_its_own() -> None:
-    """From inside a task (the test's): 3.12+ starts it eagerly; before, a task
-    cannot become another one, so it is scheduled; either way it runs, as itself."""
-    seen: list[asyncio.Task[Any] | None] = []
-
-    async def job() -> None:
-        seen.append(asyncio.current_task())
-        await asyncio.sleep(0)
-
-    coro: Coroutine[Any, Any, None] = job()
-    task = binding._start(coro)
-    assert task is not None
-    assert bool(seen) == (sys.version_info >= (3, 12))
-    await task
-    assert seen == [task]
+    host = _host(on_received)
+    with caplog.at_level(logging.ERROR, logger="jfsocket"):
+        await _deliver(host, "sync boom", "one", "async boom", "two")
+        await _idle(host)
+    assert seen == ["one", "two"]
+    errors = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [str(e) for e in errors] == ["sync boom", "async boom"]
 
 
 if sys.version_info >= (3, 11):  # asyncio.timeout and TaskGroup
 
-    async def test_a_timeout_set_in_the_first_step_reaches_the_coroutine() -> None:
-        """``asyncio.timeout`` in the first step cancels the coroutine's own task
-        (before the task has ever run a step itself, with a deadline of 0)."""
+    async def test_a_timeout_set_in_the_first_step_reaches_the_callback() -> None:
+        """``asyncio.timeout`` in the first step cancels the callback's own task,
+        even with a deadline of 0 (before that task has run a step of its own)."""
         outcome: list[str] = []
 
-        async def job() -> None:
+        async def on_received(client: object, data: str) -> None:
             try:
                 async with asyncio.timeout(0):
                     await asyncio.sleep(10)
             except TimeoutError:
                 outcome.append("timed out")
 
-        task = await _from_loop_callback(lambda: binding._start(job()))
-        assert isinstance(task, asyncio.Task)
-        await asyncio.wait_for(task, 5)
+        host = _host(on_received)
+        await _deliver(host, "x")
+        await _idle(host)
         assert outcome == ["timed out"]
 
     async def test_a_task_group_opened_in_the_first_step_works() -> None:
@@ -151,12 +151,35 @@ if sys.version_info >= (3, 11):  # asyncio.timeout and TaskGroup
             await asyncio.sleep(0)
             results.append(n)
 
-        async def job() -> None:
+        async def on_received(client: object, data: str) -> None:
             async with asyncio.TaskGroup() as group:
                 group.create_task(child(1))
                 group.create_task(child(2))
+            results.append(0)
 
-        task = await _from_loop_callback(lambda: binding._start(job()))
-        assert isinstance(task, asyncio.Task)
-        await task
-        assert sorted(results) == [1, 2]
+        host = _host(on_received)
+        await _deliver(host, "x")
+        await _idle(host)
+        assert results[-1] == 0 and sorted(results) == [0, 1, 2]
+
+
+async def test_cancelling_a_suspended_callback_lets_the_rest_run() -> None:
+    """The object cancels its callbacks' tasks (leaving ``async with`` cancelled):
+    the callback sees it, and the events queued behind it are still delivered."""
+    seen: list[Any] = []
+
+    async def on_received(client: object, data: str) -> None:
+        if data == "stuck":
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                seen.append("cancelled")
+                raise
+        seen.append(data)
+
+    host = _host(on_received)
+    await _deliver(host, "stuck", "after")
+    await asyncio.sleep(0)
+    binding._cancel_callbacks(host)
+    await _idle(host)
+    assert seen == ["cancelled", "after"]

@@ -114,7 +114,7 @@ class _Guard:
 
     def _state(self) -> tuple[int, int]:
         assert self.dispatcher is not None
-        return self.dispatcher.pushed, len(self.dispatcher)
+        return self.dispatcher.pushed, self.dispatcher.queued
 
     def __enter__(self) -> _Guard:
         if self.before is not None:
@@ -192,7 +192,7 @@ def test_first_pusher_drains_and_later_pushes_join_the_same_drain() -> None:
     registry.bind(EventTypes.RECEIVED, on_received)
     registry.bind(EventTypes.SENDED, lambda c, d: seen.append(("sent", d)))
     assert queue.push(_received("a", "b")) is True
-    assert queue.busy and len(queue) == 2
+    assert queue.busy and queue.queued == 2
     assert queue.push(_received("c")) is False  # another pusher: queued behind
     assert queue.received(SRC, ["d"]) is False
     assert queue.claim() is False  # there is a drainer already
@@ -208,7 +208,7 @@ def test_first_pusher_drains_and_later_pushes_join_the_same_drain() -> None:
         ("sent", "re d"),
     ]
     assert said == [False] * 4
-    assert not queue.busy and len(queue) == 0
+    assert not queue.busy and queue.queued == 0
     assert (queue.pushed, queue.done) == (8, 8)
     assert queue.claim() is False  # idle and empty: nothing to claim
 
@@ -265,14 +265,14 @@ def test_unbound_events_on_an_idle_queue_are_done_at_once() -> None:
     events: list[Event] = [Sent(source=SRC, data=b"1"), *_received("x")]
     assert queue.push(events) is False
     assert queue.received(SRC, ["y", "z"]) is False
-    assert not queue.busy and len(queue) == 0
+    assert not queue.busy and queue.queued == 0
     assert (queue.pushed, queue.done) == (4, 4)
     seen: list[object] = []
     registry.bind("onReceived", lambda c, d: seen.append(d))
     assert queue.push(events) is True
-    assert len(queue) == 2 and queue.busy
+    assert queue.queued == 2 and queue.busy
     assert queue.push([Sent(source=SRC, data=b"2")]) is False  # unbound, but behind a drain
-    assert len(queue) == 3
+    assert queue.queued == 3
     assert (queue.pushed, queue.done) == (7, 4)
     assert queue.run(KEY) is None
     assert seen == ["x"]
@@ -291,7 +291,7 @@ def test_empty_pushes_and_another_registry() -> None:
     assert queue.push([Stopped(source="srv")], server) is True
     assert queue.run() is None
     assert seen == ["srv"]
-    assert len(queue) == 0 and not queue.busy
+    assert queue.queued == 0 and not queue.busy
 
 
 def test_received_builds_no_event_without_a_stream(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -411,7 +411,7 @@ def test_run_hands_back_an_async_callback_and_steps_goes_on() -> None:
     assert call[0] is on_received and call[1] == (SRC, "a")
     assert call[2] == Received(source=SRC, data="a")
     assert seen == [("sent", "0")]  # the coroutine is made, not started
-    assert queue.busy and queue.done == 1 and len(queue) == 2
+    assert queue.busy and queue.done == 1 and queue.queued == 2
     assert not inside(KEY)  # between run() and steps()
     assert queue.push(_received("c")) is False  # still ours: queued behind
     assert queue.claim() is False
@@ -562,7 +562,7 @@ def test_a_base_exception_in_a_callback_leaves_the_rest_to_the_next_drainer() ->
     with pytest.raises(KeyboardInterrupt):
         queue.run(KEY)
     assert seen == ["a", "b"]
-    assert not queue.busy and len(queue) == 2
+    assert not queue.busy and queue.queued == 2
     assert (queue.pushed, queue.done) == (4, 2)
     assert host.resumes == 1
     assert queue.push([Sent(source=SRC, data="unbound")]) is True  # behind what is left
@@ -613,7 +613,7 @@ def test_release_leaves_the_queue_to_the_next_pusher() -> None:
     queue = Dispatcher(registry)
     assert queue.push(_received("a"))
     queue.release()
-    assert not queue.busy and len(queue) == 1
+    assert not queue.busy and queue.queued == 1
     assert queue.push(_received("b")) is True
     queue.release()
     assert queue.claim() is True
@@ -656,7 +656,7 @@ def test_interrupting_steps_mid_await_leaves_the_rest(how: str) -> None:
             steps.throw(_Cancelled())
     awaitable.close()  # the binding's cancellation ends the callback too
     assert not inside(KEY)
-    assert not queue.busy and len(queue) == 2
+    assert not queue.busy and queue.queued == 2
     assert (queue.pushed, queue.done) == (3, 1)
     assert host.resumes == 1
     assert queue.claim() is True
@@ -817,7 +817,7 @@ def test_on_idle_runs_once_when_the_queue_is_next_idle() -> None:
     registry = CallbackRegistry(Role.CLIENT, {"onReceived": lambda c, d: seen.append(d)})
     queue = Dispatcher(registry)
     queue.push(_received("a", "b"))
-    queue.on_idle = lambda: seen.append(("idle", queue.busy, len(queue)))
+    queue.on_idle = lambda: seen.append(("idle", queue.busy, queue.queued))
     assert queue.run(KEY) is None
     assert seen == ["a", "b", ("idle", False, 0)]
     assert queue.on_idle is None
@@ -881,7 +881,7 @@ def test_a_push_just_before_the_last_look_joins_the_drain() -> None:
     said: list[bool] = []
 
     def pusher_first() -> None:
-        if queue.busy and len(queue) == 0 and not said:
+        if queue.busy and queue.queued == 0 and not said:
             said.append(queue.push(_received("late")))
 
     guard.before = pusher_first
