@@ -8,7 +8,7 @@ transports report and awaits what it returns.  Its shape:
   loop calls them, they feed the core and run plain callbacks right there, in
   the loop's callback, with no task and no hop;
 * an ``async def`` callback delivered there runs its first step right away,
-  as a task of its own (``_Host._first_step``: started eagerly on 3.12+, the
+  as a task of its own (``Host._first_step``: started eagerly on 3.12+, the
   object's stand-in task before), so ``current_task()``, ``asyncio.timeout``
   and task groups work in it; one that never suspends (``await
   client.send(...)``, usually) costs no trip round the loop.  If it suspends,
@@ -37,19 +37,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import socket as _socket
-import sys
-from asyncio.tasks import _enter_task, _leave_task
-from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from types import CoroutineType, TracebackType
-from typing import Any, Final, TypeVar, cast
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, cast
 
 from jfsocket.core import (
     Address,
-    Call,
-    CallbackRegistry,
     Connection,
     ConnectionOptions,
     Data,
@@ -58,15 +51,9 @@ from jfsocket.core import (
     Event,
     EventTypes,
     OsContext,
-    Pending,
     ServerModel,
     SocketError,
     Stopped,
-    begin_drain,
-    end_drain,
-    innermost,
-    inside,
-    log_call_error,
     mark_inside,
     normalize_sockaddr,
     translate_os_error,
@@ -74,472 +61,26 @@ from jfsocket.core import (
     validate_port,
 )
 
+from ._asyncio_host import (
+    AsyncObject,
+    Host,
+    cleanup,
+    innermost_callback,
+    inside_callback,
+    resume,
+    running_loop,
+    sendto,
+)
 from ._facade import (
     AsyncServerOps,
     ClientFacade,
     ReceiverFacade,
     SenderFacade,
     raise_failure,
-    wrong_runtime,
 )
 from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
 
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
-
-_O = TypeVar("_O", bound="_Object")
-#: Python 3.12+ starts a task eagerly: it runs at once, in the caller, until it
-#: first suspends, so a callback that never does costs no trip round the loop.
-_EAGER: Final = sys.version_info >= (3, 12)
-
-
-def _running_loop(obj: object) -> asyncio.AbstractEventLoop:
-    """The running loop, or a clear error naming the binding to use instead."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        raise wrong_runtime(obj, "asyncio", "a running asyncio loop (asyncio.run)") from None
-
-
-def _inside() -> bool:
-    """The current task is running a callback, or works for one (so it must not
-    wait for events)."""
-    return bool(_starting) or inside(asyncio.current_task())
-
-
-def _innermost() -> Dispatcher | None:
-    """The dispatcher whose callback the current task is running, if any."""
-    inner = innermost(asyncio.current_task())
-    if inner is None and _starting:
-        inner = _starting[-1]
-    return inner
-
-
-#: The dispatchers whose async callback's first step runs now, in a task being
-#: started eagerly (3.12+): inside it before the task can be named.
-_starting: list[Dispatcher] = []
-
-
-class _Resumed:
-    """Await a coroutine whose first step already ran (and yielded *yielded*),
-    or that must first receive *error*; what the awaiting task gets (wake-ups,
-    cancellation) goes on to it."""
-
-    __slots__ = ("_coro", "_error", "_yielded")
-
-    def __init__(
-        self, coro: Coroutine[Any, Any, object], yielded: object, error: BaseException | None = None
-    ) -> None:
-        self._coro, self._yielded, self._error = coro, yielded, error
-
-    def __await__(self) -> Generator[Any, Any, object]:
-        coro = self._coro
-        try:
-            yielded = coro.throw(self._error) if self._error is not None else self._yielded
-        except StopIteration as stop:
-            return stop.value
-        while True:
-            try:
-                value = yield yielded
-            except BaseException as exc:
-                try:
-                    yielded = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    yielded = coro.send(value)
-                except StopIteration as stop:
-                    return stop.value
-
-
-async def _resume(coro: Coroutine[Any, Any, None], yielded: object) -> None:
-    """Finish, in a task, a coroutine whose first step already ran and yielded *yielded*."""
-    await _Resumed(coro, yielded)
-
-
-async def _awaited(awaitable: Awaitable[object]) -> None:
-    """A coroutine of an awaitable that is not one (a task runs only coroutines)."""
-    await awaitable
-
-
-def _task_in(context: contextvars.Context, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    loop = asyncio.get_running_loop()
-    if sys.version_info >= (3, 11):
-        return loop.create_task(coro, context=context)
-    return context.run(loop.create_task, coro)  # pragma: no cover - 3.10: a copy of it
-
-
-class _EventStream:
-    """``async for event in obj``: the events pushed since it began, until the last."""
-
-    def __init__(self) -> None:
-        self._events: deque[Event] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-
-    def send_nowait(self, event: Event) -> None:
-        self._events.append(event)
-        self._wake()
-
-    def close(self) -> None:
-        self._closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def __aiter__(self) -> _EventStream:
-        return self
-
-    async def __anext__(self) -> Event:
-        while not self._events:
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._events.popleft()
-
-
-class _Host:
-    """asyncio's part of an object's :class:`Dispatcher` (``core``).
-
-    From a loop callback (:meth:`kick`) plain callbacks run at once, and an
-    async one goes on in a task of the object, started eagerly, that drains
-    what follows it; from a task (:meth:`drain`) async ones are awaited in
-    place.  The object owns those tasks, and waits for them before it is done.
-    """
-
-    __slots__ = (
-        "_context",
-        "_handoff",
-        "_parent",
-        "_retired",
-        "_stand_in",
-        "_waiters",
-        "_wake_stand_in",
-        "core",
-        "tasks",
-    )
-
-    def __init__(
-        self,
-        registry: CallbackRegistry,
-        parent: _Host | None = None,
-        *,
-        last: tuple[type[Event], ...] = (),
-    ) -> None:
-        self.core: Dispatcher = Dispatcher(
-            registry, parent.core if parent is not None else None, last=last, host=self
-        )
-        self._parent = parent
-        self._waiters: list[asyncio.Future[None]] = []
-        #: Tasks running our callbacks (a server's include its connections'),
-        #: made with the first: most connections never have one.
-        self.tasks: set[asyncio.Task[None]] | None = None
-        # Before 3.12, the task async callbacks start in (see _first_step).
-        self._stand_in: asyncio.Task[None] | None = None
-        self._wake_stand_in: asyncio.Future[None] | None = None
-        self._handoff: tuple[Coroutine[Any, Any, object], object, Call] | None = None
-        self._context: contextvars.Context | None = None  # the stand-in's
-        self._retired = False
-
-    def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
-        """Queue *events* (``async for`` readers get them too); ``True``: drain now."""
-        return self.core.push(events, registry)
-
-    def kick(self) -> None:
-        """Drain from a loop callback: plain callbacks run here, and so does an
-        async one's first step, in a task of its own; if it suspends, that task
-        has the queue until it ends, and the loop drains on after it."""
-        core = self.core
-        while (pending := core.run()) is not None:
-            if not self._first_step(*pending):
-                return
-            core.done += 1
-            if core.waiting:
-                self.wake()
-
-    def _first_step(self, awaitable: Awaitable[object], call: Call) -> bool:
-        """Start an async callback as a task, its first step now (so that
-        ``current_task()``, ``asyncio.timeout`` and task groups work in it);
-        ``True``: it finished there (what it raised is logged).
-
-        Python 3.12+ starts tasks eagerly.  Before, asyncio has no public way:
-        the step runs as the object's stand-in task, made current with
-        asyncio's private ``_enter_task``, the one private API here
-        (tests/asyncio/test_eager.py checks it on every Python the suite
-        runs on); the stand-in goes on with it if it suspends.
-        """
-        coro = awaitable if type(awaitable) is CoroutineType else _awaited(awaitable)
-        if not _EAGER:
-            return self._stand_in_step(coro, call)
-        _starting.append(self.core)
-        try:
-            task: asyncio.Task[object] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
-                coro, loop=asyncio.get_running_loop(), eager_start=True
-            )
-        finally:
-            _starting.pop()
-        if task.done():
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                log_call_error(call, exc)
-            return True
-        begin_drain(task, self.core)  # inside, as the drainer, until it ends
-        self._track(task)  # type: ignore[arg-type]
-        task.add_done_callback(functools.partial(self._went_on, call))
-        return False
-
-    def _went_on(self, call: Call, task: asyncio.Task[object]) -> None:
-        """A callback that suspended has ended: the drain goes on after it."""
-        end_drain(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log_call_error(call, exc)
-        self._call_ended()
-
-    def _call_ended(self) -> None:
-        core = self.core
-        core.done += 1
-        if core.waiting:
-            self.wake()
-        self.kick()
-
-    def _stand_in_step(self, coro: Coroutine[Any, Any, object], call: Call) -> bool:
-        loop = asyncio.get_running_loop()
-        stand_in, context = self._stand_in, self._context
-        if stand_in is None or context is None or stand_in.done():
-            context = self._context = contextvars.copy_context()
-            stand_in = self._stand_in = _task_in(context, self._stand_in_main())
-            self._track(stand_in)
-        _enter_task(loop, stand_in)
-        begin_drain(stand_in, self.core)
-        try:
-            yielded = context.run(coro.send, None)  # in the task's own context
-        except StopIteration:
-            return True
-        except (Exception, asyncio.CancelledError) as exc:
-            log_call_error(call, exc)
-            return True
-        except BaseException:
-            self.core.release()
-            raise
-        finally:
-            end_drain(stand_in)
-            _leave_task(loop, stand_in)
-        self._handoff = (coro, yielded, call)
-        if self._wake_stand_in is not None and not self._wake_stand_in.done():
-            self._wake_stand_in.set_result(None)
-        return False
-
-    async def _stand_in_main(self) -> None:
-        """Parked until a callback it started suspends; finishes it, and then the
-        loop drains on; ends once retired (a later one starts a new stand-in)."""
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        while True:
-            job = self._take()
-            error: BaseException | None = None
-            if job is None:
-                if self._retired:
-                    return
-                wake = self._wake_stand_in = loop.create_future()
-                try:
-                    await wake
-                except asyncio.CancelledError as exc:
-                    job = self._take()
-                    if job is None:
-                        raise
-                    error = exc  # aimed at the callback (its own timeout): it gets it
-                finally:
-                    self._wake_stand_in = None
-                if job is None:
-                    continue
-            coro, yielded, call = job
-            begin_drain(task, self.core)
-            try:
-                await _Resumed(coro, yielded, error)
-            except (Exception, asyncio.CancelledError) as exc:
-                log_call_error(call, exc)
-            finally:
-                end_drain(task)
-            loop.call_soon(self._call_ended)  # not here: this task cannot start the next
-
-    def _take(self) -> tuple[Coroutine[Any, Any, object], object, Call] | None:
-        job, self._handoff = self._handoff, None
-        return job
-
-    def retire(self) -> None:
-        """The object is done for now: the stand-in task ends once idle."""
-        self._retired = True
-        if self._wake_stand_in is not None and not self._wake_stand_in.done():
-            self._wake_stand_in.set_result(None)
-
-    async def emit(self, events: list[Event], registry: CallbackRegistry | None = None) -> None:
-        """Push, then drain, or wait until someone else has dispatched them."""
-        await self.finish(self.core.push(events, registry))
-
-    async def finish(self, run: bool) -> None:
-        """After a push that said *run*: drain, or wait until its events were dispatched."""
-        if run:
-            await self.drain()
-        else:
-            await self.wait_done(self.core.pushed)
-
-    async def drain(self, first: Pending | None = None) -> None:
-        """Run callbacks, awaiting async ones, until the queue is empty
-        (*first*: an async callback :meth:`kick` met, not yet awaited)."""
-        steps = self.core.steps(asyncio.current_task(), first)
-        for awaitable, call in steps:
-            try:
-                await awaitable
-            except Exception as exc:
-                log_call_error(call, exc)
-            except BaseException:
-                steps.close()
-                raise
-
-    def resume(self) -> None:
-        """A drain was cancelled with events left: a task of ours delivers them."""
-        task = asyncio.get_running_loop().create_task(self._resume())
-        self._track(task)
-
-    async def _resume(self) -> None:
-        if self.core.claim():
-            await self.drain()
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run *coro* in a task the object owns (and waits for before it is done)."""
-        self._track(asyncio.get_running_loop().create_task(coro))
-
-    def _track(self, task: asyncio.Task[None]) -> None:
-        node: _Host | None = self
-        while node is not None:  # a server waits for its connections' tasks
-            if node.tasks is None:
-                node.tasks = set()
-            node.tasks.add(task)
-            node = node._parent
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        node: _Host | None = self
-        while node is not None:
-            if node.tasks is not None:
-                node.tasks.discard(task)
-            node = node._parent
-
-    async def wait_done(self, target: int) -> None:
-        """Wait until the events pushed up to *target* were dispatched."""
-        core = self.core
-        if (core.done >= target or not core.busy) or _inside():
-            # Done already; or inside a callback (ours: they run right after
-            # it; another object's: its drainer may be waiting on us).
-            return
-        while core.done < target and core.busy:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            core.waiting += 1
-            try:
-                await waiter
-            finally:
-                core.waiting -= 1
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
-
-    def wake(self) -> None:
-        """Waiters look again."""
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def subscribe(self) -> _EventStream:
-        """A stream of every event pushed from now on."""
-        stream = _EventStream()
-        self.core.subscribe(stream)
-        return stream
-
-    async def reap(self) -> None:
-        """Wait for the object's tasks (not the caller's own) to end."""
-        self.retire()
-        current = asyncio.current_task()
-        while pending := [task for task in self.tasks or () if task is not current]:
-            await asyncio.wait(pending)
-
-
-async def _cleanup(
-    coro: Coroutine[Any, Any, None], dispatcher: _Host, *, interrupt: bool = False
-) -> None:
-    """Run *coro* to its end even if we are cancelled meanwhile; then re-raise.
-
-    With *interrupt* (the block around the object was cancelled), and on a
-    cancellation while it waits, callbacks still running are cancelled first
-    (one stuck in an ``await`` cannot hang the cleanup); the events queued
-    behind them are still delivered.
-    """
-    if interrupt:
-        _cancel_callbacks(dispatcher)
-    context = contextvars.copy_context()
-    if _inside():
-        context.run(mark_inside)
-    task = context.run(asyncio.ensure_future, coro)
-    cancelled = False
-    while True:
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                raise
-            _cancel_callbacks(dispatcher)
-            cancelled = True
-        else:
-            break
-    if cancelled:
-        raise asyncio.CancelledError
-
-
-def _cancel_callbacks(dispatcher: _Host) -> None:
-    current = asyncio.current_task()
-    for task in list(dispatcher.tasks or ()):
-        if task is not current:
-            task.cancel()
-
-
-class _Object:
-    """``async with``, ``async for`` and task ownership, shared by the four classes."""
-
-    _dispatcher: _Host
-
-    async def __aenter__(self: _O) -> _O:
-        _running_loop(self)
-        await self._enter()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        cancelled = exc_type is not None and issubclass(exc_type, asyncio.CancelledError)
-        await _cleanup(self._exit(), self._dispatcher, interrupt=cancelled)
-
-    async def _exit(self) -> None:
-        await self._finish()
-        await self._dispatcher.reap()
-        self._dispatcher.core.end_streams()
-
-    def __aiter__(self) -> _EventStream:
-        """``async for event in obj``: the typed events, until the object is done."""
-        return self._dispatcher.subscribe()
-
-    async def _enter(self) -> None:
-        pass
-
-    async def _finish(self) -> None:
-        raise NotImplementedError
 
 
 class _Stream(asyncio.Protocol):
@@ -739,7 +280,7 @@ class _Stream(asyncio.Protocol):
         await asyncio.shield(self._flushed)  # a cancelled send leaves its bytes settling
 
 
-class TcpClient(ClientFacade[_socket.socket], _Object):
+class TcpClient(ClientFacade[_socket.socket], AsyncObject):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
     _socket_type = _socket.socket
@@ -748,7 +289,7 @@ class TcpClient(ClientFacade[_socket.socket], _Object):
     def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
         self._server = server
         parent = server._dispatcher if server is not None else None
-        self._dispatcher = _Host(self._registry, parent, last=(Disconnected,))
+        self._dispatcher = Host(self._registry, parent, last=(Disconnected,))
         self._conn = Connection(self, options, self._dispatcher.core)
         self._proto: _Stream | None = None
         self._adoptee: _socket.socket | None = None
@@ -804,7 +345,7 @@ class TcpClient(ClientFacade[_socket.socket], _Object):
         """
         host = validate_host(ip)
         port = validate_port(port)
-        loop = _running_loop(self)
+        loop = running_loop(self)
         attempt = self._conn.start_connect()
         proto: _Stream | None = None
 
@@ -889,20 +430,20 @@ class TcpClient(ClientFacade[_socket.socket], _Object):
         if proto is not None:
             await proto.wait_lost()  # the socket is closed, and DISCONNECT pushed
         await dispatcher.wait_done(dispatcher.core.pushed)
-        if not _inside():
+        if not inside_callback():
             await dispatcher.reap()
 
     async def _finish(self) -> None:
         await self.close()
 
 
-class TcpServer(AsyncServerOps, _Object):
+class TcpServer(AsyncServerOps, AsyncObject):
     """A TCP server; ``async with`` starts it and stops it."""
 
     _model: ServerModel[TcpClient]
 
     def _init(self) -> None:
-        self._dispatcher = _Host(self._registry, last=(Stopped,))
+        self._dispatcher = Host(self._registry, last=(Stopped,))
         self._server: asyncio.Server | None = None
         self._all_gone: asyncio.Future[None] | None = None
 
@@ -916,7 +457,7 @@ class TcpServer(AsyncServerOps, _Object):
 
     async def start(self) -> None:
         """Listen; STARTED has run when this returns.  Started: 1000; port taken: 1005."""
-        loop = _running_loop(self)
+        loop = running_loop(self)
         address = self._model.start()
         sock = _socket.socket(family_of(address[0]), _socket.SOCK_STREAM, _socket.IPPROTO_TCP)
         server: asyncio.Server | None = None
@@ -960,8 +501,8 @@ class TcpServer(AsyncServerOps, _Object):
         # Once begun, stopping finishes even if we are cancelled: no half-stopped server.
         # The callback we are in, if any: STOPED queues behind it.  (Taken now:
         # what a task drains changes once that callback suspends.)
-        inside = _innermost()
-        await _cleanup(self._stopping(server, inside), self._dispatcher)
+        inside = innermost_callback()
+        await cleanup(self._stopping(server, inside), self._dispatcher)
 
     async def _stopping(self, server: asyncio.Server | None, inside: Dispatcher | None) -> None:
         for client in self._model.targets():
@@ -984,7 +525,7 @@ class TcpServer(AsyncServerOps, _Object):
         # takes at once (the usual case) finishes with no task and no trip
         # round the loop; only one that must wait goes on in a task of its own.
         context = contextvars.copy_context()
-        if _inside():  # from a callback: the jobs must not wait for events either
+        if inside_callback():  # from a callback: the jobs must not wait for events either
             context.run(mark_inside)
         waiting: list[asyncio.Future[None]] = []
         try:
@@ -994,7 +535,7 @@ class TcpServer(AsyncServerOps, _Object):
                     yielded = coro.send(None)
                 except StopIteration:
                     continue
-                waiting.append(context.run(asyncio.ensure_future, _resume(coro, yielded)))
+                waiting.append(context.run(asyncio.ensure_future, resume(coro, yielded)))
             if waiting:
                 await asyncio.gather(*waiting)
         finally:
@@ -1041,11 +582,11 @@ class _Datagrams(asyncio.DatagramProtocol):
             self.lost.set_result(None)
 
 
-class CastReceiver(ReceiverFacade, _Object):
+class CastReceiver(ReceiverFacade, AsyncObject):
     """Receives UDP multicast datagrams; ``async with`` starts and stops it."""
 
     def _init(self) -> None:
-        self._dispatcher = _Host(self._registry, last=(Stopped,))
+        self._dispatcher = Host(self._registry, last=(Stopped,))
         self._sock: _socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._proto: _Datagrams | None = None
@@ -1055,7 +596,7 @@ class CastReceiver(ReceiverFacade, _Object):
 
     async def start(self) -> None:
         """Bind, join the groups, listen; STARTED has run when this returns."""
-        loop = _running_loop(self)
+        loop = running_loop(self)
         address = self._model.start()
         family = family_of(address[0])
         sock = _socket.socket(family, _socket.SOCK_DGRAM)
@@ -1089,23 +630,23 @@ class CastReceiver(ReceiverFacade, _Object):
             apply_changes(sock, drops)
         transport.abort()
         self._dispatcher.retire()
-        await _cleanup(self._stopping(proto), self._dispatcher)
+        await cleanup(self._stopping(proto), self._dispatcher)
 
     async def _stopping(self, proto: _Datagrams) -> None:
         await proto.lost  # the socket is closed
         await self._dispatcher.emit(self._model.stopped())
-        if not _inside():
+        if not inside_callback():
             await self._dispatcher.reap()
 
     async def _finish(self) -> None:
         await self.stop()
 
 
-class CastSender(SenderFacade, _Object):
+class CastSender(SenderFacade, AsyncObject):
     """Sends UDP multicast datagrams; SENDED/SENDFAIL for each."""
 
     def _init(self) -> None:
-        self._dispatcher = _Host(self._registry)
+        self._dispatcher = Host(self._registry)
         self._sockets: dict[int, _socket.socket] = {}
 
     def _socket_for(self, family: int) -> _socket.socket:
@@ -1127,7 +668,7 @@ class CastSender(SenderFacade, _Object):
         ticket, payload, target = self._model.send(remote, data)
         try:
             sock = self._socket_for(family_of(target[0]))
-            count = await _sendto(sock, payload, target)
+            count = await sendto(sock, payload, target)
         except BaseException as exc:
             await self._dispatcher.emit(self._model.send_failed(ticket, exc))
             if not isinstance(exc, OSError):
@@ -1142,33 +683,8 @@ class CastSender(SenderFacade, _Object):
         sockets, self._sockets = list(self._sockets.values()), {}
         for sock in sockets:
             sock.close()
-        if not _inside():
+        if not inside_callback():
             await self._dispatcher.reap()
 
     async def _finish(self) -> None:
         await self.close()
-
-
-async def _sendto(sock: _socket.socket, payload: bytes, target: Address) -> int:
-    """``sendto`` on a non-blocking socket, waiting for room if the OS has none."""
-    while True:
-        try:
-            return sock.sendto(payload, target)
-        except (BlockingIOError, InterruptedError):
-            await _writable(sock)
-
-
-async def _writable(sock: _socket.socket) -> None:
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-    fd = sock.fileno()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_writer(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_writer(fd)

@@ -51,7 +51,6 @@ from jfsocket.core import (
     Stopped,
     innermost,
     inside,
-    log_call_error,
     mark_inside,
     normalize_sockaddr,
     translate_os_error,
@@ -116,15 +115,7 @@ class _Host:
 
     async def drain(self) -> None:
         """Run callbacks, awaiting async ones, until the queue is empty."""
-        steps = self.core.steps(trio.lowlevel.current_task())
-        for awaitable, call in steps:
-            try:
-                await awaitable
-            except Exception as exc:
-                log_call_error(call, exc)
-            except BaseException:
-                steps.close()
-                raise
+        await self.core.drain(trio.lowlevel.current_task())
 
     def wake(self) -> None:
         self._lot.unpark_all()

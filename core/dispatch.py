@@ -386,6 +386,20 @@ class Dispatcher:
         finally:
             end_drain(key)
 
+    async def drain(self, key: object, first: Pending | None = None) -> None:
+        """:meth:`steps`, awaited here (in trio or asyncio alike): what a
+        callback's await raises is logged; an interruption leaves the rest to
+        :meth:`Host.resume`."""
+        steps = self.steps(key, first)
+        for awaitable, call in steps:
+            try:
+                await awaitable
+            except Exception as exc:
+                log_call_error(call, exc)
+            except BaseException:
+                steps.close()
+                raise
+
     def run_all(self, key: object = None) -> None:
         """Drain where nothing can be awaited (threads): an ``async def``
         callback is refused, and logged as its error."""

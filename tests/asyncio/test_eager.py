@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from jfsocket.bindings import asyncio as binding
+from jfsocket.bindings import _asyncio_host as host_module
 from jfsocket.core import CallbackRegistry, Received, Role, inside
 
 pytestmark = pytest.mark.asyncio
@@ -28,11 +28,11 @@ _VAR: contextvars.ContextVar[str] = contextvars.ContextVar("test_eager_var", def
 SRC = "conn"
 
 
-def _host(on_received: Callable[..., object]) -> binding._Host:
-    return binding._Host(CallbackRegistry(Role.CLIENT, {"onReceived": on_received}))
+def _host(on_received: Callable[..., object]) -> host_module.Host:
+    return host_module.Host(CallbackRegistry(Role.CLIENT, {"onReceived": on_received}))
 
 
-async def _deliver(host: binding._Host, *data: str) -> None:
+async def _deliver(host: host_module.Host, *data: str) -> None:
     """Push RECEIVED events and drain them from a loop callback, as a protocol does."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
@@ -49,7 +49,7 @@ async def _deliver(host: binding._Host, *data: str) -> None:
     await done
 
 
-async def _idle(host: binding._Host) -> None:
+async def _idle(host: host_module.Host) -> None:
     """Wait (boundedly) until every event was dispatched and the object's tasks ended."""
     for _ in range(10_000):
         if not host.core.busy:
@@ -95,7 +95,7 @@ async def test_a_suspended_callback_holds_the_queue_and_keeps_its_task() -> None
     await _deliver(host, "slow", "next")
     assert seen == ["slow begins"]
     assert host.core.busy
-    assert inside(next(iter(host.tasks or ()))) or not binding._EAGER
+    assert inside(next(iter(host.tasks or ()))) or not host_module.EAGER
     release.set()
     await _idle(host)
     first_step_context = "set in the first step" if sys.version_info >= (3, 11) else "unset"
@@ -180,6 +180,6 @@ async def test_cancelling_a_suspended_callback_lets_the_rest_run() -> None:
     host = _host(on_received)
     await _deliver(host, "stuck", "after")
     await asyncio.sleep(0)
-    binding._cancel_callbacks(host)
+    host_module.cancel_callbacks(host)
     await _idle(host)
     assert seen == ["cancelled", "after"]

@@ -946,3 +946,47 @@ def test_on_idle_runs_when_an_interrupted_drain_left_nothing() -> None:
         queue.run(KEY)
     assert seen == ["last", "idle"]
     assert queue.on_idle is None and host.resumes == 0
+
+
+def test_drain_awaits_each_async_callback_in_order_and_logs_what_it_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``await dispatcher.drain(key)`` (what trio and asyncio call): each async
+    callback is awaited before the next event runs; one that raises is logged."""
+    seen: list[str] = []
+    registry = CallbackRegistry(Role.CLIENT)
+    queue = Dispatcher(registry)
+
+    async def on_received(client: object, data: str) -> None:
+        seen.append(f"{data} begins")
+        await _Step()
+        if data == "b":
+            raise ValueError("boom")
+        seen.append(f"{data} ends")
+
+    registry.bind("onReceived", on_received)
+    assert queue.push(_received("a", "b", "c"))
+    with caplog.at_level(logging.ERROR, logger="jfsocket"):
+        _finish(queue.drain(KEY))
+    assert seen == ["a begins", "a ends", "b begins", "c begins", "c ends"]
+    assert [str(r.exc_info[1]) for r in caplog.records if r.exc_info] == ["boom"]
+    assert not queue.busy and queue.done == 3
+
+
+def test_drain_interrupted_mid_await_leaves_the_rest_to_resume() -> None:
+    """A cancellation thrown into the awaiting drain: it propagates, the call counts
+    as done, and the host is asked to resume what is left."""
+    registry = CallbackRegistry(Role.CLIENT)
+    queue, host = _hosted(registry)
+
+    async def on_received(client: object, data: str) -> None:
+        await _Step()
+
+    registry.bind("onReceived", on_received)
+    queue.push(_received("a", "b"))
+    coro = queue.drain(KEY)
+    coro.send(None)  # suspended inside the first callback
+    with pytest.raises(KeyboardInterrupt):
+        coro.throw(KeyboardInterrupt())
+    assert not queue.busy and queue.done == 1 and queue.queued == 1
+    assert host.resumes == 1
