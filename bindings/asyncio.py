@@ -569,9 +569,8 @@ class _Datagrams(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         # Whole datagrams: the core cuts one longer than recvBuffer, and flags it.
-        events = self._model.receive_datagram(data, normalize_sockaddr(addr))
         dispatcher = self._dispatcher
-        if dispatcher.push(events):
+        if self._model.feed(data, addr, dispatcher.core):
             dispatcher.kick()
 
     def error_received(self, exc: Exception) -> None:

@@ -258,7 +258,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                     break
                 with lock:
                     run = conn.feed(data)
-                    if _backlogged(dispatcher):
+                    # Not the drainer: another thread is, and may be slow.
+                    if not run and _backlogged(dispatcher):
                         waiters.wait(lambda: conn.closed or not _backlogged(dispatcher))
                     if conn.closed:
                         break
@@ -337,7 +338,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                     run = conn.settle(ticket)
                     if conn.closed:
                         _shutdown(sock)
-                    self._waiters.notify()  # shutdown() or an ended reader may wait
+                    if self._dispatcher.waiting:  # shutdown() or an ended reader may wait
+                        self._waiters.notify()
         except OSError as exc:
             with lock:
                 events = conn.send_failed(ticket, exc) + conn.connection_lost(exc)
@@ -621,11 +623,8 @@ class CastReceiver(ReceiverFacade, _Lifetime):
                 if address is None or not model.is_listening:
                     break  # woken by stop()
                 with lock:
-                    events = model.receive_datagram(
-                        data, normalize_sockaddr(address), truncated=bool(flags & _MSG_TRUNC)
-                    )
-                    run = dispatcher.push(events)
-                    if _backlogged(dispatcher):
+                    run = model.feed(data, address, dispatcher, truncated=bool(flags & _MSG_TRUNC))
+                    if not run and _backlogged(dispatcher):
                         waiters.wait(lambda: not model.is_listening or not _backlogged(dispatcher))
                 if run:
                     dispatcher.run_all(_me())

@@ -571,16 +571,14 @@ class CastReceiver(ReceiverFacade, _Object):
 
     async def _reader(self, sock: trio.socket.SocketType) -> None:
         model, dispatcher = self._model, self._dispatcher
+        core = dispatcher.core
         try:
             while True:
                 try:
                     data, _, flags, address = await sock.recvmsg(model.recv_buffer)
                 except (OSError, trio.ClosedResourceError):
                     return
-                events = model.receive_datagram(
-                    data, normalize_sockaddr(address), truncated=bool(flags & _MSG_TRUNC)
-                )
-                if dispatcher.push(events):
+                if model.feed(data, address, core, truncated=bool(flags & _MSG_TRUNC)):
                     await dispatcher.drain()
         finally:
             sock.close()

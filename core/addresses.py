@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Sequence
+from typing import Final
 
 from .errors import ErrorCode, SocketError
 from .events import Address
@@ -80,9 +81,21 @@ def normalize_sockaddr(sockaddr: object) -> Address:
     ip, port = sockaddr[0], sockaddr[1]
     if not isinstance(ip, str) or not isinstance(port, int):
         raise TypeError(f"not an IP socket address: {sockaddr!r}")
-    # A scoped IPv6 address ("fe80::1%eth0") keeps its scope: it is part of the name.
-    head, sep, scope = ip.partition("%")
-    return (str(ipaddress.ip_address(head)) + sep + scope, port)
+    normal = _NORMALIZED.get(ip)
+    if normal is None:
+        # A scoped IPv6 address ("fe80::1%eth0") keeps its scope: it is part of the name.
+        head, sep, scope = ip.partition("%")
+        normal = str(ipaddress.ip_address(head)) + sep + scope
+        if len(_NORMALIZED) >= _NORMALIZED_KEPT:
+            _NORMALIZED.clear()
+        _NORMALIZED[ip] = normal
+    return (normal, port)
+
+
+#: Addresses normalised lately, by the OS's spelling: every accept and datagram
+#: asks, mostly about the same few peers (bounded: a scan cannot grow it).
+_NORMALIZED: dict[str, str] = {}
+_NORMALIZED_KEPT: Final = 1024
 
 
 def parse_group(group: object) -> str:

@@ -234,6 +234,8 @@ class Connection:
     calls; outputs are the returned events, to dispatch in order.
     """
 
+    closed: bool
+
     __slots__ = (
         "_aborted",
         "_attempt",
@@ -247,6 +249,7 @@ class Connection:
         "_row",
         "_source",
         "_state",
+        "closed",
         "host",
         "remote",
     )
@@ -313,11 +316,6 @@ class Connection:
         return self._state is ConnectionState.WRITE_CLOSED
 
     @property
-    def closed(self) -> bool:
-        """The socket, if any, must be closed now."""
-        return self._state is ConnectionState.CLOSED
-
-    @property
     def pending(self) -> int:
         """Sends accepted and not yet settled."""
         return len(self._ledger)
@@ -338,6 +336,9 @@ class Connection:
 
     def _move(self, state: ConnectionState) -> None:
         self._state = state
+        #: The socket, if any, must be closed now (an attribute: the bindings
+        #: ask after every read and write).
+        self.closed = state is ConnectionState.CLOSED
         self._row = _ROWS[state]
         self._refusals = _REFUSED_ROWS[state]
 

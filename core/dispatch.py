@@ -240,6 +240,11 @@ class Dispatcher:
         if self._sinks and self._last and any(isinstance(e, self._last) for e in events):
             self.end_streams()
 
+    @property
+    def streamed(self) -> bool:
+        """A stream (ours or our parent's) sees every event: events must be built."""
+        return self._sinks is not None or (self._parent is not None and bool(self._parent._sinks))
+
     def quiet(self, slot: int) -> bool:
         """Nobody would see an event of *slot* now: no callback, no stream."""
         if self._registry.resolved[slot] is not None or self._sinks:

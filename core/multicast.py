@@ -31,7 +31,13 @@ from typing import Final
 
 import attrs
 
-from .addresses import parse_group, parse_groups, validate_ip, validate_port
+from .addresses import (
+    normalize_sockaddr,
+    parse_group,
+    parse_groups,
+    validate_ip,
+    validate_port,
+)
 from .callbacks import SENT_SLOT
 from .dispatch import Dispatcher
 from .errors import ErrorCode, LocalProtocolError, OsContext, SocketError, translate_os_error
@@ -299,6 +305,21 @@ class ReceiverModel:
             data if self.encoding is None else data.decode(self.encoding, "surrogateescape")
         )
         return [Received(source=self._source, data=payload, remote=remote, truncated=truncated)]
+
+    def feed(
+        self, data: bytes, sockaddr: object, queue: Dispatcher, *, truncated: bool = False
+    ) -> bool:
+        """:meth:`receive_datagram` from the OS's *sockaddr*, pushed onto *queue*:
+        ``True`` if the caller must drain.  A whole datagram no stream sees goes
+        to the callback as its arguments: no event is built, and its sender's
+        address is not even normalised."""
+        if truncated or len(data) > self._recv_buffer or queue.streamed:
+            remote = normalize_sockaddr(sockaddr)
+            return queue.push(self.receive_datagram(data, remote, truncated=truncated))
+        encoding = self.encoding
+        if encoding is None:
+            return queue.received(self._source, [data])
+        return queue.received(self._source, [data.decode(encoding, "surrogateescape")])
 
 
 #: How many validated remotes a sender remembers.

@@ -159,3 +159,15 @@ def test_groups_accept_varargs_or_one_sequence() -> None:
     assert parse_groups((["239.255.0.1", "239.255.0.2"],)) == ["239.255.0.1", "239.255.0.2"]
     assert parse_groups((("239.255.0.1",),)) == ["239.255.0.1"]
     assert parse_groups(()) == []
+
+
+def test_normalised_addresses_are_remembered_boundedly() -> None:
+    """The OS's spelling maps to one normal form, from a bounded cache."""
+    from jfsocket.core import addresses
+
+    assert normalize_sockaddr(("0:0::1", 5)) == ("::1", 5)
+    assert addresses._NORMALIZED["0:0::1"] == "::1"
+    for n in range(addresses._NORMALIZED_KEPT + 5):
+        normalize_sockaddr((f"10.0.{n // 256}.{n % 256}", 1))
+    assert len(addresses._NORMALIZED) <= addresses._NORMALIZED_KEPT
+    assert normalize_sockaddr(("0:0::1", 6)) == ("::1", 6)

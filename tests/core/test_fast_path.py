@@ -131,3 +131,67 @@ def test_feed_after_the_peers_eof_and_without_a_queue() -> None:
         bare.feed(b"x")
     with pytest.raises(AssertionError, match="Dispatcher"):
         bare.settle(0)
+
+
+# -- datagrams ----------------------------------------------------------------------
+
+
+def _receiver(encoding: str | None = None) -> tuple[object, Dispatcher, Trace]:
+    from jfsocket.core import ReceiverModel
+
+    registry = CallbackRegistry(Role.RECEIVER)
+    queue = Dispatcher(registry)
+    model = ReceiverModel("rx", 5007, encoding=encoding, recv_buffer=8)
+    trace: Trace = []
+    registry.bind("onReceived", lambda *args: trace.append(args))
+    return model, queue, trace
+
+
+def test_a_whole_datagram_reaches_its_callback_with_no_event_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """feed(): the callback gets (source, data); no Received is made and the
+    sender's address is not normalised (neither would be seen)."""
+    from jfsocket.core import ReceiverModel, multicast
+
+    model, queue, trace = _receiver(encoding="utf-8")
+    assert isinstance(model, ReceiverModel)
+
+    def no_event(**_: object) -> None:
+        raise AssertionError("an event was built")
+
+    monkeypatch.setattr(multicast, "Received", no_event)
+    monkeypatch.setattr(multicast, "normalize_sockaddr", no_event)
+    assert model.feed(b"hi \xff", ("127.0.0.1", 9), queue) is True
+    queue.run()
+    assert trace == [("rx", "hi \udcff")]
+
+
+def test_a_cut_a_long_or_a_streamed_datagram_is_the_full_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Truncated (by the OS or here) or seen by a stream: the typed event, with the
+    normalised remote and the flag, exactly as receive_datagram() makes it."""
+    from jfsocket.core import Received, ReceiverModel
+
+    model, queue, trace = _receiver()
+    assert isinstance(model, ReceiverModel)
+    assert model.feed(b"0123456789", ("::ffff:127.0.0.1", 9, 0, 0), queue) is True
+    queue.run()
+    assert trace == []  # a cut datagram has no callback
+    assert "was cut" in caplog.text
+    seen: list[object] = []
+
+    class Stream:
+        def send_nowait(self, event: object) -> None:
+            seen.append(event)
+
+        def close(self) -> None:
+            pass
+
+    queue.subscribe(Stream())
+    assert queue.streamed
+    assert model.feed(b"ok", ("127.0.0.1", 9), queue) is True
+    queue.run()
+    assert trace == [("rx", b"ok")]
+    assert seen[-1] == Received(source="rx", data=b"ok", remote=("127.0.0.1", 9))
