@@ -488,7 +488,7 @@ class TcpServer(AsyncServerOps, AsyncObject):
         if client.remote is not None:
             self._model.remove(client.remote, client)
         gone = self._all_gone
-        if not self._model.clients and gone is not None and not gone.done():
+        if not self._model.connected and gone is not None and not gone.done():
             gone.set_result(None)
 
     async def stop(self) -> None:
@@ -507,7 +507,7 @@ class TcpServer(AsyncServerOps, AsyncObject):
     async def _stopping(self, server: asyncio.Server | None, inside: Dispatcher | None) -> None:
         for client in self._model.targets():
             await client.close()
-        if self._model.clients:
+        if self._model.connected:
             self._all_gone = asyncio.get_running_loop().create_future()
             await self._all_gone
         if server is not None:

@@ -542,7 +542,7 @@ class TcpServer(ServerFacade, _Lifetime):
         for client in clients:
             client.close()
         with self._lock:
-            self._waiters.wait(lambda: not self._model.clients)
+            self._waiters.wait(lambda: not self._model.connected)
             events = self._model.stopped()
             readers, self._readers = self._readers, []
         for reader in readers:

@@ -517,7 +517,7 @@ class TcpServer(AsyncServerOps, _Object):
                 await self._listener.aclose()
             for client in self._model.targets():
                 await client.close()
-            while self._model.clients:
+            while self._model.connected:
                 await self._clients_gone.park()
             events = self._model.stopped()
             inner = innermost(_task())

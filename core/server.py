@@ -129,6 +129,11 @@ class ServerModel(Generic[C]):
         """A copy of the registry."""
         return dict(self._clients)
 
+    @property
+    def connected(self) -> int:
+        """How many clients are registered (no copy: asked on every departure)."""
+        return len(self._clients)
+
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> Address:

@@ -94,7 +94,7 @@ def test_registry_and_targets() -> None:
     assert server.accept(A, "a") and server.accept(B, "b")
     assert server.clients == {A: "a", B: "b"}
     server.clients.clear()  # a copy
-    assert len(server.clients) == 2
+    assert len(server.clients) == 2 == server.connected
     assert server.targets() == ["a", "b"]
     assert server.targets(A) == ["a"]
     assert server.targets(("127.0.0.1", 50002)) == ["b"]
@@ -131,7 +131,7 @@ def test_accept_when_not_listening_refuses() -> None:
     server = listening()
     server.stop()
     assert server.accept(A, "a") is False
-    assert server.clients == {}
+    assert server.clients == {} and server.connected == 0
 
 
 def test_stop_hands_over_every_client_and_stopped_requires_them_gone() -> None:
