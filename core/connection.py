@@ -371,7 +371,8 @@ class Connection:
         # Data that completed before the end still arrives before DISCONNECT.
         events[:0] = [Received(source=self._source, data=data) for data in tail]
         events.append(Disconnected(source=self._source, host=host, remote=remote, error=error))
-        self._reader = self._new_reader()
+        if not self._raw_bytes:  # a raw bytes reader holds nothing: the next connection's too
+            self._reader = self._new_reader()
         return events
 
     # -- connecting ------------------------------------------------------------
