@@ -195,15 +195,16 @@ class ConnectionOptions:
         "recv_buffer",
     )
 
+    # Typed object: each is checked here, with messages a compiled core's own checks lack.
     def __init__(
         self,
         *,
-        encoding: str | None = "utf-8",
-        framing: str | Framing | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-        line_ending: str = "\n",
-        half_open: bool = False,
+        encoding: object = "utf-8",
+        framing: object = None,
+        max_message_size: object = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: object = DEFAULT_RECV_BUFFER,
+        line_ending: object = "\n",
+        half_open: object = False,
     ) -> None:
         self.encoding = validate_encoding(encoding)
         self.framing = validate_framing(framing)
@@ -330,7 +331,7 @@ class Connection:
         return self._options.recv_buffer
 
     @recv_buffer.setter
-    def recv_buffer(self, value: int) -> None:
+    def recv_buffer(self, value: object) -> None:
         self._options.recv_buffer = validate_recv_buffer(value)
 
     def _move(self, state: ConnectionState) -> None:
