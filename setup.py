@@ -34,7 +34,7 @@ C_OUT = pathlib.Path("build", "mypyc-c")
 #: events.py holds the user's attrs event classes, which mypyc would leave
 #: interpreted classes anyway (with their ``type`` ClassVar made a field), so
 #: compiling it gains nothing.
-INTERPRETED = frozenset({"events", "callbacks"})
+INTERPRETED = frozenset({"events"})
 
 
 def say(message: str) -> None:
