@@ -245,6 +245,7 @@ class Connection:
         "_reader",
         "_refusals",
         "_row",
+        "_sends",
         "_source",
         "_state",
         "host",
@@ -338,6 +339,8 @@ class Connection:
         self._state = state
         self._row = _ROWS[state]
         self._refusals = _REFUSED_ROWS[state]
+        # Whether a send leaves this state as it is: send() then needs no step.
+        self._sends = self._row.get(_SEND) is state
 
     def _step(self, event: Input) -> ConnectionState:
         """Validate *event* against the tables and move; the one place that decides."""
@@ -433,7 +436,7 @@ class Connection:
         payload = data if type(data) is bytes else encode_payload(data, options.encoding)
         if options.framing is not _RAW:
             payload = self._reader.frame(payload)
-        if self._row.get(_SEND) is not self._state:  # refused (or a move): the table decides
+        if not self._sends:  # refused (or a move): the table decides
             self._step(_SEND)
         return self._ledger.open(data), payload
 
