@@ -55,8 +55,8 @@ class SendLedger:
         """A new connection: tickets taken before it are late from now on."""
         self._epoch = self._next
 
-    def _take(self, ticket: int) -> Data | None:
-        """The data of open *ticket*, no longer open; ``None`` if it was not."""
+    def _settle(self, ticket: int, *, late_ok: bool) -> Data | None:
+        """The data of open *ticket*, no longer open; ``None`` for a late one."""
         data = self._first_data
         if ticket == self._first and data is not None:
             self._first_data = None
@@ -66,14 +66,11 @@ class SendLedger:
         data = open_.get(ticket)
         if data is not None:
             del open_[ticket]
-        return data
-
-    def _settle(self, ticket: int, *, late_ok: bool) -> Data | None:
-        data = self._take(ticket)
+            return data
         late_ok = late_ok or 0 <= ticket < self._epoch
-        if data is None and not (late_ok and 0 <= ticket < self._next):
+        if not (late_ok and 0 <= ticket < self._next):
             raise LocalProtocolError(f"ticket {ticket} was never issued or is already settled")
-        return data
+        return None
 
     def settle(self, ticket: int) -> None:
         """*ticket* was written, and nobody will see its SENDED: close it quietly."""
