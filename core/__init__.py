@@ -5,7 +5,12 @@ the core validates, decides, raises :class:`SocketError`, and returns the
 events to dispatch and the bytes to write.  It never imports a socket, thread
 or event-loop module, never sleeps and never reads a clock, so protocol logic
 can be tested with plain function calls.
+
+Where a C compiler was at hand when it was installed, the core is compiled
+with mypyc (:data:`COMPILED` says so); it behaves the same either way.
 """
+
+from importlib.machinery import EXTENSION_SUFFIXES
 
 from .addresses import (
     normalize_sockaddr,
@@ -93,9 +98,14 @@ from .multicast import (
 )
 from .server import ACCEPT_RETRY_DELAY, AcceptAction, ServerModel, ServerState, validate_backlog
 
+#: The core is compiled (mypyc built it as extension modules; setup.py says
+#: which modules stay Python), not the pure-Python package.
+COMPILED: bool = __file__.endswith(tuple(EXTENSION_SUFFIXES))
+
 __all__ = [
     "ACCEPTED_KEYS",
     "ACCEPT_RETRY_DELAY",
+    "COMPILED",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_RECV_BUFFER",
     "EVENT_SLOT",

@@ -17,6 +17,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from collections.abc import Callable, Mapping
@@ -126,7 +127,7 @@ class CallbackRegistry:
     event is one list index, not a walk.
     """
 
-    __slots__ = ("__weakref__", "_children", "_own", "_parent", "resolved", "role")
+    __slots__ = ("_children", "_link", "_own", "_parent", "resolved", "role")
 
     def __init__(
         self,
@@ -141,8 +142,12 @@ class CallbackRegistry:
         self.resolved: list[Callback | None] = (
             list(parent.resolved) if parent is not None else [None] * len(SLOT)
         )
-        # Made with the first child: only a server has children.
-        self._children: weakref.WeakSet[CallbackRegistry] | None = None
+        # Made with the first child: only a server has children.  It holds each
+        # child's refresher (which the child holds), weakly, not the child: a
+        # compiled registry takes no weak reference, and a refresher refers to
+        # the child's lists only, so the child goes when its object does.
+        self._children: weakref.WeakSet[_Refresher] | None = None
+        self._link: _Refresher | None = None
         if evts is not None:
             if not isinstance(evts, Mapping):
                 raise TypeError(
@@ -162,8 +167,8 @@ class CallbackRegistry:
         if evt is None and self._parent is not None:
             evt = self._parent.resolved[slot]
         self.resolved[slot] = evt
-        for child in self._children or ():
-            child._refresh(slot)
+        for refresh in self._children or ():
+            refresh(slot)
 
     def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
         """Bind *evt* to *key*; ``None`` unbinds."""
@@ -176,10 +181,13 @@ class CallbackRegistry:
 
     def child(self, role: Role) -> CallbackRegistry:
         """A registry for an object created by this one (a server's client)."""
+        if self._parent is not None:
+            raise ValueError("a child registry has no children (a server's clients have none)")
         child = CallbackRegistry(role, parent=self)
+        child._link = functools.partial(_inherit, child._own, child.resolved, self.resolved)
         if self._children is None:
             self._children = weakref.WeakSet()
-        self._children.add(child)
+        self._children.add(child._link)
         return child
 
     def calls(self, events: list[Event]) -> list[tuple[Callback, tuple[object, ...], Event]]:
@@ -193,6 +201,21 @@ class CallbackRegistry:
                 if args is not None:
                     out.append((evt, args, event))
         return out
+
+
+#: Refreshes one slot of a child registry from its parent's.
+_Refresher = Callable[[int], None]
+
+
+def _inherit(
+    own: list[Callback | None],
+    resolved: list[Callback | None],
+    parent: list[Callback | None],
+    slot: int,
+) -> None:
+    """A child's refresher: its own callback for *slot*, else its parent's."""
+    evt = own[slot]
+    resolved[slot] = evt if evt is not None else parent[slot]
 
 
 def _check_callback(evt: object) -> Callback | None:

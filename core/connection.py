@@ -195,15 +195,16 @@ class ConnectionOptions:
         "recv_buffer",
     )
 
+    # Typed object: each is checked here, with messages a compiled core's own checks lack.
     def __init__(
         self,
         *,
-        encoding: str | None = "utf-8",
-        framing: str | Framing | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        recv_buffer: int = DEFAULT_RECV_BUFFER,
-        line_ending: str = "\n",
-        half_open: bool = False,
+        encoding: object = "utf-8",
+        framing: object = None,
+        max_message_size: object = DEFAULT_MAX_MESSAGE_SIZE,
+        recv_buffer: object = DEFAULT_RECV_BUFFER,
+        line_ending: object = "\n",
+        half_open: object = False,
     ) -> None:
         self.encoding = validate_encoding(encoding)
         self.framing = validate_framing(framing)
@@ -247,6 +248,7 @@ class Connection:
         "_reader",
         "_refusals",
         "_row",
+        "_sends",
         "_source",
         "_state",
         "closed",
@@ -331,7 +333,7 @@ class Connection:
         return self._options.recv_buffer
 
     @recv_buffer.setter
-    def recv_buffer(self, value: int) -> None:
+    def recv_buffer(self, value: object) -> None:
         self._options.recv_buffer = validate_recv_buffer(value)
 
     def _move(self, state: ConnectionState) -> None:
@@ -341,6 +343,8 @@ class Connection:
         self.closed = state is ConnectionState.CLOSED
         self._row = _ROWS[state]
         self._refusals = _REFUSED_ROWS[state]
+        # Whether a send leaves this state as it is: send() then needs no step.
+        self._sends = self._row.get(_SEND) is state
 
     def _step(self, event: Input) -> ConnectionState:
         """Validate *event* against the tables and move; the one place that decides."""
@@ -437,7 +441,7 @@ class Connection:
         payload = data if type(data) is bytes else encode_payload(data, options.encoding)
         if options.framing is not _RAW:
             payload = self._reader.frame(payload)
-        if self._row.get(_SEND) is not self._state:  # refused (or a move): the table decides
+        if not self._sends:  # refused (or a move): the table decides
             self._step(_SEND)
         return self._ledger.open(data), payload
 

@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Coroutine, Generator
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from types import CoroutineType
-from typing import Protocol
+from typing import Final, Protocol
 
 from .callbacks import (
     EVENT_SLOT,
@@ -77,15 +77,15 @@ Pending = tuple[Awaitable[object], Call]
 #: about, and the registry its callback is looked up in.
 _Entry = tuple[int, "tuple[object, ...] | None", About, CallbackRegistry]
 
-_RECEIVED: EventTypes = EventTypes.RECEIVED
-_NO_AWAIT = "an async def callback needs an async binding (trio or asyncio)"
+_RECEIVED: Final[EventTypes] = EventTypes.RECEIVED
+_NO_AWAIT: Final = "an async def callback needs an async binding (trio or asyncio)"
 
 #: The dispatchers each thread or task is draining, innermost last, by the
 #: key its binding names it with.
-_DRAINING: dict[object, list[Dispatcher]] = {}
+_DRAINING: Final[dict[object, list[Dispatcher]]] = {}
 #: Set in a task a binding starts for a callback (a broadcast's sends, a
 #: cleanup): it counts as inside too.
-_HELPER: ContextVar[bool] = ContextVar("jfsocket_inside_callback", default=False)
+_HELPER: Final[ContextVar[bool]] = ContextVar("jfsocket_inside_callback", default=False)
 
 
 def inside(key: object) -> bool:
@@ -151,7 +151,7 @@ class _NoHost:
         """The next push drains."""
 
 
-_NO_HOST = _NoHost()
+_NO_HOST: Final = _NoHost()
 
 
 class Dispatcher:
@@ -441,9 +441,11 @@ class Dispatcher:
                     self._busy = False
                     break
                 with guard:  # a pusher must see us busy, or see us gone
-                    if not queue:
+                    idle = not queue
+                    if idle:
                         self._busy = False
-                        break
+                if idle:  # (not a break inside the with: mypyc cannot compile that)
+                    break
                 continue
             slot, args, about, registry = queue.popleft()
             callback = registry.resolved[slot]

@@ -60,17 +60,19 @@ class SocketError(Exception):
     exception that caused it (or ``None``), ``message`` the code's text.
     """
 
-    errno: int
+    # ErrorCode named: typed int, a compiled core would keep a plain int.
+    errno: ErrorCode | int
     err: BaseException | None
     message: str
 
-    def __init__(self, errno: int, err: BaseException | None = None) -> None:
+    # Typed object: checked below, with messages a compiled core's own checks lack.
+    def __init__(self, errno: object, err: object = None) -> None:
         if isinstance(errno, bool) or not isinstance(errno, int):
             raise TypeError(f"errno must be an int, not {type(errno).__name__}")
         if err is not None and not isinstance(err, BaseException):
             raise TypeError(f"err must be an exception or None, not {type(err).__name__}")
         try:
-            code: int = ErrorCode(errno)
+            code: ErrorCode | int = ErrorCode(errno)
         except ValueError:
             code = int(errno)
         super().__init__(code, err)

@@ -16,24 +16,39 @@ __all__ = ["SendLedger"]
 
 
 class SendLedger:
-    """Open tickets of one connection or sender, in the order they were taken."""
+    """Open tickets of one connection or sender, in the order they were taken.
 
-    __slots__ = ("_epoch", "_next", "_open", "_source")
+    The oldest open ticket may sit in ``_first``/``_first_data`` rather than in
+    ``_open``: a connection that settles each send before the next (the usual
+    case) then never touches the dict.
+    """
+
+    __slots__ = ("_epoch", "_first", "_first_data", "_next", "_open", "_source")
 
     def __init__(self, source: object) -> None:
         self._source = source
+        #: Open tickets after the first, oldest first (dicts keep insertion order).
         self._open: dict[int, Data] = {}
+        self._first = -1
+        self._first_data: Data | None = None
         self._next = 0
         self._epoch = 0
 
     def __len__(self) -> int:
-        return len(self._open)
+        return len(self._open) + (self._first_data is not None)
+
+    def __bool__(self) -> bool:
+        return self._first_data is not None or bool(self._open)
 
     def open(self, data: Data) -> int:
         """Take a ticket for *data* (the caller's object, kept as passed)."""
         ticket = self._next
         self._next = ticket + 1
-        self._open[ticket] = data
+        if self._first_data is None and not self._open:
+            self._first = ticket
+            self._first_data = data
+        else:
+            self._open[ticket] = data
         return ticket
 
     def new_epoch(self) -> None:
@@ -41,16 +56,29 @@ class SendLedger:
         self._epoch = self._next
 
     def _settle(self, ticket: int, *, late_ok: bool) -> Data | None:
-        data = self._open.pop(ticket, None)
+        """The data of open *ticket*, no longer open; ``None`` for a late one."""
+        data = self._first_data
+        if ticket == self._first and data is not None:
+            self._first_data = None
+            self._first = -1
+            return data
+        open_ = self._open
+        data = open_.get(ticket)
+        if data is not None:
+            del open_[ticket]
+            return data
         late_ok = late_ok or 0 <= ticket < self._epoch
-        if data is None and not (late_ok and 0 <= ticket < self._next):
+        if not (late_ok and 0 <= ticket < self._next):
             raise LocalProtocolError(f"ticket {ticket} was never issued or is already settled")
-        return data
+        return None
 
     def settle(self, ticket: int) -> None:
         """*ticket* was written, and nobody will see its SENDED: close it quietly."""
-        if self._open.pop(ticket, None) is None:
-            self._settle(ticket, late_ok=False)  # already settled or never issued: it decides
+        if ticket == self._first and self._first_data is not None:
+            self._first_data = None
+            self._first = -1
+        else:
+            self._settle(ticket, late_ok=False)  # in the dict, or late, or never issued
 
     def sent(self, ticket: int, *, late_ok: bool = False) -> list[Sent]:
         """SENDED for *ticket*; ``late_ok`` tolerates a ticket already failed."""
@@ -67,6 +95,9 @@ class SendLedger:
     def fail_all(self, error: BaseException) -> list[SendFailed]:
         """SENDFAIL for every open ticket, oldest first."""
         source = self._source
-        events = [SendFailed(source=source, data=data, error=error) for data in self._open.values()]
+        first = self._first_data
+        pending = list(self._open.values()) if first is None else [first, *self._open.values()]
+        self._first_data = None
+        self._first = -1
         self._open.clear()
-        return events
+        return [SendFailed(source=source, data=data, error=error) for data in pending]

@@ -165,7 +165,7 @@ class ReceiverModel:
         return self._recv_buffer
 
     @recv_buffer.setter
-    def recv_buffer(self, value: int) -> None:
+    def recv_buffer(self, value: object) -> None:
         self._recv_buffer = validate_recv_buffer(value)
 
     # -- membership ------------------------------------------------------------

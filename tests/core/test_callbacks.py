@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
@@ -130,6 +131,22 @@ def test_children_inherit_and_may_override() -> None:
     assert server.lookup(EventTypes.RECEIVED) is print
     with pytest.raises(KeyError):
         client.bind(EventTypes.STARTED, print)
+    client.bind(EventTypes.RECEIVED, None)
+    assert client.lookup(EventTypes.RECEIVED) is print
+    with pytest.raises(ValueError, match="no children"):
+        client.child(Role.CLIENT)
+
+
+def test_a_server_does_not_keep_its_clients_registries() -> None:
+    """A client's registry goes with the client: the server holds it weakly."""
+    server = CallbackRegistry(Role.SERVER)
+    clients = [server.child(Role.CLIENT) for _ in range(3)]
+    assert len(server._children or ()) == 3
+    del clients[1:]
+    gc.collect()  # CPython frees them at once; other Pythons may need this
+    assert len(server._children or ()) == 1
+    server.bind(EventTypes.RECEIVED, print)
+    assert clients[0].lookup(EventTypes.RECEIVED) is print
 
 
 SRC = object()

@@ -32,7 +32,7 @@ def state_of(conn: Connection) -> ConnectionState:
 
 def open_conn(**options: object) -> Connection:
     """A connection that has fired CONNECTED."""
-    conn = Connection("me", ConnectionOptions(**options))  # type: ignore[arg-type]
+    conn = Connection("me", ConnectionOptions(**options))
     conn.start_connect()
     conn.connection_made(HOST, REMOTE)
     return conn

@@ -61,13 +61,13 @@ def test_unknown_code_is_allowed_with_a_generic_text() -> None:
 def test_errno_must_be_an_int(bad: object) -> None:
     """A non-int code is a TypeError naming errno."""
     with pytest.raises(TypeError, match="errno"):
-        SocketError(bad)  # type: ignore[arg-type]
+        SocketError(bad)
 
 
 def test_err_must_be_an_exception() -> None:
     """``err`` is an exception or None."""
     with pytest.raises(TypeError, match="err"):
-        SocketError(1000, "boom")  # type: ignore[arg-type]
+        SocketError(1000, "boom")
 
 
 def test_beyond_code_1007_is_documented() -> None:

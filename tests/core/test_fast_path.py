@@ -32,7 +32,7 @@ def _plain(value: object) -> object:
 def _pair(fast: bool, **options: object) -> tuple[Connection, Dispatcher, Trace]:
     registry = CallbackRegistry(Role.CLIENT)
     queue = Dispatcher(registry)
-    conn = Connection("me", ConnectionOptions(**options), queue)  # type: ignore[arg-type]
+    conn = Connection("me", ConnectionOptions(**options), queue)
     trace: Trace = []
     for key in ("onReceived", "onDisconnect", "onSendFail"):
         registry.bind(key, lambda *args, key=key: trace.append((key, *map(_plain, args[1:]))))

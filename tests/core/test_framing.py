@@ -123,7 +123,7 @@ def test_line_framer_accepts_crlf() -> None:
     with pytest.raises(ValueError, match="line_ending"):
         LineFramer(line_ending="\r")
     with pytest.raises(TypeError, match="line_ending"):
-        LineFramer(line_ending=b"\n")  # type: ignore[arg-type]
+        LineFramer(line_ending=b"\n")
 
 
 def test_line_framer_limit_counts_the_line_not_its_crlf() -> None:

@@ -33,7 +33,7 @@ def state_of(conn: Connection) -> ConnectionState:
 
 def open_conn(**options: object) -> Connection:
     """A connection that has fired CONNECTED."""
-    conn = Connection("me", ConnectionOptions(**options))  # type: ignore[arg-type]
+    conn = Connection("me", ConnectionOptions(**options))
     conn.connection_made(HOST, REMOTE)
     return conn
 
@@ -356,13 +356,13 @@ def test_line_ending_is_what_send_appends(ending: str, wire: bytes) -> None:
 def test_options_validate_and_copy_half_open_and_line_ending() -> None:
     """half_open must be a bool, line_ending '\\n' or '\\r\\n'; copies keep both."""
     with pytest.raises(TypeError, match="half_open"):
-        ConnectionOptions(half_open="yes")  # type: ignore[arg-type]
+        ConnectionOptions(half_open="yes")
     with pytest.raises(TypeError, match="half_open"):
-        ConnectionOptions(half_open=1)  # type: ignore[arg-type]
+        ConnectionOptions(half_open=1)
     with pytest.raises(ValueError, match="line_ending"):
         ConnectionOptions(line_ending="\r")
     with pytest.raises(TypeError, match="line_ending"):
-        ConnectionOptions(line_ending=b"\n")  # type: ignore[arg-type]
+        ConnectionOptions(line_ending=b"\n")
     defaults = ConnectionOptions()
     assert (defaults.half_open, defaults.line_ending) == (False, "\n")
     options = ConnectionOptions(half_open=True, line_ending="\r\n")

@@ -185,7 +185,7 @@ def test_recv_buffer() -> None:
     model.recv_buffer = 9000
     assert model.recv_buffer == 9000
     with pytest.raises(TypeError, match="recvBuffer"):
-        model.recv_buffer = "1"  # type: ignore[assignment]
+        model.recv_buffer = "1"
 
 
 def test_datagrams_and_truncation(caplog: pytest.LogCaptureFixture) -> None:
