@@ -92,7 +92,8 @@ def client_parts(
 ) -> tuple[CallbackRegistry, ConnectionOptions]:
     """A client's registry and options: its own, or inherited from its server."""
     if server is not None:
-        return server._registry.child(Role.CLIENT), server._options.copy()
+        # Shared, not copied: a connection copies its options before it changes one.
+        return server._registry.child(Role.CLIENT), server._options
     options = ConnectionOptions(
         encoding=encoding,
         framing=framing,

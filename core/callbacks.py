@@ -137,10 +137,13 @@ class CallbackRegistry:
         parent: CallbackRegistry | None = None,
     ) -> None:
         self.role = role
-        self._own: list[Callback | None] = [None] * len(SLOT)
+        # A child's are made with its first bind, as its resolved list is.
+        self._own: list[Callback | None] = [None] * len(SLOT) if parent is None else []
         self._parent = parent
+        # A child shares its parent's list until it binds a callback of its own
+        # (most of a server's clients never do: the list would be most of them).
         self.resolved: list[Callback | None] = (
-            list(parent.resolved) if parent is not None else [None] * len(SLOT)
+            parent.resolved if parent is not None else [None] * len(SLOT)
         )
         # Made with the first child: only a server has children.  It holds each
         # child's refresher (which the child holds), weakly, not the child: a
@@ -159,8 +162,20 @@ class CallbackRegistry:
 
     def _set(self, key: EventTypes, evt: Callback | None) -> None:
         slot = SLOT[key.value]
+        parent = self._parent
+        if parent is not None and self.resolved is parent.resolved:
+            self._own_copy(parent)
         self._own[slot] = evt
         self._refresh(slot)
+
+    def _own_copy(self, parent: CallbackRegistry) -> None:
+        """A child's first bind: lists of its own, kept current by the parent."""
+        self._own = [None] * len(SLOT)
+        self.resolved = list(parent.resolved)
+        self._link = functools.partial(_inherit, self._own, self.resolved, parent.resolved)
+        if parent._children is None:
+            parent._children = weakref.WeakSet()
+        parent._children.add(self._link)
 
     def _refresh(self, slot: int) -> None:
         evt = self._own[slot]
@@ -183,12 +198,7 @@ class CallbackRegistry:
         """A registry for an object created by this one (a server's client)."""
         if self._parent is not None:
             raise ValueError("a child registry has no children (a server's clients have none)")
-        child = CallbackRegistry(role, parent=self)
-        child._link = functools.partial(_inherit, child._own, child.resolved, self.resolved)
-        if self._children is None:
-            self._children = weakref.WeakSet()
-        self._children.add(child._link)
-        return child
+        return CallbackRegistry(role, parent=self)
 
     def calls(self, events: list[Event]) -> list[tuple[Callback, tuple[object, ...], Event]]:
         """The ``(callback, args, event)`` to run for *events*, in order."""

@@ -217,7 +217,7 @@ class ConnectionOptions:
         self.half_open = half_open
 
     def copy(self) -> ConnectionOptions:
-        """Independent options with the same values (a server hands them down)."""
+        """Independent options with the same values."""
         return ConnectionOptions(
             encoding=self.encoding,
             framing=self.framing,
@@ -334,7 +334,11 @@ class Connection:
 
     @recv_buffer.setter
     def recv_buffer(self, value: object) -> None:
-        self._options.recv_buffer = validate_recv_buffer(value)
+        size = validate_recv_buffer(value)
+        # Copied first: a server's clients share its options until one changes.
+        options = self._options.copy()
+        options.recv_buffer = size
+        self._options = options
 
     def _move(self, state: ConnectionState) -> None:
         self._state = state

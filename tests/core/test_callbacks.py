@@ -138,15 +138,23 @@ def test_children_inherit_and_may_override() -> None:
 
 
 def test_a_server_does_not_keep_its_clients_registries() -> None:
-    """A client's registry goes with the client: the server holds it weakly."""
+    """A client's registry goes with the client: the server holds it weakly, and
+    only once it binds a callback of its own (until then it shares the server's)."""
     server = CallbackRegistry(Role.SERVER)
-    clients = [server.child(Role.CLIENT) for _ in range(3)]
+    clients = [server.child(Role.CLIENT) for _ in range(4)]
+    assert server._children is None and clients[0].resolved is server.resolved
+    for client in clients[:3]:
+        client.bind(EventTypes.SENDED, repr)
     assert len(server._children or ()) == 3
-    del clients[1:]
+    del client, clients[1:3]
     gc.collect()  # CPython frees them at once; other Pythons may need this
     assert len(server._children or ()) == 1
     server.bind(EventTypes.RECEIVED, print)
-    assert clients[0].lookup(EventTypes.RECEIVED) is print
+    assert clients[0].lookup(EventTypes.RECEIVED) is print  # kept current
+    assert clients[1].lookup(EventTypes.RECEIVED) is print  # shared
+    assert clients[0].lookup(EventTypes.SENDED) is repr
+    assert clients[1].lookup(EventTypes.SENDED) is None
+    assert server.lookup(EventTypes.SENDED) is None
 
 
 SRC = object()

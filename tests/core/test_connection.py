@@ -380,3 +380,13 @@ def test_reports_of_a_replaced_connection_are_ignored() -> None:
     assert [type(e) for e in conn.connection_lost(OSError("now"), epoch=conn.epoch)] == [
         Disconnected
     ]
+
+
+def test_connections_share_options_until_one_changes_its_recv_buffer() -> None:
+    """A server's clients share its options; setting one's recvBuffer touches no other."""
+    shared = ConnectionOptions(framing="line", recv_buffer=512)
+    a, b = Connection("a", shared), Connection("b", shared)
+    assert a.options is b.options is shared
+    a.recv_buffer = 64
+    assert (a.recv_buffer, b.recv_buffer, shared.recv_buffer) == (64, 512, 512)
+    assert a.options.framing is shared.framing and b.options is shared

@@ -990,3 +990,51 @@ def test_drain_interrupted_mid_await_leaves_the_rest_to_resume() -> None:
         coro.throw(KeyboardInterrupt())
     assert not queue.busy and queue.done == 1 and queue.queued == 1
     assert host.resumes == 1
+
+
+def test_emit_without_a_guard_and_nested_run_all(caplog: pytest.LogCaptureFixture) -> None:
+    """emit() on an unguarded dispatcher drains there; run_all() nested under the
+    same key (a callback draining another object) stacks; an awaitable that is not
+    a coroutine is refused too, and waiters are woken after it."""
+    outer_registry, inner_registry = CallbackRegistry(Role.CLIENT), CallbackRegistry(Role.CLIENT)
+    outer, inner_host = Dispatcher(outer_registry), _Host()
+    inner = Dispatcher(inner_registry, host=inner_host)
+    inner_host.dispatcher = inner
+    seen: list[object] = []
+
+    def on_outer(client: object, data: str) -> None:
+        seen.append(("outer", innermost(KEY) is outer))
+        inner.waiting = 1
+        assert inner.push(_received("x"))
+        inner.run_all(KEY)
+        inner.waiting = 0
+        seen.append(("back", innermost(KEY) is outer))
+
+    def on_inner(client: object, data: str) -> object:
+        seen.append(("inner", innermost(KEY) is inner))
+        return _Step()  # awaitable, not a coroutine
+
+    outer_registry.bind("onReceived", on_outer)
+    inner_registry.bind("onReceived", on_inner)
+    with caplog.at_level(logging.ERROR, logger="jfsocket"):
+        outer.emit(_received("a"), key=KEY)
+    assert seen == [("outer", True), ("inner", True), ("back", True)]
+    assert any(isinstance(r.exc_info[1], TypeError) for r in caplog.records if r.exc_info)
+    assert inner_host.wakes and inner_host.wakes[0] == (1, True)
+    assert not outer.busy and not inner.busy
+
+
+def test_an_interrupted_drain_gives_the_queue_up_under_the_guard() -> None:
+    """KeyboardInterrupt in a guarded dispatcher's callback: not busy any more, set
+    so with the guard held (a pusher on another thread sees it or becomes drainer)."""
+    registry = CallbackRegistry(Role.CLIENT)
+    queue, guard = _guarded(registry)
+
+    def on_received(client: object, data: str) -> None:
+        raise KeyboardInterrupt
+
+    registry.bind("onReceived", on_received)
+    with pytest.raises(KeyboardInterrupt):
+        queue.emit(_received("b"))
+    assert not queue.busy and not guard.holding
+    assert guard.held[-1][1] == (queue.pushed, 0)

@@ -195,3 +195,13 @@ def test_a_cut_a_long_or_a_streamed_datagram_is_the_full_event(
     queue.run()
     assert trace == [("rx", b"ok")]
     assert seen[-1] == Received(source="rx", data=b"ok", remote=("127.0.0.1", 9))
+
+
+def test_a_whole_bytes_datagram_is_its_bytes() -> None:
+    model, queue, trace = _receiver(encoding=None)
+    from jfsocket.core import ReceiverModel
+
+    assert isinstance(model, ReceiverModel)
+    assert model.feed(b"\xff\x00", ("127.0.0.1", 9), queue) is True
+    queue.run()
+    assert trace == [("rx", b"\xff\x00")]
