@@ -102,7 +102,7 @@ class _Host:
         self.core: Dispatcher = Dispatcher(
             registry, parent.core if parent is not None else None, last=last, host=self
         )
-        self._lot = trio.lowlevel.ParkingLot()
+        self._lot: trio.lowlevel.ParkingLot | None = None  # made by the first waiter
         self.nursery: trio.Nursery | None = None
 
     def push(self, events: list[Event], registry: CallbackRegistry | None = None) -> bool:
@@ -118,7 +118,8 @@ class _Host:
         await self.core.drain(trio.lowlevel.current_task())
 
     def wake(self) -> None:
-        self._lot.unpark_all()
+        if self._lot is not None:
+            self._lot.unpark_all()
 
     def resume(self) -> None:
         if self.nursery is not None:
@@ -137,6 +138,8 @@ class _Host:
             # other would), so do not wait.
             return
         while core.done < target and core.busy:
+            if self._lot is None:
+                self._lot = trio.lowlevel.ParkingLot()
             core.waiting += 1
             try:
                 await self._lot.park()
@@ -253,10 +256,11 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
             self._dispatcher.nursery = server._dispatcher.nursery
         self._stream: trio.SocketStream | None = None
         self._writing = False
-        self._write_lot = trio.lowlevel.ParkingLot()
+        # Parking lots are made by their first waiter: most connections have none.
+        self._write_lot: trio.lowlevel.ParkingLot | None = None
         self._reader_done = trio.Event()
         self._reader_done.set()
-        self._ending = trio.lowlevel.ParkingLot()  # a reader past the peer's EOF waits here
+        self._ending: trio.lowlevel.ParkingLot | None = None  # a reader past the peer's EOF
 
     def _given(self, socket: trio.SocketStream) -> None:
         self._adopt(socket)
@@ -356,6 +360,8 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         self._unregister()
         await self._settle(events)
         while conn.current(epoch):
+            if self._ending is None:
+                self._ending = trio.lowlevel.ParkingLot()
             await self._ending.park()
 
     async def _settle(self, events: list[Event]) -> None:
@@ -363,9 +369,15 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
 
     def _unregister(self) -> None:
         if self._conn.closed:
-            self._ending.unpark_all()  # a reader past the EOF can finish now
+            if self._ending is not None:  # a reader past the EOF can finish now
+                self._ending.unpark_all()
             if self._server is not None:
                 self._server._client_gone(self)
+
+    def _writers(self) -> trio.lowlevel.ParkingLot:
+        if self._write_lot is None:
+            self._write_lot = trio.lowlevel.ParkingLot()
+        return self._write_lot
 
     async def send(self, data: Data) -> None:
         """Send *data*; returns once written and SENDED (or SENDFAIL) has run.
@@ -374,7 +386,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         """
         conn = self._conn
         while self._writing:  # one writer at a time, in arrival order
-            await self._write_lot.park()
+            await self._writers().park()
         self._writing = True
         try:
             ticket, payload = conn.send(data)
@@ -394,7 +406,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
                 return
         finally:
             self._writing = False
-            if self._write_lot:
+            if self._write_lot is not None and self._write_lot:
                 self._write_lot.unpark()
         run = conn.settle(ticket)
         self._unregister()  # the last reply after the peer's EOF ends the connection
@@ -411,14 +423,14 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         stream = self._stream
         if conn.write_closed and stream is not None:
             while self._writing:  # the writes already accepted go first
-                await self._write_lot.park()
+                await self._writers().park()
             self._writing = True
             try:
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await stream.send_eof()
             finally:
                 self._writing = False
-                if self._write_lot:
+                if self._write_lot is not None and self._write_lot:
                     self._write_lot.unpark()
         self._unregister()  # after the peer's EOF (half open) both ends are done
         await self._settle(events)
