@@ -209,7 +209,8 @@ class Host:
         async one's first step, in a task of its own; if it suspends, that task
         has the queue until it ends, and the loop drains on after it."""
         core = self.core
-        while (pending := core.run()) is not None:
+        go = core.run_plain
+        while (pending := go()) is not None:
             if not self._first_step(*pending):
                 return
             core.done += 1

@@ -143,7 +143,10 @@ class _Stream(asyncio.Protocol):
         run = conn.feed(data)  # cut at recvBuffer by the core, with no copy
         if conn.closed:  # a framing error ended it
             self._ended()
-        self._dispatched(run)
+        if run:
+            self._dispatcher.kick()
+        else:
+            self._dispatched(run)
 
     def eof_received(self) -> bool:
         conn = self._conn
@@ -389,11 +392,18 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         proto = self._proto
         assert proto is not None
         dispatcher = self._dispatcher
+        core = dispatcher.core
+        pushed = core.pushed
         run = proto.write(ticket, payload)
+        if run:
+            await dispatcher.drain()
+            return
         if run is None:
             await proto.settled()  # the transport, not we, settles it
-            run = False
-        await dispatcher.finish(run)
+        elif core.pushed == pushed:
+            return  # settled, and no SENDED to wait for: nobody would see one
+        if core.busy and core.done < core.pushed:
+            await dispatcher.wait_done(core.pushed)
 
     async def shutdown(self) -> None:
         """Close our sending side once the sends accepted so far are written.

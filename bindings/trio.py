@@ -408,9 +408,12 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
             self._writing = False
             if self._write_lot is not None and self._write_lot:
                 self._write_lot.unpark()
+        core = self._dispatcher.core
+        pushed = core.pushed
         run = conn.settle(ticket)
         self._unregister()  # the last reply after the peer's EOF ends the connection
-        await self._dispatcher.finish(run)
+        if run or core.pushed != pushed:  # else no SENDED to wait for: nobody would see one
+            await self._dispatcher.finish(run)
 
     async def shutdown(self) -> None:
         """Close our sending side once the sends accepted so far are written.

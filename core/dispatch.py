@@ -158,13 +158,13 @@ class Dispatcher:
     """Events waiting for their callbacks, and the one loop that runs them."""
 
     __slots__ = (
-        "_busy",
         "_guard",
         "_last",
         "_parent",
         "_queue",
         "_registry",
         "_sinks",
+        "busy",
         "done",
         "host",
         "on_idle",
@@ -184,7 +184,8 @@ class Dispatcher:
         self._registry = registry
         # Made on first use: an idle connection's queue would be most of its memory.
         self._queue: deque[_Entry] | None = None
-        self._busy = False
+        #: Someone is draining (read it; the dispatcher alone sets it).
+        self.busy = False
         self._parent = parent
         self._last = last
         self._guard = guard
@@ -204,11 +205,6 @@ class Dispatcher:
         """Events waiting for their callback.  (Not ``__len__``: a dispatcher
         with none is still a dispatcher, true in an ``or``.)"""
         return len(self._queue) if self._queue is not None else 0
-
-    @property
-    def busy(self) -> bool:
-        """Someone is draining."""
-        return self._busy
 
     @property
     def parent(self) -> Dispatcher | None:
@@ -274,7 +270,7 @@ class Dispatcher:
             self.publish(events)
         reg = registry or self._registry
         resolved = reg.resolved
-        if not self._busy and not self._queue:
+        if not self.busy and not self._queue:
             # Idle: these would be dispatched now, so looking them up now is
             # the same; when none has a callback (a SENDED nobody listens to)
             # they are done at once, and nobody needs to drain.
@@ -291,9 +287,9 @@ class Dispatcher:
         for event in events:
             queue.append((EVENT_SLOT[type(event)], None, event, reg))
         self.pushed += len(events)
-        if self._busy:
+        if self.busy:
             return False
-        self._busy = True
+        self.busy = True
         return True
 
     def received(self, source: object, payloads: list[str] | list[bytes]) -> bool:
@@ -308,7 +304,7 @@ class Dispatcher:
         if not count:
             return False
         registry = self._registry
-        if not self._busy and not self._queue and registry.resolved[RECEIVED_SLOT] is None:
+        if not self.busy and not self._queue and registry.resolved[RECEIVED_SLOT] is None:
             self.pushed += count
             self.done += count
             return False
@@ -318,9 +314,9 @@ class Dispatcher:
         for payload in payloads:
             queue.append((RECEIVED_SLOT, (source, payload), _RECEIVED, registry))
         self.pushed += count
-        if self._busy:
+        if self.busy:
             return False
-        self._busy = True
+        self.busy = True
         return True
 
     def emit(
@@ -338,14 +334,14 @@ class Dispatcher:
 
     def claim(self) -> bool:
         """Become the drainer of events left queued by an interrupted one (guard held)."""
-        if self._busy or not self._queue:
+        if self.busy or not self._queue:
             return False
-        self._busy = True
+        self.busy = True
         return True
 
     def release(self) -> None:
         """Leave what is queued to the next pusher or claimer (guard held)."""
-        self._busy = False
+        self.busy = False
 
     # -- draining (never with the guard held) -----------------------------------------
 
@@ -357,10 +353,10 @@ class Dispatcher:
         the caller awaits it, then goes on with :meth:`steps`.
         """
         if key is None:
-            return self._go()
+            return self.run_plain()
         begin_drain(key, self)
         try:
-            return self._go()
+            return self.run_plain()
         finally:
             end_drain(key)
 
@@ -376,7 +372,7 @@ class Dispatcher:
         """
         begin_drain(key, self)
         try:
-            pending = first if first is not None else self._go()
+            pending = first if first is not None else self.run_plain()
             while pending is not None:
                 try:
                     yield pending
@@ -387,7 +383,7 @@ class Dispatcher:
                 self.done += 1
                 if self.waiting:
                     self.host.wake()
-                pending = self._go()
+                pending = self.run_plain()
         finally:
             end_drain(key)
 
@@ -408,7 +404,7 @@ class Dispatcher:
     def run_all(self, key: object = None) -> None:
         """Drain where nothing can be awaited (threads): an ``async def``
         callback is refused, and logged as its error."""
-        # The threaded hot path: one call here, one in _go, and the callback's.
+        # The threaded hot path: one call here, one in run_plain, and the callback's.
         stack = None
         if key is not None:
             stack = _DRAINING.get(key)
@@ -417,7 +413,7 @@ class Dispatcher:
             else:
                 stack.append(self)
         try:
-            while (pending := self._go()) is not None:
+            while (pending := self.run_plain()) is not None:
                 awaitable, call = pending
                 if isinstance(awaitable, Coroutine):
                     awaitable.close()
@@ -431,19 +427,21 @@ class Dispatcher:
                 if not stack:
                     del _DRAINING[key]
 
-    def _go(self) -> Pending | None:
+    def run_plain(self) -> Pending | None:
+        """:meth:`run` for a caller no one waits on (a loop callback): nothing
+        is registered as draining."""
         queue = self._queue
         assert queue is not None, "run() only after a push, received() or claim() said so"
         guard = self._guard
         while True:
             if not queue:
                 if guard is None:
-                    self._busy = False
+                    self.busy = False
                     break
                 with guard:  # a pusher must see us busy, or see us gone
                     idle = not queue
                     if idle:
-                        self._busy = False
+                        self.busy = False
                 if idle:  # (not a break inside the with: mypyc cannot compile that)
                     break
                 continue
@@ -480,10 +478,10 @@ class Dispatcher:
         """The drainer stopped early: the events left go to whoever comes next."""
         guard = self._guard
         if guard is None:
-            self._busy = False
+            self.busy = False
         else:
             with guard:
-                self._busy = False
+                self.busy = False
         if self.waiting:
             self.host.wake()
         if self._queue:
