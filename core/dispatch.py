@@ -83,6 +83,8 @@ _NO_AWAIT: Final = "an async def callback needs an async binding (trio or asynci
 #: The dispatchers each thread or task is draining, innermost last, by the
 #: key its binding names it with.
 _DRAINING: Final[dict[object, list[Dispatcher]]] = {}
+#: How many threads' (empty) stacks run_all() keeps between drains.
+_THREADS_KEPT: Final = 256
 #: Set in a task a binding starts for a callback (a broadcast's sends, a
 #: cleanup): it counts as inside too.
 _HELPER: Final[ContextVar[bool]] = ContextVar("jfsocket_inside_callback", default=False)
@@ -90,7 +92,7 @@ _HELPER: Final[ContextVar[bool]] = ContextVar("jfsocket_inside_callback", defaul
 
 def inside(key: object) -> bool:
     """The thread or task *key* is running a callback, or works for one."""
-    return key in _DRAINING or _HELPER.get()
+    return bool(_DRAINING.get(key)) or _HELPER.get()
 
 
 def innermost(key: object) -> Dispatcher | None:
@@ -424,7 +426,9 @@ class Dispatcher:
         finally:
             if stack is not None:
                 stack.pop()
-                if not stack:
+                # A thread's empty stack is kept for its next drain (dict work
+                # per drain is a tenth of the compiled hot path), up to a bound.
+                if not stack and len(_DRAINING) > _THREADS_KEPT:
                     del _DRAINING[key]
 
     def run_plain(self) -> Pending | None:

@@ -1038,3 +1038,19 @@ def test_an_interrupted_drain_gives_the_queue_up_under_the_guard() -> None:
         queue.emit(_received("b"))
     assert not queue.busy and not guard.holding
     assert guard.held[-1][1] == (queue.pushed, 0)
+
+
+def test_run_all_keeps_few_idle_thread_stacks() -> None:
+    """run_all() keeps a thread's empty stack for its next drain, but only so many:
+    keys that come and go (threads of a busy server) do not grow the table."""
+    from jfsocket.core import dispatch
+
+    registry = CallbackRegistry(Role.CLIENT, {"onReceived": lambda *_: None})
+    queue = Dispatcher(registry)
+    for n in range(dispatch._THREADS_KEPT + 50):
+        assert queue.push(_received("x"))
+        queue.run_all(("thread", n))
+        assert not inside(("thread", n))
+    assert len(dispatch._DRAINING) <= dispatch._THREADS_KEPT + 1
+    for n in range(dispatch._THREADS_KEPT + 50):  # leave the table as the other tests expect
+        dispatch._DRAINING.pop(("thread", n), None)
