@@ -240,7 +240,6 @@ class Connection:
     __slots__ = (
         "_aborted",
         "_attempt",
-        "_epoch",
         "_ledger",
         "_options",
         "_queue",
@@ -252,6 +251,7 @@ class Connection:
         "_source",
         "_state",
         "closed",
+        "epoch",
         "host",
         "remote",
     )
@@ -272,7 +272,10 @@ class Connection:
         #: Each read is one RECEIVED of its bytes: feed() needs no reader.
         self._raw_bytes = self._options.framing is _RAW and self._options.encoding is None
         self._aborted = False  # close() came while connecting
-        self._epoch = 0  # connections made so far: names the current one
+        #: Which connection this is (1 for the first; read it, the core sets it): a
+        #: binding hands it back with the reports of that connection's reader or
+        #: transport, and a report from one since replaced (a reconnect) is ignored.
+        self.epoch = 0
         self._attempt = 0  # connects begun so far: names the one that counts
         #: Local and remote ``(ip, port)``, known from the first connection on.
         self.host: Address | None = None
@@ -300,16 +303,9 @@ class Connection:
         """The socket is this connection's, and its end has not been reported yet."""
         return self._state in _LIVE
 
-    @property
-    def epoch(self) -> int:
-        """Which connection this is (1 for the first): a binding hands it back with
-        the reports of that connection's reader or transport, and a report from a
-        connection that has been replaced (a reconnect) is then ignored here."""
-        return self._epoch
-
     def current(self, epoch: int) -> bool:
         """The connection of *epoch* is this one, and its end is still to report."""
-        return epoch == self._epoch and self._state in _LIVE
+        return epoch == self.epoch and self._state in _LIVE
 
     @property
     def write_closed(self) -> bool:
@@ -420,7 +416,7 @@ class Connection:
                 ErrorCode.CONNECT_FAILED, ConnectionAbortedError("closed while connecting")
             )
         self._step(Input.MADE)
-        self._epoch += 1
+        self.epoch += 1
         self._ledger.new_epoch()
         self.host, self.remote = host, remote
         return [Connected(source=self._source, host=host, remote=remote)]
