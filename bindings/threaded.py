@@ -75,37 +75,45 @@ class _Waiters:
     """The threaded host of a :class:`Dispatcher`: threads that wait for it
     (rare: close, shutdown, a full backlog), on a condition of its lock."""
 
-    __slots__ = ("_cond", "dispatcher")
+    __slots__ = ("_cond", "_lock", "dispatcher")
 
     def __init__(self, registry: CallbackRegistry, lock: threading.Lock) -> None:
-        self._cond = threading.Condition(lock)
+        self._lock = lock
+        # Made by the first waiter: a Condition is most of an idle connection's
+        # own memory, and most connections never wait.
+        self._cond: threading.Condition | None = None
         self.dispatcher = Dispatcher(registry, guard=lock, host=self)
 
     def wake(self) -> None:
-        """From the drainer (lock not held): waiters look again."""
-        with self._cond:
-            self._cond.notify_all()
+        """From the drainer (lock not held), while someone waits: they look again."""
+        cond = self._cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
 
     def resume(self) -> None:
         """An interrupted drain: the next push drains what is left."""
 
     def notify(self) -> None:
         """Let waiters look again (lock held)."""
-        if self.dispatcher.waiting:
+        if self.dispatcher.waiting and self._cond is not None:
             self._cond.notify_all()
 
     def wait(self, until: Callable[[], bool]) -> None:
         """Wait (lock held) until *until* is true."""
+        cond = self._cond
+        if cond is None:
+            cond = self._cond = threading.Condition(self._lock)
         dispatcher = self.dispatcher
-        dispatcher.waiting += 1
+        dispatcher.waiting += 1  # after the condition exists: wake() may come at once
         try:
-            self._cond.wait_for(until)
+            cond.wait_for(until)
         finally:
             dispatcher.waiting -= 1
 
     def wait_idle(self) -> None:
         """Wait until every queued event was dispatched."""
-        with self._cond:
+        with self._lock:
             self.wait(lambda: not self.dispatcher.busy)
 
     def wait_dispatched(self) -> None:
