@@ -135,7 +135,7 @@ if sys.version_info >= (3, 11):  # asyncio.timeout and TaskGroup
         async def on_received(client: object, data: str) -> None:
             try:
                 async with asyncio.timeout(0):
-                    await asyncio.sleep(10)
+                    await asyncio.Event().wait()  # never set: only the timeout ends it
             except TimeoutError:
                 outcome.append("timed out")
 
@@ -171,15 +171,15 @@ async def test_cancelling_a_suspended_callback_lets_the_rest_run() -> None:
     async def on_received(client: object, data: str) -> None:
         if data == "stuck":
             try:
-                await asyncio.sleep(10)
+                await asyncio.Event().wait()  # never set: only the cancellation ends it
             except asyncio.CancelledError:
                 seen.append("cancelled")
                 raise
         seen.append(data)
 
     host = _host(on_received)
-    await _deliver(host, "stuck", "after")
-    await asyncio.sleep(0)
+    await _deliver(host, "stuck", "after")  # its first step ran: it is waiting now
+    assert seen == [] and host.core.busy
     host_module.cancel_callbacks(host)
     await _idle(host)
     assert seen == ["cancelled", "after"]
