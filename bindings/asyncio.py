@@ -400,9 +400,7 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
             return
         if run is None:
             await proto.settled()  # the transport, not we, settles it
-        elif core.pushed == pushed:
-            return  # settled, and no SENDED to wait for: nobody would see one
-        if core.busy and core.done < core.pushed:
+        if core.pending_since(pushed):
             await dispatcher.wait_done(core.pushed)
 
     async def shutdown(self) -> None:

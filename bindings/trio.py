@@ -412,8 +412,10 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         pushed = core.pushed
         run = conn.settle(ticket)
         self._unregister()  # the last reply after the peer's EOF ends the connection
-        if run or core.pushed != pushed:  # else no SENDED to wait for: nobody would see one
-            await self._dispatcher.finish(run)
+        if run:
+            await self._dispatcher.drain()
+        elif core.pending_since(pushed):
+            await self._dispatcher.wait_done(core.pushed)
 
     async def shutdown(self) -> None:
         """Close our sending side once the sends accepted so far are written.

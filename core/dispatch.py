@@ -238,6 +238,12 @@ class Dispatcher:
         if self._sinks and self._last and any(isinstance(e, self._last) for e in events):
             self.end_streams()
 
+    def pending_since(self, pushed: int) -> bool:
+        """Events pushed since ``pushed`` was read have yet to run: an async
+        ``send`` waits for them; one that made none (nobody would see a
+        SENDED) has nothing to wait for."""
+        return self.pushed != pushed and self.busy and self.done < self.pushed
+
     @property
     def streamed(self) -> bool:
         """A stream (ours or our parent's) sees every event: events must be built."""

@@ -1054,3 +1054,17 @@ def test_run_all_keeps_few_idle_thread_stacks() -> None:
     assert len(dispatch._DRAINING) <= dispatch._THREADS_KEPT + 1
     for n in range(dispatch._THREADS_KEPT + 50):  # leave the table as the other tests expect
         dispatch._DRAINING.pop(("thread", n), None)
+
+
+def test_pending_since_says_whether_a_step_left_events_to_wait_for() -> None:
+    """A step that pushed nothing (a SENDED nobody would see) leaves nothing to wait
+    for; one that queued an event behind a running drain does, until it has run."""
+    registry = CallbackRegistry(Role.CLIENT, {"onReceived": lambda *_: None})
+    queue = Dispatcher(registry)
+    assert queue.push(_received("a"))  # we drain: busy
+    before = queue.pushed
+    assert not queue.pending_since(before)  # nothing new
+    queue.push([Sent(source=SRC, data=b"unbound")])  # queued behind, though unbound
+    assert queue.pending_since(before)
+    assert queue.run(KEY) is None
+    assert not queue.pending_since(before)  # it has run
