@@ -521,11 +521,9 @@ class TcpServer(AsyncServerOps, AsyncObject):
         if server is not None:
             await server.wait_closed()
         events = self._model.stopped()
-        if inside is not None:  # inside a callback: STOPED after what is queued there
-            self._dispatcher.core.publish(events)
-            inside.push(events, self._registry, publish=False)
-        else:
-            await self._dispatcher.emit(events)
+        # Inside a callback, STOPED goes after what is queued there.
+        await self._dispatcher.finish(self._dispatcher.core.push_behind(inside, events))
+        if inside is None:
             await self._dispatcher.reap()
 
     async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:

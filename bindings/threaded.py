@@ -556,7 +556,8 @@ class TcpServer(ServerFacade, _Lifetime):
         for reader in readers:
             _join(reader)
         # Inside a callback, STOPED goes after the events already queued there.
-        (innermost(_me()) or self._dispatcher).emit(events, self._registry, _me())
+        if self._dispatcher.push_behind(innermost(_me()), events):
+            self._dispatcher.run_all(_me())
 
     def send(self, data: Data, remote: Address | None = None) -> None:
         """Send to one remote, or to every connected client.

@@ -537,12 +537,10 @@ class TcpServer(AsyncServerOps, _Object):
             while self._model.connected:
                 await self._clients_gone.park()
             events = self._model.stopped()
-            inner = innermost(_task())
-            if inner is not None:  # inside a callback: STOPED after what is queued there
-                self._dispatcher.core.publish(events)
-                inner.push(events, self._registry, publish=False)
-            else:
-                await self._dispatcher.emit(events)
+            # Inside a callback, STOPED goes after what is queued there.
+            await self._dispatcher.finish(
+                self._dispatcher.core.push_behind(innermost(_task()), events)
+            )
 
     async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
         inside = _inside()  # from a callback: the jobs must not wait for events either

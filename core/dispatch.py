@@ -300,6 +300,26 @@ class Dispatcher:
         self.busy = True
         return True
 
+    def push_behind(self, inner: Dispatcher | None, events: list[Event]) -> bool:
+        """Queue this object's *events* behind the callback *inner* is running
+        (a STOPED asked for from inside one: ``innermost(key)``), or here when
+        there is none; our streams see them as ours.  Takes the guard itself.
+
+        Returns ``True`` when the caller must drain (*inner* is busy: never then).
+        """
+        target = self if inner is None else inner
+        guard = target._guard
+        if guard is None:
+            return self._push_behind(target, events)
+        with guard:
+            return self._push_behind(target, events)
+
+    def _push_behind(self, target: Dispatcher, events: list[Event]) -> bool:
+        if target is self:
+            return self.push(events)
+        self.publish(events)
+        return target.push(events, self._registry, publish=False)
+
     def received(self, source: object, payloads: list[str] | list[bytes]) -> bool:
         """Queue a RECEIVED for each of *payloads* (TCP data of *source*).
 

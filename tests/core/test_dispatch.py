@@ -1068,3 +1068,28 @@ def test_pending_since_says_whether_a_step_left_events_to_wait_for() -> None:
     assert queue.pending_since(before)
     assert queue.run(KEY) is None
     assert not queue.pending_since(before)  # it has run
+
+
+def test_push_behind_queues_after_the_running_callback_and_streams_see_it_as_ours() -> None:
+    """A server's STOPED asked for from inside a client's callback: it runs after
+    that callback's queued events, is looked up in the server's registry, and only
+    the server's stream sees it (under the client's guard); with no callback
+    running it is simply pushed here."""
+    server_registry = CallbackRegistry(Role.SERVER)
+    server = Dispatcher(server_registry, last=(Stopped,))
+    client, guard = _guarded(server_registry.child(Role.CLIENT))
+    seen: list[object] = []
+    server_registry.bind("onStoped", lambda s: seen.append("STOPED"))
+    server_registry.bind("onReceived", lambda c, d: seen.append(d))
+    mine, theirs = _Stream(), _Stream()
+    client.subscribe(mine)
+    server.subscribe(theirs)
+    assert client.push(_received("a", "b"))
+    assert server.push_behind(client, [Stopped(source="srv")]) is False  # client is busy
+    assert guard.held  # pushed under the client's guard
+    client.run(KEY)
+    assert seen == ["a", "b", "STOPED"]
+    assert [type(e) for e in mine.events] == [Received, Received]
+    assert theirs.closed and isinstance(theirs.events[-1], Stopped)
+    idle = Dispatcher(server_registry)
+    assert idle.push_behind(None, [Stopped(source="srv")]) is True  # none running: here
