@@ -11,8 +11,6 @@ them: the clients' own methods do the waiting).
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 from jfsocket.core import (
@@ -235,9 +233,9 @@ class ServerFacade(_Bindable):
 class AsyncServerOps(ServerFacade):
     """The async bindings' ``TcpServer.send``/``close`` over the core's targets.
 
-    A broadcast sends to every client at once, each in a task of its own
-    (:meth:`_together`, the binding's), so a client that stops reading holds
-    only its own share: the others get theirs meanwhile.
+    A broadcast sends to every client at once (:meth:`_broadcast`, the
+    binding's), so a client that stops reading holds only its own share: the
+    others get theirs meanwhile.
     """
 
     async def send(self, data: Data, remote: Address | None = None) -> None:
@@ -249,9 +247,7 @@ class AsyncServerOps(ServerFacade):
                 await self._send_to(client, data, remote)
             return
         errors: list[SocketError] = []
-        await self._together(
-            [functools.partial(self._send_to, c, data, None, errors) for c in targets]
-        )
+        await self._broadcast(targets, data, errors)
         if errors:
             raise errors[0]
 
@@ -265,14 +261,21 @@ class AsyncServerOps(ServerFacade):
         try:
             await client.send(data)
         except SocketError as exc:
-            if self._model.broadcast_skips(remote, exc):
-                return
-            if errors is None:
-                raise
-            errors.append(exc)
+            self._send_failed(remote, exc, errors)
 
-    async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
-        """Run *jobs* at once, each in a task, and return when all have."""
+    def _send_failed(
+        self, remote: Address | None, exc: SocketError, errors: list[SocketError] | None
+    ) -> None:
+        """A client's share failed: skipped (the core says which), kept, or raised."""
+        if self._model.broadcast_skips(remote, exc):
+            return
+        if errors is None:
+            raise exc
+        errors.append(exc)
+
+    async def _broadcast(self, targets: list[Any], data: Data, errors: list[SocketError]) -> None:
+        """Send *data* to every client of *targets* at once, keeping the errors
+        :meth:`_send_failed` does not skip in *errors*; return when all are done."""
         raise NotImplementedError
 
     async def close(self, remote: Address | None = None) -> None:

@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import contextvars
 import socket as _socket
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, cast
 
 from jfsocket.core import (
@@ -93,13 +93,13 @@ class _Stream(asyncio.Protocol):
         "_flushed",
         "_lost",
         "_lost_waiter",
-        "_paused",
         "_reading",
-        "_unsettled",
         "attempt",
         "epoch",
         "error",
+        "paused",
         "transport",
+        "unsettled",
     )
 
     def __init__(self, client: TcpClient, attempt: int | None = None) -> None:
@@ -110,8 +110,8 @@ class _Stream(asyncio.Protocol):
         self._dispatcher = client._dispatcher
         self.transport: asyncio.Transport | None = None
         self.error: SocketError | None = None  # the adoption failed: connect() raises it
-        self._paused = False  # the transport is buffering: writes are not in the OS yet
-        self._unsettled: list[int] = []  # tickets written while paused
+        self.paused = False  # the transport is buffering: writes are not in the OS yet
+        self.unsettled: list[int] = []  # tickets written while paused
         self._flushed: asyncio.Future[None] | None = None
         self._lost = False
         self._lost_waiter: asyncio.Future[None] | None = None  # made only if someone waits
@@ -233,11 +233,11 @@ class _Stream(asyncio.Protocol):
     # -- flow control ------------------------------------------------------------
 
     def pause_writing(self) -> None:
-        self._paused = True
+        self.paused = True
 
     def resume_writing(self) -> None:
-        self._paused = False
-        tickets, self._unsettled = self._unsettled, []
+        self.paused = False
+        tickets, self.unsettled = self.unsettled, []
         transport = self.transport
         # Only a flush counts: bytes a closing transport dropped fail with the connection.
         if tickets and self.current and transport is not None and not transport.is_closing():
@@ -254,23 +254,6 @@ class _Stream(asyncio.Protocol):
         flushed, self._flushed = self._flushed, None
         if flushed is not None and not flushed.done():
             flushed.set_result(None)
-
-    def write(self, ticket: int, payload: bytes) -> bool | None:
-        """Write: settled now (``True``: drain), or ``None``: await :meth:`settled`."""
-        transport = self.transport
-        assert transport is not None
-        if transport.is_closing():
-            # It broke and connection_lost is on its way (a write now would be
-            # dropped without a word): that fails this send with the rest.
-            return None
-        transport.write(payload)
-        if not self._paused:
-            run = self._conn.settle(ticket)  # the OS has it all
-            if self._conn.closed:  # the last reply after the peer's EOF
-                self._ended()
-            return run
-        self._unsettled.append(ticket)
-        return None
 
     async def settled(self) -> None:
         """Wait until the transport flushed what was written, or the connection is lost."""
@@ -388,20 +371,45 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
 
         Not connected: 1001.  A write error is not raised: SENDFAIL reports it.
         """
-        ticket, payload = self._conn.send(data)
+        rest = self._send_now(data)
+        if rest is not None:
+            await rest
+
+    def _send_now(self, data: Data) -> Coroutine[Any, Any, None] | None:
+        """``send``'s first step, with no coroutine: ``None`` if that was all
+        (the transport took it and nobody waits for its SENDED), else the rest."""
+        conn = self._conn
+        ticket, payload = conn.send(data)
         proto = self._proto
         assert proto is not None
-        dispatcher = self._dispatcher
-        core = dispatcher.core
+        transport = proto.transport
+        assert transport is not None
+        core = self._dispatcher.core
         pushed = core.pushed
-        run = proto.write(ticket, payload)
+        run: bool | None = None  # None: the transport, not we, settles it
+        # A transport that is closing broke, and connection_lost is on its way
+        # (a write now would be dropped without a word): that fails this send.
+        if not transport.is_closing():
+            transport.write(payload)
+            if proto.paused:  # this write may have paused it: it holds bytes
+                proto.unsettled.append(ticket)
+            else:
+                run = conn.settle(ticket)  # the OS has it all
+                if conn.closed:  # the last reply after the peer's EOF
+                    proto._ended()
+                if not run and not core.pending_since(pushed):
+                    return None
+        return self._send_rest(proto, run, pushed)
+
+    async def _send_rest(self, proto: _Stream, run: bool | None, pushed: int) -> None:
+        dispatcher = self._dispatcher
         if run:
             await dispatcher.drain()
             return
         if run is None:
             await proto.settled()  # the transport, not we, settles it
-        if core.pending_since(pushed):
-            await dispatcher.wait_done(core.pushed)
+        if dispatcher.core.pending_since(pushed):
+            await dispatcher.wait_done(dispatcher.core.pushed)
 
     async def shutdown(self) -> None:
         """Close our sending side once the sends accepted so far are written.
@@ -526,22 +534,32 @@ class TcpServer(AsyncServerOps, AsyncObject):
         if inside is None:
             await self._dispatcher.reap()
 
-    async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
-        # Each send runs its first step here, in this task: one the transport
-        # takes at once (the usual case) finishes with no task and no trip
+    async def _broadcast(
+        self, targets: list[TcpClient], data: Data, errors: list[SocketError]
+    ) -> None:
+        # Each share's first step runs here, with no coroutine: one the
+        # transport takes at once (the usual case) costs no task and no trip
         # round the loop; only one that must wait goes on in a task of its own.
-        context = contextvars.copy_context()
-        if inside_callback():  # from a callback: the jobs must not wait for events either
-            context.run(mark_inside)
         waiting: list[asyncio.Future[None]] = []
+        context: contextvars.Context | None = None
         try:
-            for job in jobs:
-                coro = cast(Coroutine[Any, Any, None], job())
+            for client in targets:
                 try:
-                    yielded = coro.send(None)
+                    rest = client._send_now(data)
+                except SocketError as exc:
+                    self._send_failed(None, exc, errors)
+                    continue
+                if rest is None:
+                    continue
+                try:  # its first step here too: plain SENDED callbacks need no task
+                    yielded = rest.send(None)
                 except StopIteration:
                     continue
-                waiting.append(context.run(asyncio.ensure_future, resume(coro, yielded)))
+                if context is None:
+                    context = contextvars.copy_context()
+                    if inside_callback():  # from a callback: the rest must not wait for events
+                        context.run(mark_inside)
+                waiting.append(context.run(asyncio.ensure_future, resume(rest, yielded)))
             if waiting:
                 await asyncio.gather(*waiting)
         finally:

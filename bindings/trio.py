@@ -160,14 +160,10 @@ class _Host:
             await self.wait_done(self.core.pushed)
 
 
-async def _plain(job: Callable[[], Awaitable[None]]) -> None:
-    await job()
-
-
-async def _as_inside(job: Callable[[], Awaitable[None]]) -> None:
+async def _as_inside(job: Callable[..., Awaitable[None]], *args: Any) -> None:
     """Run *job* as part of the callback that started it (it waits for no event)."""
     mark_inside()
-    await job()
+    await job(*args)
 
 
 def _write_error(exc: BaseException) -> BaseException:
@@ -542,11 +538,16 @@ class TcpServer(AsyncServerOps, _Object):
                 self._dispatcher.core.push_behind(innermost(_task()), events)
             )
 
-    async def _together(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
-        inside = _inside()  # from a callback: the jobs must not wait for events either
+    async def _broadcast(self, targets: list[Any], data: Data, errors: list[SocketError]) -> None:
+        # trio writes only by awaiting: each client's share is a task.
+        inside = _inside()  # from a callback: the sends must not wait for events either
+        send = self._send_to
         async with trio.open_nursery() as nursery:
-            for job in jobs:
-                nursery.start_soon(_as_inside if inside else _plain, job)
+            for client in targets:
+                if inside:
+                    nursery.start_soon(_as_inside, send, client, data, None, errors)
+                else:
+                    nursery.start_soon(send, client, data, None, errors)
 
     async def _finish(self) -> None:
         await self.stop()
