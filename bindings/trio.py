@@ -25,7 +25,9 @@ joins groups and awaits what the core returns.  Its shape:
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import os
 import socket as _socket
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -164,6 +166,11 @@ async def _as_inside(job: Callable[..., Awaitable[None]], *args: Any) -> None:
     """Run *job* as part of the callback that started it (it waits for no event)."""
     mark_inside()
     await job(*args)
+
+
+#: A broadcast writes what the OS takes at once with os.write on the socket's
+#: descriptor (trio has no public non-blocking send); Windows sockets are not files.
+_WRITE_NOW: Final = os.name == "posix"
 
 
 def _write_error(exc: BaseException) -> BaseException:
@@ -386,6 +393,34 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         self._writing = True
         try:
             ticket, payload = conn.send(data)
+        except BaseException:
+            self._done_writing()
+            raise
+        await self._write_rest(ticket, payload)
+
+    def _send_now(self, data: Data) -> Callable[[], Awaitable[None]] | None:
+        """A broadcast's share: written now if the OS takes it all (``None``),
+        else what is left to await.  Not connected: 1001."""
+        if self._writing or not _WRITE_NOW:  # behind another writer, in order
+            return functools.partial(self.send, data)
+        ticket, payload = self._conn.send(data)
+        stream = self._stream
+        assert stream is not None
+        try:
+            # The socket is non-blocking (trio's); trio's own send_all makes
+            # this call after its checkpoint.  The caller checkpoints once.
+            written = os.write(stream.socket.fileno(), payload)
+        except OSError:  # it would block, or it failed: the awaited write finds out
+            written = 0
+        if written < len(payload):
+            self._writing = True  # until _write_rest, which the caller runs, ends
+            return functools.partial(self._write_rest, ticket, memoryview(payload)[written:])
+        return self._written(ticket)
+
+    async def _write_rest(self, ticket: int, payload: bytes | memoryview) -> None:
+        """Write *payload* (we are the writer), settle *ticket*, run its events."""
+        conn = self._conn
+        try:
             stream = self._stream
             assert stream is not None
             try:
@@ -401,17 +436,27 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
                     raise
                 return
         finally:
-            self._writing = False
-            if self._write_lot is not None and self._write_lot:
-                self._write_lot.unpark()
+            self._done_writing()
+        rest = self._written(ticket)
+        if rest is not None:
+            await rest()
+
+    def _done_writing(self) -> None:
+        self._writing = False
+        if self._write_lot is not None and self._write_lot:
+            self._write_lot.unpark()
+
+    def _written(self, ticket: int) -> Callable[[], Awaitable[None]] | None:
+        """*ticket* is in the OS: settled; what is left to await for its events, if any."""
         core = self._dispatcher.core
         pushed = core.pushed
-        run = conn.settle(ticket)
+        run = self._conn.settle(ticket)
         self._unregister()  # the last reply after the peer's EOF ends the connection
         if run:
-            await self._dispatcher.drain()
-        elif core.pending_since(pushed):
-            await self._dispatcher.wait_done(core.pushed)
+            return self._dispatcher.drain
+        if core.pending_since(pushed):
+            return functools.partial(self._dispatcher.wait_done, core.pushed)
+        return None
 
     async def shutdown(self) -> None:
         """Close our sending side once the sends accepted so far are written.
@@ -430,9 +475,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await stream.send_eof()
             finally:
-                self._writing = False
-                if self._write_lot is not None and self._write_lot:
-                    self._write_lot.unpark()
+                self._done_writing()
         self._unregister()  # after the peer's EOF (half open) both ends are done
         await self._settle(events)
 
@@ -538,16 +581,37 @@ class TcpServer(AsyncServerOps, _Object):
                 self._dispatcher.core.push_behind(innermost(_task()), events)
             )
 
-    async def _broadcast(self, targets: list[Any], data: Data, errors: list[SocketError]) -> None:
-        # trio writes only by awaiting: each client's share is a task.
-        inside = _inside()  # from a callback: the sends must not wait for events either
-        send = self._send_to
+    async def _broadcast(
+        self, targets: list[TcpClient], data: Data, errors: list[SocketError]
+    ) -> None:
+        # Each share is written here if the OS takes it at once (the usual
+        # case: no task, no trip round the scheduler); only one that must
+        # wait goes on in a task of its own.
+        later: list[Callable[[], Awaitable[None]]] = []
+        for client in targets:
+            try:
+                rest = client._send_now(data)
+            except SocketError as exc:
+                self._send_failed(None, exc, errors)
+                continue
+            if rest is not None:
+                later.append(rest)
+        if not later:
+            await trio.lowlevel.checkpoint()  # a trio async function always is one
+            return
+        inside = _inside()  # from a callback: the rest must not wait for events either
         async with trio.open_nursery() as nursery:
-            for client in targets:
+            for rest in later:
                 if inside:
-                    nursery.start_soon(_as_inside, send, client, data, None, errors)
+                    nursery.start_soon(_as_inside, self._share, rest, errors)
                 else:
-                    nursery.start_soon(send, client, data, None, errors)
+                    nursery.start_soon(self._share, rest, errors)
+
+    async def _share(self, rest: Callable[[], Awaitable[None]], errors: list[SocketError]) -> None:
+        try:
+            await rest()
+        except SocketError as exc:
+            self._send_failed(None, exc, errors)
 
     async def _finish(self) -> None:
         await self.stop()
