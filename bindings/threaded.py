@@ -362,27 +362,27 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
     def _send_soon(self, data: Data) -> None:
         """``send`` that never waits on the peer (a broadcast's, one client at a time):
         what the OS does not take at once, this connection's writer thread writes."""
-        conn, lock = self._conn, self._lock
-        run = False
-        with lock:
+        conn, write_lock = self._conn, self._write_lock
+        with self._lock:
             ticket, payload = conn.send(data)
             sock = self._sock
             assert sock is not None
-            if self._outbox is None and self._write_lock.acquire(blocking=False):
-                try:
-                    try:
-                        written = sock.send(payload, _MSG_DONTWAIT)
-                    except OSError:  # it would block, or it failed: the writer finds out
-                        written = 0
-                    if written == len(payload):
-                        run = conn.settle(ticket)
-                        self._waiters.notify()
-                    else:
-                        self._hand_to_writer(sock, ticket, memoryview(payload)[written:])
-                finally:
-                    self._write_lock.release()
-            else:  # another thread is writing, or the writer is busy: behind them
+            if self._outbox is not None or not write_lock.acquire(blocking=False):
+                # Another thread is writing, or the writer is busy: behind them.
                 self._hand_to_writer(sock, ticket, payload)
+                return
+            try:
+                written = sock.send(payload, _MSG_DONTWAIT)
+            except OSError:  # it would block, or it failed: the writer finds out
+                written = 0
+            finally:
+                write_lock.release()
+            if written != len(payload):
+                self._hand_to_writer(sock, ticket, memoryview(payload)[written:])
+                return
+            run = conn.settle(ticket)
+            if self._dispatcher.waiting:
+                self._waiters.notify()
         if run:
             self._dispatcher.run_all(_me())
 
