@@ -33,8 +33,9 @@ C_OUT = pathlib.Path("build", "mypyc-c")
 #: Core modules left interpreted (type-checked with the rest, not compiled):
 #: events.py holds the user's attrs event classes, which mypyc would leave
 #: interpreted classes anyway (with their ``type`` ClassVar made a field), so
-#: compiling it gains nothing.
-INTERPRETED = frozenset({"events"})
+#: compiling it gains nothing; timing.py likewise (Keepalive, Backoff), and it
+#: runs only when objects are made.
+INTERPRETED = frozenset({"events", "timing"})
 
 
 def say(message: str) -> None:

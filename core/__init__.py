@@ -37,7 +37,7 @@ from .callbacks import (
     log_call_error,
     log_callback_error,
 )
-from .connection import Connection, ConnectionOptions, ConnectionState
+from .connection import OVERFLOW, Connection, ConnectionOptions, ConnectionState
 from .dispatch import (
     Call,
     Dispatcher,
@@ -97,6 +97,14 @@ from .multicast import (
     SenderModel,
 )
 from .server import ACCEPT_RETRY_DELAY, AcceptAction, ServerModel, ServerState, validate_backlog
+from .timing import (
+    DEFAULT_MAX_PENDING,
+    Backoff,
+    Keepalive,
+    validate_keepalive,
+    validate_max_pending,
+    validate_timeout,
+)
 
 #: The core is compiled (mypyc built it as extension modules; setup.py says
 #: which modules stay Python), not the pure-Python package.
@@ -107,15 +115,18 @@ __all__ = [
     "ACCEPT_RETRY_DELAY",
     "COMPILED",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_PENDING",
     "DEFAULT_RECV_BUFFER",
     "EVENT_SLOT",
     "MAX_DATAGRAM",
+    "OVERFLOW",
     "RECEIVED_SLOT",
     "SENT_SLOT",
     "SLOT",
     "About",
     "AcceptAction",
     "Address",
+    "Backoff",
     "Call",
     "Callback",
     "CallbackRegistry",
@@ -132,6 +143,7 @@ __all__ = [
     "Framing",
     "GroupChange",
     "Host",
+    "Keepalive",
     "LengthFramer",
     "LineFramer",
     "LocalProtocolError",
@@ -176,9 +188,12 @@ __all__ = [
     "validate_framing",
     "validate_host",
     "validate_ip",
+    "validate_keepalive",
     "validate_line_ending",
     "validate_max_message_size",
+    "validate_max_pending",
     "validate_port",
     "validate_recv_buffer",
     "validate_remote",
+    "validate_timeout",
 ]

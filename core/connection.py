@@ -39,7 +39,7 @@ from .errors import (
     SocketError,
     translate_os_error,
 )
-from .events import Address, Connected, Data, Disconnected, Event, Received
+from .events import Address, Connected, Data, Disconnected, Event, Received, SendFailed
 from .framing import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_RECV_BUFFER,
@@ -53,8 +53,14 @@ from .framing import (
     validate_recv_buffer,
 )
 from .ledger import SendLedger
+from .timing import (
+    DEFAULT_MAX_PENDING,
+    validate_keepalive,
+    validate_max_pending,
+    validate_timeout,
+)
 
-__all__ = ["Connection", "ConnectionOptions", "ConnectionState", "Input"]
+__all__ = ["OVERFLOW", "Connection", "ConnectionOptions", "ConnectionState", "Input"]
 
 logger = logging.getLogger("jfsocket")
 
@@ -82,6 +88,7 @@ class Input(IntEnum):
     DATA = auto()  # binding: bytes arrived
     EOF = auto()  # binding: the peer closed its side
     CLOSE = auto()  # user: close()
+    ABORT = auto()  # user: close(abort=True), or a deadline or limit the core enforces
     SHUTDOWN = auto()  # user: shutdown()
     DISPATCHED = auto()  # binding: every event up to the EOF has run
     LOST = auto()  # binding: the socket broke, or the local close is done
@@ -92,6 +99,8 @@ _I = Input
 _OPEN: Final = ConnectionState.OPEN
 _SEND: Final = Input.SEND
 _RAW: Final = Framing.RAW
+#: The ticket ``send`` gives for a send that makes the connection a slow consumer.
+OVERFLOW: Final = -1
 
 #: Allowed (state, input) -> next state.  CLOSING -> CLOSED on the last
 #: settlement, and SETTLE in CLOSED (a late writer), are decided in code.
@@ -147,6 +156,14 @@ _TRANSITIONS: Final[Mapping[tuple[ConnectionState, Input], ConnectionState]] = {
     (_S.CLOSED, _I.LOST): _S.CLOSED,
     (_S.IDLE, _I.CLOSE): _S.IDLE,
     (_S.IDLE, _I.LOST): _S.IDLE,
+    # An abort ends at once: what is unwritten fails, no waiting for it.
+    (_S.CONNECTING, _I.ABORT): _S.CLOSED,
+    (_S.OPEN, _I.ABORT): _S.CLOSED,
+    (_S.READ_CLOSED, _I.ABORT): _S.CLOSED,
+    (_S.WRITE_CLOSED, _I.ABORT): _S.CLOSED,
+    (_S.CLOSING, _I.ABORT): _S.CLOSED,
+    (_S.CLOSED, _I.ABORT): _S.CLOSED,
+    (_S.IDLE, _I.ABORT): _S.IDLE,
     (_S.IDLE, _I.DISPATCHED): _S.IDLE,
     (_S.CONNECTING, _I.DISPATCHED): _S.CONNECTING,
 }
@@ -169,7 +186,8 @@ _REFUSED: Final[Mapping[tuple[ConnectionState, Input], ErrorCode]] = {
 
 #: States in which the socket is the connection's and its end is still to report.
 _LIVE: Final = frozenset({_S.OPEN, _S.READ_CLOSED, _S.WRITE_CLOSED, _S.CLOSING})
-#: States in which the connection is up in at least one direction (``isAlive``).
+#: States in which the peer may still send: the idle clock runs.
+_IDLE_WATCHED: Final = frozenset({_S.OPEN, _S.WRITE_CLOSED})
 
 
 # The same tables, one row per state, so that a step costs two lookups by Input.
@@ -190,9 +208,13 @@ class ConnectionOptions:
         "encoding",
         "framing",
         "half_open",
+        "idle_timeout",
+        "keepalive",
         "line_ending",
         "max_message_size",
+        "max_pending",
         "recv_buffer",
+        "send_timeout",
     )
 
     # Typed object: each is checked here, with messages a compiled core's own checks lack.
@@ -205,6 +227,10 @@ class ConnectionOptions:
         recv_buffer: object = DEFAULT_RECV_BUFFER,
         line_ending: object = "\n",
         half_open: object = False,
+        idle_timeout: object = None,
+        send_timeout: object = None,
+        max_pending: object = DEFAULT_MAX_PENDING,
+        keepalive: object = False,
     ) -> None:
         self.encoding = validate_encoding(encoding)
         self.framing = validate_framing(framing)
@@ -215,6 +241,14 @@ class ConnectionOptions:
             raise TypeError(f"half_open must be a bool, not {type(half_open).__name__}")
         #: A peer's EOF leaves the connection open for our sends until we close.
         self.half_open = half_open
+        #: Nothing received for this long (seconds) closes the connection (1008).
+        self.idle_timeout = validate_timeout(idle_timeout, "idle_timeout")
+        #: A send not written within this long closes the connection (1008).
+        self.send_timeout = validate_timeout(send_timeout, "send_timeout")
+        #: More bytes accepted and unwritten than this: a slow consumer (1009).
+        self.max_pending = validate_max_pending(max_pending)
+        #: The OS's TCP keepalive, which the binding sets on the socket.
+        self.keepalive = validate_keepalive(keepalive)
 
     def copy(self) -> ConnectionOptions:
         """Independent options with the same values."""
@@ -225,6 +259,10 @@ class ConnectionOptions:
             recv_buffer=self.recv_buffer,
             line_ending=self.line_ending,
             half_open=self.half_open,
+            idle_timeout=self.idle_timeout,
+            send_timeout=self.send_timeout,
+            max_pending=self.max_pending,
+            keepalive=self.keepalive or False,
         )
 
 
@@ -240,6 +278,7 @@ class Connection:
     __slots__ = (
         "_aborted",
         "_attempt",
+        "_last_input",
         "_ledger",
         "_options",
         "_queue",
@@ -250,6 +289,7 @@ class Connection:
         "_sends",
         "_source",
         "_state",
+        "clocked",
         "closed",
         "epoch",
         "host",
@@ -280,6 +320,10 @@ class Connection:
         #: Local and remote ``(ip, port)``, known from the first connection on.
         self.host: Address | None = None
         self.remote: Address | None = None
+        options = self._options
+        #: A deadline is configured: the inputs that take ``now`` need it.
+        self.clocked = options.idle_timeout is not None or options.send_timeout is not None
+        self._last_input = 0.0  # when bytes last arrived (or the connection was made)
 
     def _new_reader(self) -> MessageReader:
         opts = self._options
@@ -359,12 +403,17 @@ class Connection:
             self._move(new)
         return new
 
-    def _disconnect(self, error: BaseException | None) -> list[Event]:
-        """SENDFAIL for what is still open, then the one DISCONNECT."""
+    def _disconnect(
+        self, error: BaseException | None, send_error: SocketError | None = None
+    ) -> list[Event]:
+        """SENDFAIL for what is still open (with *send_error*, else 1001 around
+        *error*), then the one DISCONNECT."""
         host, remote = self.host, self.remote
         if host is None or remote is None:  # pragma: no cover - OPEN implies both
             raise AssertionError("disconnect before connection_made")
-        cause = SocketError(ErrorCode.NOT_CONNECTED, error)
+        cause = (
+            send_error if send_error is not None else SocketError(ErrorCode.NOT_CONNECTED, error)
+        )
         events: list[Event] = list(self._ledger.fail_all(cause))
         try:
             tail = self._reader.end()
@@ -403,9 +452,14 @@ class Connection:
         return False
 
     def connection_made(
-        self, host: Address, remote: Address, *, attempt: int | None = None
+        self,
+        host: Address,
+        remote: Address,
+        *,
+        attempt: int | None = None,
+        now: float | None = None,
     ) -> list[Event]:
-        """The socket is connected: CONNECTED.
+        """The socket is connected (at *now*, which starts the idle clock): CONNECTED.
 
         If ``close()`` came while connecting (or *attempt* is not the latest
         connect), this raises SocketError 1006 and the binding closes the new
@@ -416,6 +470,7 @@ class Connection:
                 ErrorCode.CONNECT_FAILED, ConnectionAbortedError("closed while connecting")
             )
         self._step(Input.MADE)
+        self._last_input = self._clock(now)
         self.epoch += 1
         self._ledger.new_epoch()
         self.host, self.remote = host, remote
@@ -430,11 +485,13 @@ class Connection:
 
     # -- sending ---------------------------------------------------------------
 
-    def send(self, data: Data) -> tuple[int, bytes]:
-        """User ``send(data)``: ``(ticket, bytes to write)``.
+    def send(self, data: Data, now: float | None = None) -> tuple[int, bytes]:
+        """User ``send(data)`` at *now*: ``(ticket, bytes to write)``.
 
         Raises ``TypeError``/``ValueError`` for bad data and SocketError 1001
-        when not connected; nothing changes then.
+        when not connected; nothing changes then.  A ticket of ``OVERFLOW``
+        means the connection is a slow consumer: write nothing, dispatch
+        :meth:`overflowed`, close the socket.
         """
         # The common cases without a call: bytes go as they are, raw framing adds nothing.
         options = self._options
@@ -443,7 +500,38 @@ class Connection:
             payload = self._reader.frame(payload)
         if not self._sends:  # refused (or a move): the table decides
             self._step(_SEND)
-        return self._ledger.open(data), payload
+        ledger = self._ledger
+        # One send bigger than the limit may go to a connection with nothing pending.
+        if ledger.bytes and ledger.bytes + len(payload) > options.max_pending:
+            return OVERFLOW, b""
+        return ledger.open(data, len(payload), self._clock(now)), payload
+
+    def overflowed(self, data: Data) -> list[Event]:
+        """After ``send`` said ``OVERFLOW`` for *data*: SENDFAIL for it and for
+        every pending send, then DISCONNECT, each with SocketError 1009."""
+        if not self._sends:  # closed meanwhile: only this send's failure is left
+            return [SendFailed(source=self._source, data=data, error=SocketError(1009))]
+        pending = self._ledger.bytes
+        logger.warning(
+            "connection %s -> %s: slow consumer, %d bytes unwritten (max_pending %d): closed",
+            self.host,
+            self.remote,
+            pending,
+            self._options.max_pending,
+        )
+        self._ledger.open(data)
+        self._step(Input.ABORT)
+        return self._disconnect(
+            SocketError(ErrorCode.SLOW_CONSUMER), SocketError(ErrorCode.SLOW_CONSUMER)
+        )
+
+    def _clock(self, now: float | None) -> float:
+        """*now*, which a connection with deadlines must be given."""
+        if now is not None:
+            return now
+        if self.clocked:
+            raise LocalProtocolError("this connection has deadlines: pass now")
+        return 0.0
 
     def sent(self, ticket: int) -> list[Event]:
         """*ticket* was written in full: SENDED (and DISCONNECT if a close waited)."""
@@ -469,8 +557,9 @@ class Connection:
 
     # -- receiving -------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Bytes from the peer: RECEIVED per message (and DISCONNECT on a framing error).
+    def receive_data(self, data: bytes, now: float | None = None) -> list[Event]:
+        """Bytes from the peer at *now*: RECEIVED per message (and DISCONNECT on a
+        framing error).
 
         With raw framing each RECEIVED holds at most ``recv_buffer`` bytes,
         however much *data* a binding read at once.
@@ -478,6 +567,7 @@ class Connection:
         state = self._step(Input.DATA)
         if state is not ConnectionState.OPEN and state is not ConnectionState.WRITE_CLOSED:
             return []
+        self._last_input = self._clock(now)
         try:
             payloads = self._reader.feed(data, self._options.recv_buffer)
         except RemoteProtocolError as exc:
@@ -493,13 +583,17 @@ class Connection:
         whole: list[Event] = [Received(source=self._source, data=p) for p in exc.complete]
         return whole + self._disconnect(exc)
 
-    def feed(self, data: bytes) -> bool:
+    def feed(self, data: bytes, now: float | None = None) -> bool:
         """:meth:`receive_data`, pushed onto the dispatch queue: ``True`` if the
         caller must drain.  On an open connection no event object is built."""
         queue = self._queue
         assert queue is not None, "feed() needs the connection's Dispatcher"
         if self._state is not _OPEN:
-            return queue.push(self.receive_data(data))
+            return queue.push(self.receive_data(data, now))
+        if now is not None:
+            self._last_input = now
+        elif self.clocked:
+            raise LocalProtocolError("this connection has deadlines: pass now")
         if self._raw_bytes and len(data) <= self._options.recv_buffer:
             return queue.received(self._source, [data])  # MessageReader.feed's answer, inline
         try:
@@ -557,11 +651,73 @@ class Connection:
 
     # -- closing ---------------------------------------------------------------
 
-    def close(self) -> list[Event]:
-        """User ``close()``: DISCONNECT now, or once the accepted sends settle."""
-        if self._state is ConnectionState.CONNECTING:
+    def close(self, abort: bool = False) -> list[Event]:
+        """User ``close()``: DISCONNECT now, or once the accepted sends settle.
+
+        With *abort* it ends now: the unwritten sends fail, and the binding
+        resets the connection (RST) instead of closing it.
+        """
+        before = self._state
+        if before is ConnectionState.CONNECTING:
             self._aborted = True
-        return self._close_step(Input.CLOSE)
+        if not abort:
+            return self._close_step(Input.CLOSE)
+        self._step(Input.ABORT)
+        if before in _LIVE:
+            return self._disconnect(None)
+        return []
+
+    # -- time ------------------------------------------------------------------
+
+    def timer(self) -> float | None:
+        """The next deadline (idle, or the oldest unwritten send's), if any."""
+        if not self.clocked or self._state not in _LIVE:
+            return None
+        options = self._options
+        deadline: float | None = None
+        if options.idle_timeout is not None and self._state in _IDLE_WATCHED:
+            deadline = self._last_input + options.idle_timeout
+        if options.send_timeout is not None:
+            oldest = self._ledger.oldest_time()
+            if oldest is not None:
+                due = oldest + options.send_timeout
+                if deadline is None or due < deadline:
+                    deadline = due
+        return deadline
+
+    def handle_timer(self, now: float) -> list[Event]:
+        """What is due at *now*: a stalled send or an idle peer closes the
+        connection (SENDFAIL for the unwritten, DISCONNECT, each with 1008);
+        the binding then closes the socket.  Early or late calls do nothing."""
+        if not self.clocked or self._state not in _LIVE:
+            return []
+        options = self._options
+        send_timeout = options.send_timeout
+        if send_timeout is not None:
+            oldest = self._ledger.oldest_time()
+            if oldest is not None and now >= oldest + send_timeout:
+                logger.warning(
+                    "connection %s -> %s: a send was not written within %g s: closed",
+                    self.host,
+                    self.remote,
+                    send_timeout,
+                )
+                return self._time_out()
+        idle = options.idle_timeout
+        if idle is not None and self._state in _IDLE_WATCHED and now >= self._last_input + idle:
+            logger.info(
+                "connection %s -> %s: nothing received for %g s: closed",
+                self.host,
+                self.remote,
+                idle,
+            )
+            return self._time_out()
+        return []
+
+    def _time_out(self) -> list[Event]:
+        self._step(Input.ABORT)
+        timed_out = SocketError(ErrorCode.TIMED_OUT)
+        return self._disconnect(timed_out, timed_out)
 
     def shutdown(self) -> list[Event]:
         """User ``shutdown()``: no more sends (1001 if not connected).

@@ -37,6 +37,10 @@ class ErrorCode(IntEnum):
     CONNECT_FAILED = 1006
     #: beyond the seed: binding failed for another reason than "in use".
     ADDRESS_UNAVAILABLE = 1007
+    #: beyond the seed: a deadline passed (idle, send, connect).
+    TIMED_OUT = 1008
+    #: beyond the seed: more bytes accepted and unwritten than ``max_pending``.
+    SLOW_CONSUMER = 1009
 
 
 _MESSAGES: dict[int, str] = {
@@ -50,6 +54,8 @@ _MESSAGES: dict[int, str] = {
     ErrorCode.ADDRESS_UNAVAILABLE: (
         "address cannot be bound: not an address of this host, or not permitted"
     ),
+    ErrorCode.TIMED_OUT: "timed out",
+    ErrorCode.SLOW_CONSUMER: "slow consumer: more bytes waiting to be sent than max_pending",
 }
 
 

@@ -23,16 +23,31 @@ class SendLedger:
     case) then never touches the dict.
     """
 
-    __slots__ = ("_epoch", "_first", "_first_data", "_next", "_open", "_source")
+    __slots__ = (
+        "_epoch",
+        "_first",
+        "_first_data",
+        "_first_size",
+        "_first_time",
+        "_next",
+        "_open",
+        "_source",
+        "bytes",
+    )
 
     def __init__(self, source: object) -> None:
         self._source = source
-        #: Open tickets after the first, oldest first (dicts keep insertion order).
-        self._open: dict[int, Data] = {}
+        #: Open tickets after the first, oldest first (dicts keep insertion order),
+        #: with the size of what each writes and when it was taken.
+        self._open: dict[int, tuple[Data, int, float]] = {}
         self._first = -1
         self._first_data: Data | None = None
+        self._first_size = 0
+        self._first_time = 0.0
         self._next = 0
         self._epoch = 0
+        #: What the open tickets write, in bytes (``max_pending`` counts it).
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._open) + (self._first_data is not None)
@@ -40,16 +55,28 @@ class SendLedger:
     def __bool__(self) -> bool:
         return self._first_data is not None or bool(self._open)
 
-    def open(self, data: Data) -> int:
-        """Take a ticket for *data* (the caller's object, kept as passed)."""
+    def open(self, data: Data, size: int = 0, now: float = 0.0) -> int:
+        """Take a ticket for *data* (the caller's object, kept as passed), which
+        writes *size* bytes, at time *now*."""
         ticket = self._next
         self._next = ticket + 1
+        self.bytes += size
         if self._first_data is None and not self._open:
             self._first = ticket
             self._first_data = data
+            self._first_size = size
+            self._first_time = now
         else:
-            self._open[ticket] = data
+            self._open[ticket] = (data, size, now)
         return ticket
+
+    def oldest_time(self) -> float | None:
+        """When the oldest open ticket was taken (``None``: none is open)."""
+        if self._first_data is not None:
+            return self._first_time
+        for _data, _size, when in self._open.values():
+            return when
+        return None
 
     def new_epoch(self) -> None:
         """A new connection: tickets taken before it are late from now on."""
@@ -61,12 +88,14 @@ class SendLedger:
         if ticket == self._first and data is not None:
             self._first_data = None
             self._first = -1
+            self.bytes -= self._first_size
             return data
         open_ = self._open
-        data = open_.get(ticket)
-        if data is not None:
+        entry = open_.get(ticket)
+        if entry is not None:
             del open_[ticket]
-            return data
+            self.bytes -= entry[1]
+            return entry[0]
         late_ok = late_ok or 0 <= ticket < self._epoch
         if not (late_ok and 0 <= ticket < self._next):
             raise LocalProtocolError(f"ticket {ticket} was never issued or is already settled")
@@ -77,6 +106,7 @@ class SendLedger:
         if ticket == self._first and self._first_data is not None:
             self._first_data = None
             self._first = -1
+            self.bytes -= self._first_size
         else:
             self._settle(ticket, late_ok=False)  # in the dict, or late, or never issued
 
@@ -96,8 +126,11 @@ class SendLedger:
         """SENDFAIL for every open ticket, oldest first."""
         source = self._source
         first = self._first_data
-        pending = list(self._open.values()) if first is None else [first, *self._open.values()]
+        pending = [entry[0] for entry in self._open.values()]
+        if first is not None:
+            pending.insert(0, first)
         self._first_data = None
         self._first = -1
         self._open.clear()
+        self.bytes = 0
         return [SendFailed(source=source, data=data, error=error) for data in pending]

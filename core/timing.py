@@ -1,0 +1,164 @@
+"""Time as an input: the options that set deadlines, and the backoff policy.
+
+The core never reads a clock.  Models with deadlines take ``now`` (seconds,
+from whatever monotonic clock the binding's runtime keeps) on the inputs that
+start or reset one, report the next deadline with ``timer()`` and what is due
+with ``handle_timer(now)`` (aioquic's shape).  This module holds what those
+models share: validated durations, :class:`Keepalive` and :class:`Backoff` (attrs classes,
+frozen; like the events, this module is not compiled).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import attrs
+
+__all__ = [
+    "DEFAULT_MAX_PENDING",
+    "Backoff",
+    "Keepalive",
+    "validate_keepalive",
+    "validate_max_pending",
+    "validate_timeout",
+]
+
+#: Bytes a connection may hold accepted and unwritten before it is a slow consumer.
+DEFAULT_MAX_PENDING: Final = 4 << 20
+
+
+def validate_timeout(value: object, name: str) -> float | None:
+    """*value* as a duration in seconds (``None``: no deadline); *name* names it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    seconds = float(value)
+    if not seconds > 0 or math.isinf(seconds):  # also NaN
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return seconds
+
+
+def _count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def validate_max_pending(value: object) -> int:
+    """``max_pending``: a positive number of bytes."""
+    return _count(value, "max_pending")
+
+
+def _seconds(value: object, name: str) -> float:
+    seconds = validate_timeout(value, name)
+    if seconds is None:
+        raise TypeError(f"{name} must be a number of seconds, not None")
+    return seconds
+
+
+# Named converters: mypy's attrs plugin reads only named functions.
+def _idle(value: object) -> float:
+    return _seconds(value, "idle")
+
+
+def _interval(value: object) -> float:
+    return _seconds(value, "interval")
+
+
+def _probes(value: object) -> int:
+    return _count(value, "count")
+
+
+def _initial(value: object) -> float:
+    return _seconds(value, "initial")
+
+
+def _maximum(value: object) -> float:
+    return _seconds(value, "maximum")
+
+
+def _reset_after(value: object) -> float:
+    return _seconds(value, "reset_after")
+
+
+@attrs.frozen
+class Keepalive:
+    """The OS's TCP keepalive: probe after *idle* seconds without traffic,
+    every *interval* seconds, and give up after *count* unanswered probes
+    (the peer is then reported gone: DISCONNECT)."""
+
+    idle: float = attrs.field(default=60.0, converter=_idle)
+    interval: float = attrs.field(default=10.0, converter=_interval)
+    count: int = attrs.field(default=5, converter=_probes)
+
+    def whole_seconds(self) -> tuple[int, int, int]:
+        """``(idle, interval, count)`` as the OS options take them (whole seconds, at least 1)."""
+        return max(1, math.ceil(self.idle)), max(1, math.ceil(self.interval)), self.count
+
+
+def validate_keepalive(value: object) -> Keepalive | None:
+    """``keepalive``: ``False``/``None`` (off), ``True`` (the defaults) or a :class:`Keepalive`."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Keepalive()
+    if isinstance(value, Keepalive):
+        return value
+    raise TypeError(f"keepalive must be a bool or a Keepalive, not {type(value).__name__}")
+
+
+def _factor(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"factor must be a number, not {type(value).__name__}")
+    if not 1.0 <= value < math.inf:
+        raise ValueError(f"factor must be at least 1, got {value!r}")
+    return float(value)
+
+
+def _jitter(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"jitter must be a number, not {type(value).__name__}")
+    if not 0.0 <= value < 1.0:  # 1 could make a delay of 0: a hot redial loop
+        raise ValueError(f"jitter must be at least 0 and less than 1, got {value!r}")
+    return float(value)
+
+
+def _attempts(value: object) -> int | None:
+    return None if value is None else _count(value, "attempts")
+
+
+@attrs.frozen
+class Backoff:
+    """How a client waits between reconnect attempts: jittered exponential backoff.
+
+    Try *n* (from 1) waits ``initial * factor ** (n - 1)``, scaled by a factor
+    drawn from ``[1 - jitter, 1 + jitter]``, never more than *maximum*;
+    *attempts* bounds the tries (``None``: no bound); a connection that
+    lasted *reset_after* seconds starts the count afresh.
+    """
+
+    initial: float = attrs.field(default=0.5, converter=_initial)
+    maximum: float = attrs.field(default=30.0, converter=_maximum)
+    factor: float = attrs.field(default=2.0, converter=_factor)
+    jitter: float = attrs.field(default=0.5, converter=_jitter)
+    attempts: int | None = attrs.field(default=None, converter=_attempts)
+    reset_after: float = attrs.field(default=10.0, converter=_reset_after)
+
+    def __attrs_post_init__(self) -> None:
+        if self.maximum < self.initial:
+            raise ValueError(
+                f"maximum ({self.maximum}) must not be less than initial ({self.initial})"
+            )
+
+    def delay(self, attempt: int, random: float) -> float:
+        """The wait before try *attempt* (from 1); *random* is uniform in [0, 1)
+        (an input: the binding draws it, a test chooses it)."""
+        try:
+            base = min(self.maximum, self.initial * self.factor ** (attempt - 1))
+        except OverflowError:  # far past the maximum
+            base = self.maximum
+        return min(self.maximum, base * (1.0 - self.jitter + 2.0 * self.jitter * random))
