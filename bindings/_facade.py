@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 from jfsocket.core import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_PENDING,
     DEFAULT_RECV_BUFFER,
     Address,
     Callback,
@@ -25,6 +26,7 @@ from jfsocket.core import (
     EventTypes,
     Framing,
     GroupChange,
+    Keepalive,
     ReceiverModel,
     Role,
     SenderModel,
@@ -77,33 +79,33 @@ class _Bindable:
         self._registry.bind(key, evt)
 
 
+class _Deadlines:
+    #: The binding wakes the core at its deadlines (idle_timeout, send_timeout).
+    _deadlines: ClassVar[bool] = True
+
+    def _require_deadlines(self, options: ConnectionOptions) -> None:
+        if not self._deadlines and (
+            options.idle_timeout is not None or options.send_timeout is not None
+        ):
+            module = type(self).__module__
+            raise NotImplementedError(
+                f"idle_timeout and send_timeout are not supported by {module} yet "
+                "(jfsocket.bindings.threaded has them)"
+            )
+
+
 def client_parts(
-    server: ServerFacade | None,
-    evts: Evts | None,
-    *,
-    encoding: str | None = "utf-8",
-    framing: str | Framing | None = None,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-    recv_buffer: int = DEFAULT_RECV_BUFFER,
-    line_ending: str = "\n",
-    half_open: bool = False,
+    server: ServerFacade | None, evts: Evts | None, **options: Any
 ) -> tuple[CallbackRegistry, ConnectionOptions]:
-    """A client's registry and options: its own, or inherited from its server."""
+    """A client's registry and options (*options*: :class:`ConnectionOptions`'
+    keywords): its own, or inherited from its server."""
     if server is not None:
         # Shared, not copied: a connection copies its options before it changes one.
         return server._registry.child(Role.CLIENT), server._options
-    options = ConnectionOptions(
-        encoding=encoding,
-        framing=framing,
-        max_message_size=max_message_size,
-        recv_buffer=recv_buffer,
-        line_ending=line_ending,
-        half_open=half_open,
-    )
-    return CallbackRegistry(Role.CLIENT, evts), options
+    return CallbackRegistry(Role.CLIENT, evts), ConnectionOptions(**options)
 
 
-class ClientFacade(_Bindable, Generic[_S]):
+class ClientFacade(_Bindable, _Deadlines, Generic[_S]):
     """``TcpClient``'s constructor and properties; *_S* is the binding's socket type."""
 
     _conn: Connection
@@ -121,6 +123,10 @@ class ClientFacade(_Bindable, Generic[_S]):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
         line_ending: str = "\n",
         half_open: bool = False,
+        idle_timeout: float | None = None,
+        send_timeout: float | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        keepalive: bool | Keepalive = False,
         _server: Any = None,
     ) -> None:
         if socket is not None and not isinstance(socket, self._socket_type):
@@ -138,7 +144,12 @@ class ClientFacade(_Bindable, Generic[_S]):
             recv_buffer=recv_buffer,
             line_ending=line_ending,
             half_open=half_open,
+            idle_timeout=idle_timeout,
+            send_timeout=send_timeout,
+            max_pending=max_pending,
+            keepalive=keepalive,
         )
+        self._require_deadlines(options)
         self._init(options, _server)
         if socket is not None:
             self._given(socket)
@@ -180,7 +191,7 @@ class ClientFacade(_Bindable, Generic[_S]):
         return f"<{type(self).__name__} {self.host} -> {self.remote} {state}>"
 
 
-class ServerFacade(_Bindable):
+class ServerFacade(_Bindable, _Deadlines):
     """``TcpServer``'s properties."""
 
     _model: ServerModel[Any]
@@ -198,6 +209,10 @@ class ServerFacade(_Bindable):
         recv_buffer: int = DEFAULT_RECV_BUFFER,
         line_ending: str = "\n",
         half_open: bool = False,
+        idle_timeout: float | None = None,
+        send_timeout: float | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        keepalive: bool | Keepalive = False,
         backlog: int = 128,
     ) -> None:
         self._model = ServerModel(self, ip, port, backlog)
@@ -209,7 +224,12 @@ class ServerFacade(_Bindable):
             recv_buffer=recv_buffer,
             line_ending=line_ending,
             half_open=half_open,
+            idle_timeout=idle_timeout,
+            send_timeout=send_timeout,
+            max_pending=max_pending,
+            keepalive=keepalive,
         )
+        self._require_deadlines(self._options)
         self._init()
 
     def _init(self) -> None:

@@ -1,4 +1,5 @@
-"""Socket options every binding sets the same way (membership, multicast sending).
+"""Socket options every binding sets the same way (TCP streams, membership,
+multicast sending).
 
 These take any object with ``setsockopt`` (a ``socket.socket`` or a
 ``trio.socket.SocketType``): what to set is decided here once, when to set it
@@ -9,12 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import sys
 from typing import Protocol
 
-from jfsocket.core import GroupChange, SenderModel
+from jfsocket.core import ConnectionOptions, GroupChange, Keepalive, SenderModel
 
-__all__ = ["SetsOptions", "apply_changes", "configure_sender", "family_of", "prepare_receiver"]
+__all__ = [
+    "SetsOptions",
+    "apply_changes",
+    "configure_sender",
+    "configure_stream",
+    "family_of",
+    "linger_zero",
+    "prepare_receiver",
+]
 
 
 class SetsOptions(Protocol):
@@ -22,6 +32,37 @@ class SetsOptions(Protocol):
 
     def setsockopt(self, level: int, optname: int, value: int | bytes, /) -> None:
         """Set one socket option."""
+
+
+#: The keepalive options by platform name: idle time (Linux TCP_KEEPIDLE, macOS
+#: TCP_KEEPALIVE), probe interval, probe count.  Absent ones are left to the OS.
+_KEEPALIVE_OPTIONS: tuple[tuple[str, ...], ...] = (
+    ("TCP_KEEPIDLE", "TCP_KEEPALIVE"),
+    ("TCP_KEEPINTVL",),
+    ("TCP_KEEPCNT",),
+)
+
+
+def _keepalive(sock: SetsOptions, keepalive: Keepalive) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for names, value in zip(_KEEPALIVE_OPTIONS, keepalive.whole_seconds(), strict=True):
+        option = next((getattr(socket, n) for n in names if hasattr(socket, n)), None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def configure_stream(sock: SetsOptions, options: ConnectionOptions) -> None:
+    """A TCP connection's options: no Nagle delay, and the OS's keepalive if asked."""
+    with contextlib.suppress(OSError):  # not TCP (a Unix socket adopted): nothing to set
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if options.keepalive is not None:
+        _keepalive(sock, options.keepalive)
+
+
+def linger_zero(sock: SetsOptions) -> None:
+    """Make the coming close a reset (RST): an abort, not a graceful end."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def family_of(ip: str) -> socket.AddressFamily:

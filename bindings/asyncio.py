@@ -42,6 +42,7 @@ from collections.abc import Coroutine
 from typing import Any, cast
 
 from jfsocket.core import (
+    OVERFLOW,
     Address,
     Connection,
     ConnectionOptions,
@@ -78,7 +79,13 @@ from ._facade import (
     SenderFacade,
     raise_failure,
 )
-from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
+from ._sockopts import (
+    apply_changes,
+    configure_sender,
+    configure_stream,
+    family_of,
+    prepare_receiver,
+)
 
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
@@ -128,8 +135,8 @@ class _Stream(asyncio.Protocol):
         transport.set_write_buffer_limits(high=0)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family != _socket.AF_UNIX:
-            # asyncio sets it only on sockets made with IPPROTO_TCP, not on all it accepts.
-            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            # asyncio sets TCP_NODELAY only on sockets made with IPPROTO_TCP, not on all it accepts.
+            configure_stream(sock, self._conn.options)
         try:
             adopted = self._client._adopt(self, transport)
         except SocketError as exc:
@@ -271,6 +278,7 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
 
     _socket_type = _socket.socket
     _server: TcpServer | None
+    _deadlines = False  # not yet: the next step of SPEC section 9
 
     def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
         self._server = server
@@ -382,6 +390,11 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         ticket, payload = conn.send(data)
         proto = self._proto
         assert proto is not None
+        if ticket == OVERFLOW:  # a slow consumer: the core closed it
+            events = conn.overflowed(data)
+            proto._ended()
+            proto._deliver(events)
+            return None
         transport = proto.transport
         assert transport is not None
         core = self._dispatcher.core
@@ -455,6 +468,8 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
 
 class TcpServer(AsyncServerOps, AsyncObject):
     """A TCP server; ``async with`` starts it and stops it."""
+
+    _deadlines = False  # not yet: the next step of SPEC section 9
 
     _model: ServerModel[TcpClient]
 

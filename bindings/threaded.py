@@ -32,6 +32,7 @@ from typing import Final, TypeVar
 
 from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
+    OVERFLOW,
     AcceptAction,
     Address,
     CallbackRegistry,
@@ -58,7 +59,15 @@ from ._facade import (
     SenderFacade,
     ServerFacade,
 )
-from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
+from ._sockopts import (
+    apply_changes,
+    configure_sender,
+    configure_stream,
+    family_of,
+    linger_zero,
+    prepare_receiver,
+)
+from ._timers import Alarm, join_idle, now
 
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
@@ -182,6 +191,9 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         #: Bytes a broadcast could not write at once, for the writer thread.
         self._outbox: deque[tuple[int, bytes | memoryview]] | None = None
         self._writer: threading.Thread | None = None
+        #: Wakes us at the core's deadlines (only a connection that has some).
+        self._alarm = Alarm(self._on_timer) if self._conn.clocked else None
+        self._reset = False  # close(abort=True): the socket ends with an RST
 
     def _given(self, socket: _socket.socket) -> None:
         run = self._adopt(socket)
@@ -205,11 +217,33 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         except OSError as exc:
             raise translate_os_error(OsContext.ADOPT, exc) from exc
         sock.settimeout(None)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        configure_stream(sock, self._conn.options)
         with self._lock:
             self._sock = sock
-            return self._dispatcher.push(self._conn.connection_made(host, remote))
+            self._reset = False
+            events = self._conn.connection_made(host, remote, now=now())
+            self._arm()
+            return self._dispatcher.push(events)
+
+    def _arm(self) -> None:
+        """Be woken at the core's next deadline (lock held)."""
+        if self._alarm is not None:
+            self._alarm.arm(self._conn.timer())
+
+    def _on_timer(self) -> None:
+        """On the timers' thread: what the core says is due (a timeout closes)."""
+        conn, lock = self._conn, self._lock
+        with lock:
+            run = self._dispatcher.push(conn.handle_timer(now()))
+            sock = self._sock
+            closed = conn.closed
+            if not closed:
+                self._arm()
+            self._waiters.notify()
+        if closed:
+            self._ended_by_core(sock, run)
+        elif run:
+            self._dispatcher.run_all(_me())
 
     def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
         """Connect to ``(ip, port)``; CONNECTED has fired when this returns.
@@ -265,7 +299,7 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                     self._input_ended()
                     break
                 with lock:
-                    run = conn.feed(data)
+                    run = conn.feed(data, now() if conn.clocked else None)
                     # Not the drainer: another thread is, and may be slow.
                     if not run and _backlogged(dispatcher):
                         waiters.wait(lambda: conn.closed or not _backlogged(dispatcher))
@@ -274,7 +308,7 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                 if run:
                     dispatcher.run_all(_me())
         finally:
-            _shutdown(sock)  # a send blocked on a peer that stopped reading gives up now
+            self._end_socket(sock)  # a send blocked on a peer that stopped reading gives up now
             with self._write_lock:
                 sock.close()
             self._unregister()
@@ -326,13 +360,23 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         """
         conn, lock = self._conn, self._lock
         with lock:
-            ticket, payload = conn.send(data)
+            ticket, payload = conn.send(data, now() if conn.clocked else None)
+            if ticket == OVERFLOW:
+                run = self._dispatcher.push(conn.overflowed(data))
+                self._waiters.notify()
+            else:
+                self._arm()
             sock = self._sock
-            if self._outbox is not None:  # the writer holds earlier bytes: they go first
+            if ticket == OVERFLOW:
+                pass
+            elif self._outbox is not None:  # the writer holds earlier bytes: they go first
                 if threading.current_thread() is self._writer:  # its own callback
                     self._outbox.append((ticket, payload))
                     return
                 self._waiters.wait(lambda: self._outbox is None)
+        if ticket == OVERFLOW:
+            self._ended_by_core(sock, run)
+            return
         assert sock is not None
         self._write(sock, ticket, payload)
 
@@ -364,25 +408,41 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         what the OS does not take at once, this connection's writer thread writes."""
         conn, write_lock = self._conn, self._write_lock
         with self._lock:
-            ticket, payload = conn.send(data)
+            ticket, payload = conn.send(data, now() if conn.clocked else None)
             sock = self._sock
             assert sock is not None
-            if self._outbox is not None or not write_lock.acquire(blocking=False):
+            if ticket == OVERFLOW:
+                run = self._dispatcher.push(conn.overflowed(data))
+                self._waiters.notify()
+            elif self._outbox is not None or not write_lock.acquire(blocking=False):
                 # Another thread is writing, or the writer is busy: behind them.
                 self._hand_to_writer(sock, ticket, payload)
+                self._arm()
                 return
-            try:
-                written = sock.send(payload, _MSG_DONTWAIT)
-            except OSError:  # it would block, or it failed: the writer finds out
-                written = 0
-            finally:
-                write_lock.release()
-            if written != len(payload):
-                self._hand_to_writer(sock, ticket, memoryview(payload)[written:])
-                return
-            run = conn.settle(ticket)
-            if self._dispatcher.waiting:
-                self._waiters.notify()
+            else:
+                try:
+                    written = sock.send(payload, _MSG_DONTWAIT)
+                except OSError:  # it would block, or it failed: the writer finds out
+                    written = 0
+                finally:
+                    write_lock.release()
+                if written != len(payload):
+                    self._hand_to_writer(sock, ticket, memoryview(payload)[written:])
+                    self._arm()
+                    return
+                run = conn.settle(ticket)
+                if self._dispatcher.waiting:
+                    self._waiters.notify()
+        if ticket == OVERFLOW:
+            self._ended_by_core(sock, run)
+        elif run:
+            self._dispatcher.run_all(_me())
+
+    def _ended_by_core(self, sock: _socket.socket | None, run: bool) -> None:
+        """The core closed the connection (a deadline, a slow consumer): the
+        reader and any blocked writer end now; its events run."""
+        _shutdown(sock)
+        self._unregister()
         if run:
             self._dispatcher.run_all(_me())
 
@@ -411,15 +471,24 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                 ticket, rest = outbox.popleft()
             self._write(sock, ticket, rest)
 
-    def close(self) -> None:
-        """Close the connection; DISCONNECT fires once.  Idempotent, callable from callbacks."""
+    def close(self, abort: bool = False) -> None:
+        """Close the connection; DISCONNECT fires once.  Idempotent, callable from callbacks.
+
+        ``abort=True`` resets it (the peer sees an RST) and fails unwritten sends at once.
+        """
         with self._lock:
-            run = self._dispatcher.push(self._conn.close())
+            live = self._conn.live
+            run = self._dispatcher.push(self._conn.close(abort=abort))
             sock, reader, writer = self._sock, self._reader, self._writer
+            if self._alarm is not None:
+                self._alarm.cancel()
+            if abort and live and sock is not None:
+                self._reset = True
+                linger_zero(sock)
             self._waiters.notify()
         # Sends in flight in other threads are aborted, not awaited: a peer that
         # does not read must not be able to hang close().
-        _shutdown(sock)
+        self._end_socket(sock)
         self._unregister()
         if run:
             self._dispatcher.run_all(_me())
@@ -427,6 +496,16 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
             _join(reader)
             _join(writer)
             self._waiters.wait_idle()
+            join_idle()
+
+    def _end_socket(self, sock: _socket.socket | None) -> None:
+        """Wake what blocks on *sock*; on a reset, with no FIN before the RST
+        unless a write is stuck (its unsent bytes hold the FIN back)."""
+        if self._reset and sock is not None and not self._write_lock.locked():
+            with contextlib.suppress(OSError):
+                sock.shutdown(_socket.SHUT_RD)
+        else:
+            _shutdown(sock)
 
     def shutdown(self) -> None:
         """Close our sending side once the sends accepted so far are written.

@@ -36,6 +36,7 @@ from typing import Any, Final, TypeVar
 import trio
 from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
+    OVERFLOW,
     AcceptAction,
     Address,
     CallbackRegistry,
@@ -68,7 +69,13 @@ from ._facade import (
     raise_failure,
     wrong_runtime,
 )
-from ._sockopts import apply_changes, configure_sender, family_of, prepare_receiver
+from ._sockopts import (
+    apply_changes,
+    configure_sender,
+    configure_stream,
+    family_of,
+    prepare_receiver,
+)
 
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
@@ -249,6 +256,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
 
     _socket_type = trio.SocketStream
     _server: TcpServer | None
+    _deadlines = False  # not yet: the next step of SPEC section 9
 
     def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
         self._server = server
@@ -280,6 +288,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         except OSError as exc:
             raise translate_os_error(OsContext.ADOPT, exc) from exc
         events = self._conn.connection_made(host, remote, attempt=attempt)
+        configure_stream(stream.socket, self._conn.options)
         self._stream = stream
         if self._dispatcher.push(events):
             self._dispatcher.core.release()
@@ -396,7 +405,20 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         except BaseException:
             self._done_writing()
             raise
+        if ticket == OVERFLOW:
+            self._done_writing()
+            await self._overflowed(self._conn.overflowed(data))
+            return
         await self._write_rest(ticket, payload)
+
+    async def _overflowed(self, events: list[Event]) -> None:
+        """A slow consumer: the core closed it; the socket goes, its *events* run."""
+        stream = self._stream
+        with trio.CancelScope(shield=True):
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            self._unregister()
+            await self._settle(events)
 
     def _send_now(self, data: Data) -> Callable[[], Awaitable[None]] | None:
         """A broadcast's share: written now if the OS takes it all (``None``),
@@ -404,6 +426,8 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         if self._writing or not _WRITE_NOW:  # behind another writer, in order
             return functools.partial(self.send, data)
         ticket, payload = self._conn.send(data)
+        if ticket == OVERFLOW:
+            return functools.partial(self._overflowed, self._conn.overflowed(data))
         stream = self._stream
         assert stream is not None
         try:
@@ -502,6 +526,8 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
 
 class TcpServer(AsyncServerOps, _Object):
     """A TCP server; ``async with`` starts it and stops it."""
+
+    _deadlines = False  # not yet: the next step of SPEC section 9
 
     _model: ServerModel[TcpClient]
 

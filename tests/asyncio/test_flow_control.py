@@ -60,6 +60,11 @@ def numbered_chunks(count: int, size: int = CHUNK) -> list[bytes]:
     return [i.to_bytes(4, "big") + bytes(size - 4) for i in range(count)]
 
 
+#: max_pending for these tests: room for every send they queue behind a peer
+#: that does not read (more is a slow consumer, tested on its own).
+ROOM = 64 << 20
+
+
 @contextlib.asynccontextmanager
 async def slow_peer(role: str, log: EventLog) -> AsyncIterator[tuple[TcpClient, socket.socket]]:
     """A jfsocket connection whose other end is a plain socket that reads only
@@ -68,13 +73,17 @@ async def slow_peer(role: str, log: EventLog) -> AsyncIterator[tuple[TcpClient, 
     we send from the server's side of it."""
     if role == "client":
         with raw_listener(rcvbuf=4096) as listener:
-            async with TcpClient(evts=log.evts(*CLIENT_KEYS), encoding=None) as client:
+            async with TcpClient(
+                evts=log.evts(*CLIENT_KEYS), encoding=None, max_pending=ROOM
+            ) as client:
                 await client.connect(*listener.getsockname())
                 with await accept(listener) as peer:
                     yield client, peer
         return
     loop = asyncio.get_running_loop()
-    async with TcpServer(LOCALHOST, 0, evts=log.evts(*SERVER_KEYS), encoding=None) as server:
+    async with TcpServer(
+        LOCALHOST, 0, evts=log.evts(*SERVER_KEYS), encoding=None, max_pending=ROOM
+    ) as server:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as peer:
             peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             peer.setblocking(False)

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Final
+from typing import Any, Final
 
 import pytest
 from jfsocket.bindings.threaded import (
@@ -236,8 +236,10 @@ class Objects:
         framing: str | None = None,
         max_message_size: int = 1 << 20,
         recv_buffer: int = 256,
+        **options: Any,
     ) -> TcpServer:
-        """A TcpServer on *ip* port 0, bound to *log*, started unless told otherwise."""
+        """A TcpServer on *ip* port 0, bound to *log*, started unless told otherwise
+        (*options*: more of TcpServer's keywords)."""
         server = TcpServer(
             ip,
             0,
@@ -246,6 +248,7 @@ class Objects:
             framing=framing,
             max_message_size=max_message_size,
             recv_buffer=recv_buffer,
+            **options,
         )
         self.later(server.stop)
         if start:

@@ -297,7 +297,8 @@ def test_a_broadcast_hands_a_slow_clients_share_to_a_writer_that_ends(
     for that connection writes the rest, keeps a later send behind it, and is gone once
     all is written; SENDED comes once for each."""
     log = EventLog()
-    server = objects.server(log, encoding=None)
+    # Room for the big send and one behind it: more pending is a slow consumer.
+    server = objects.server(log, encoding=None, max_pending=64 << 20)
     peer = socket.create_connection(server.host)
     objects.later(peer.close)
     wait_until(lambda: len(server.clients) == 1, what="the server's side")
