@@ -504,7 +504,11 @@ class Connection:
         # One send bigger than the limit may go to a connection with nothing pending.
         if ledger.bytes and ledger.bytes + len(payload) > options.max_pending:
             return OVERFLOW, b""
-        return ledger.open(data, len(payload), self._clock(now)), payload
+        if now is None:  # inline, not _clock(): this is every send's path
+            if self.clocked:
+                raise LocalProtocolError("this connection has deadlines: pass now")
+            now = 0.0
+        return ledger.open(data, len(payload), now), payload
 
     def overflowed(self, data: Data) -> list[Event]:
         """After ``send`` said ``OVERFLOW`` for *data*: SENDFAIL for it and for
