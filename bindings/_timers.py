@@ -29,6 +29,7 @@ class _Timers:
         self._order = itertools.count()
         self._armed = 0
         self._thread: threading.Thread | None = None
+        self._firing = False  # the thread is running an alarm's callback
 
     def arm(self, alarm: Alarm, when: float) -> None:
         with self._cond:
@@ -58,9 +59,13 @@ class _Timers:
             self._cond.notify()
 
     def join_idle(self) -> None:
-        """Wait for the thread to end if nothing is armed (not from the thread itself)."""
+        """Wait for the thread to end if nothing is armed and it is between
+        alarms (then it ends at once).  An alarm's callback may run another
+        object's user code, which may wait for our caller: that thread is not
+        waited for; it ends by itself when the callback returns."""
         with self._cond:
-            thread = self._thread if not self._armed else None
+            idle = not self._armed and not self._firing
+            thread = self._thread if idle else None
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
@@ -84,10 +89,15 @@ class _Timers:
                     heapq.heappop(heap)
                     alarm.when = None
                     self._disarmed()
+                    self._firing = True
                     due = alarm
             if due is None:
                 return
-            due.fire()
+            try:
+                due.fire()
+            finally:
+                with cond:
+                    self._firing = False
 
 
 _TIMERS = _Timers()

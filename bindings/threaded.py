@@ -361,19 +361,16 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         conn, lock = self._conn, self._lock
         with lock:
             ticket, payload = conn.send(data, now() if conn.clocked else None)
-            if ticket == OVERFLOW:
-                run = self._dispatcher.push(conn.overflowed(data))
-                self._waiters.notify()
-            else:
-                self._arm()
             sock = self._sock
             if ticket == OVERFLOW:
-                pass
-            elif self._outbox is not None:  # the writer holds earlier bytes: they go first
-                if threading.current_thread() is self._writer:  # its own callback
-                    self._outbox.append((ticket, payload))
-                    return
-                self._waiters.wait(lambda: self._outbox is None)
+                run = self._overflowed(data)
+            else:
+                self._arm()
+                if self._outbox is not None:  # the writer holds earlier bytes: they go first
+                    if threading.current_thread() is self._writer:  # its own callback
+                        self._outbox.append((ticket, payload))
+                        return
+                    self._waiters.wait(lambda: self._outbox is None)
         if ticket == OVERFLOW:
             self._ended_by_core(sock, run)
             return
@@ -412,8 +409,7 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
             sock = self._sock
             assert sock is not None
             if ticket == OVERFLOW:
-                run = self._dispatcher.push(conn.overflowed(data))
-                self._waiters.notify()
+                run = self._overflowed(data)
             elif self._outbox is not None or not write_lock.acquire(blocking=False):
                 # Another thread is writing, or the writer is busy: behind them.
                 self._hand_to_writer(sock, ticket, payload)
@@ -437,6 +433,13 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
             self._ended_by_core(sock, run)
         elif run:
             self._dispatcher.run_all(_me())
+
+    def _overflowed(self, data: Data) -> bool:
+        """``send`` of *data* made us a slow consumer (lock held): the core's
+        events are queued (``True``: drain them), then :meth:`_ended_by_core`."""
+        run = self._dispatcher.push(self._conn.overflowed(data))
+        self._waiters.notify()
+        return run
 
     def _ended_by_core(self, sock: _socket.socket | None, run: bool) -> None:
         """The core closed the connection (a deadline, a slow consumer): the
