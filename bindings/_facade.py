@@ -79,21 +79,6 @@ class _Bindable:
         self._registry.bind(key, evt)
 
 
-class _Deadlines:
-    #: The binding wakes the core at its deadlines (idle_timeout, send_timeout).
-    _deadlines: ClassVar[bool] = True
-
-    def _require_deadlines(self, options: ConnectionOptions) -> None:
-        if not self._deadlines and (
-            options.idle_timeout is not None or options.send_timeout is not None
-        ):
-            module = type(self).__module__
-            raise NotImplementedError(
-                f"idle_timeout and send_timeout are not supported by {module} yet "
-                "(jfsocket.bindings.threaded has them)"
-            )
-
-
 def client_parts(
     server: ServerFacade | None, evts: Evts | None, **options: Any
 ) -> tuple[CallbackRegistry, ConnectionOptions]:
@@ -105,7 +90,7 @@ def client_parts(
     return CallbackRegistry(Role.CLIENT, evts), ConnectionOptions(**options)
 
 
-class ClientFacade(_Bindable, _Deadlines, Generic[_S]):
+class ClientFacade(_Bindable, Generic[_S]):
     """``TcpClient``'s constructor and properties; *_S* is the binding's socket type."""
 
     _conn: Connection
@@ -149,7 +134,6 @@ class ClientFacade(_Bindable, _Deadlines, Generic[_S]):
             max_pending=max_pending,
             keepalive=keepalive,
         )
-        self._require_deadlines(options)
         self._init(options, _server)
         if socket is not None:
             self._given(socket)
@@ -191,7 +175,7 @@ class ClientFacade(_Bindable, _Deadlines, Generic[_S]):
         return f"<{type(self).__name__} {self.host} -> {self.remote} {state}>"
 
 
-class ServerFacade(_Bindable, _Deadlines):
+class ServerFacade(_Bindable):
     """``TcpServer``'s properties."""
 
     _model: ServerModel[Any]
@@ -229,7 +213,6 @@ class ServerFacade(_Bindable, _Deadlines):
             max_pending=max_pending,
             keepalive=keepalive,
         )
-        self._require_deadlines(self._options)
         self._init()
 
     def _init(self) -> None:

@@ -60,6 +60,7 @@ from jfsocket.core import (
     translate_os_error,
     validate_host,
     validate_port,
+    validate_timeout,
 )
 
 from ._asyncio_host import (
@@ -84,6 +85,7 @@ from ._sockopts import (
     configure_sender,
     configure_stream,
     family_of,
+    linger_zero,
     prepare_receiver,
 )
 
@@ -147,7 +149,8 @@ class _Stream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         conn = self._conn
-        run = conn.feed(data)  # cut at recvBuffer by the core, with no copy
+        # Cut at recvBuffer by the core, with no copy; the time only if a deadline needs it.
+        run = conn.feed(data, asyncio.get_running_loop().time() if conn.clocked else None)
         if conn.closed:  # a framing error ended it
             self._ended()
         if run:
@@ -210,6 +213,7 @@ class _Stream(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
         if self.current:
+            self._client._disarm()
             self._dispatcher.retire()  # its stand-in task ends once the last events ran
         self._client._unregister()
 
@@ -278,7 +282,6 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
 
     _socket_type = _socket.socket
     _server: TcpServer | None
-    _deadlines = False  # not yet: the next step of SPEC section 9
 
     def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
         self._server = server
@@ -287,6 +290,8 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         self._conn = Connection(self, options, self._dispatcher.core)
         self._proto: _Stream | None = None
         self._adoptee: _socket.socket | None = None
+        #: The loop's call_at handle for the core's next deadline, and when it is.
+        self._alarm: asyncio.TimerHandle | None = None
 
     def _given(self, socket: _socket.socket) -> None:
         self._adoptee = socket  # adopted on entering ``async with``: it needs the loop
@@ -306,9 +311,12 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         server = self._server
         if server is not None and not server._model.accept(remote, self):
             return False
-        events = self._conn.connection_made(host, remote, attempt=proto.attempt)
-        proto.epoch = self._conn.epoch
+        conn = self._conn
+        now = asyncio.get_running_loop().time() if conn.clocked else None
+        events = conn.connection_made(host, remote, attempt=proto.attempt, now=now)
+        proto.epoch = conn.epoch
         self._proto = proto
+        self._arm()
         if self._dispatcher.push(events):
             if server is not None:
                 self._dispatcher.kick()  # nobody awaits an accepted connection
@@ -331,14 +339,16 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
             raise proto.error
         await self._drain_connected()
 
-    async def connect(self, ip: str, port: int) -> None:
+    async def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
         """Connect to ``(ip, port)``; CONNECTED has run when this returns.
 
-        Already connected: SocketError 1000; refused, unreachable or
-        unresolvable: 1006.  Bound it with ``asyncio.timeout`` if you need to.
+        Already connected: SocketError 1000; refused, unreachable,
+        unresolvable or not connected within *timeout* seconds: 1006 (``err``
+        a ``TimeoutError`` then).
         """
         host = validate_host(ip)
         port = validate_port(port)
+        seconds = validate_timeout(timeout, "timeout")
         loop = running_loop(self)
         attempt = self._conn.start_connect()
         proto: _Stream | None = None
@@ -349,7 +359,7 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
             return proto
 
         try:
-            await loop.create_connection(made, host, port)
+            await asyncio.wait_for(loop.create_connection(made, host, port), seconds)
         except BaseException as exc:
             if proto is not None and proto.transport is not None and proto.error is None:
                 # Cancelled after CONNECTED: the loop closes the transport, but
@@ -357,12 +367,44 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
                 proto.transport.abort()
                 proto.connection_lost(None)
                 raise
+            if isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, TimeoutError):
+                exc = TimeoutError("connect timed out")  # Python 3.10's asyncio has its own
             # Back to IDLE, also when cancelled.
             raise_failure(self._conn.connect_failed(exc, attempt=attempt), exc)
         assert proto is not None
         if proto.error is not None:  # closed while connecting
             raise proto.error
         await self._drain_connected()
+
+    def _arm(self) -> None:
+        """Be called back at the core's next deadline (if sooner than armed)."""
+        if not self._conn.clocked:
+            return
+        deadline = self._conn.timer()
+        alarm = self._alarm
+        if deadline is None or (alarm is not None and alarm.when() <= deadline):
+            return
+        if alarm is not None:
+            alarm.cancel()
+        self._alarm = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _disarm(self) -> None:
+        if self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None
+
+    def _on_timer(self) -> None:
+        """From the loop: what the core says is due (a timeout closes)."""
+        self._alarm = None
+        conn, proto = self._conn, self._proto
+        events = conn.handle_timer(asyncio.get_running_loop().time())
+        if proto is None:
+            return
+        if conn.closed:
+            proto._ended()
+        else:
+            self._arm()  # reads only moved the deadline: wake again at the new one
+        proto._deliver(events)
 
     async def _drain_connected(self) -> None:
         if self._dispatcher.core.claim():
@@ -383,22 +425,29 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         if rest is not None:
             await rest
 
-    def _send_now(self, data: Data) -> Coroutine[Any, Any, None] | None:
+    def _send_now(self, data: Data, *, share: bool = False) -> Coroutine[Any, Any, None] | None:
         """``send``'s first step, with no coroutine: ``None`` if that was all
-        (the transport took it and nobody waits for its SENDED), else the rest."""
+        (the transport took it and nobody waits for its SENDED), else the rest.
+
+        A broadcast's *share* does not wait for a transport that holds bytes
+        (a peer not reading): the transport settles it, and ``max_pending``
+        bounds what it may hold.
+        """
         conn = self._conn
-        ticket, payload = conn.send(data)
+        clocked = conn.clocked
+        ticket, payload = conn.send(data, asyncio.get_running_loop().time() if clocked else None)
         proto = self._proto
         assert proto is not None
-        if ticket == OVERFLOW:  # a slow consumer: the core closed it
-            events = conn.overflowed(data)
-            proto._ended()
-            proto._deliver(events)
-            return None
-        transport = proto.transport
-        assert transport is not None
+        if clocked:
+            self._arm()
         core = self._dispatcher.core
         pushed = core.pushed
+        if ticket == OVERFLOW:  # a slow consumer: the core closed it
+            ended = self._dispatcher.push(conn.overflowed(data))
+            proto._ended()
+            return self._send_rest(proto, ended, pushed)  # in a task: drain, never kick()
+        transport = proto.transport
+        assert transport is not None
         run: bool | None = None  # None: the transport, not we, settles it
         # A transport that is closing broke, and connection_lost is on its way
         # (a write now would be dropped without a word): that fails this send.
@@ -412,6 +461,8 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
                     proto._ended()
                 if not run and not core.pending_since(pushed):
                     return None
+        if run is None and share:  # the transport settles it, or connection_lost fails it
+            return None
         return self._send_rest(proto, run, pushed)
 
     async def _send_rest(self, proto: _Stream, run: bool | None, pushed: int) -> None:
@@ -441,16 +492,22 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
             proto._ended()
         await self._dispatcher.emit(events)
 
-    async def close(self) -> None:
+    async def close(self, abort: bool = False) -> None:
         """Close the connection; DISCONNECT has run when this returns (idempotent).
 
         Bytes still in the transport's buffer are dropped and their sends
         fail: a peer that does not read must not be able to hang ``close()``.
+        ``abort=True`` resets it: the peer sees an RST.
         """
-        events = self._conn.close()
+        live = self._conn.live
+        events = self._conn.close(abort=abort)
         self._dispatcher.retire()
+        self._disarm()
         proto = self._proto
         if proto is not None and proto.transport is not None:
+            sock = proto.transport.get_extra_info("socket")
+            if abort and live and sock is not None:
+                linger_zero(sock)
             proto.transport.abort()
         self._unregister()
         dispatcher = self._dispatcher
@@ -468,8 +525,6 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
 
 class TcpServer(AsyncServerOps, AsyncObject):
     """A TCP server; ``async with`` starts it and stops it."""
-
-    _deadlines = False  # not yet: the next step of SPEC section 9
 
     _model: ServerModel[TcpClient]
 
@@ -560,7 +615,7 @@ class TcpServer(AsyncServerOps, AsyncObject):
         try:
             for client in targets:
                 try:
-                    rest = client._send_now(data)
+                    rest = client._send_now(data, share=True)
                 except SocketError as exc:
                     self._send_failed(None, exc, errors)
                     continue

@@ -51,6 +51,7 @@ from jfsocket.core import (
     translate_os_error,
     validate_host,
     validate_port,
+    validate_timeout,
 )
 
 from ._facade import (
@@ -253,12 +254,13 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         """
         host = validate_host(ip)
         port = validate_port(port)
+        seconds = validate_timeout(timeout, "timeout")
         with self._lock:
             self._conn.start_connect()
             previous = self._reader
         _join(previous)  # a reconnect: the last connection's reader is finishing
         try:
-            sock = _socket.create_connection((host, port), timeout=timeout)
+            sock = _socket.create_connection((host, port), timeout=seconds)
         except OSError as exc:
             with self._lock:
                 error = self._conn.connect_failed(exc)

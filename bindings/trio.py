@@ -24,6 +24,7 @@ joins groups and awaits what the core returns.  Its shape:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import math
@@ -59,6 +60,7 @@ from jfsocket.core import (
     translate_os_error,
     validate_host,
     validate_port,
+    validate_timeout,
 )
 
 from ._facade import (
@@ -74,6 +76,7 @@ from ._sockopts import (
     configure_sender,
     configure_stream,
     family_of,
+    linger_zero,
     prepare_receiver,
 )
 
@@ -256,7 +259,6 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
 
     _socket_type = trio.SocketStream
     _server: TcpServer | None
-    _deadlines = False  # not yet: the next step of SPEC section 9
 
     def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
         self._server = server
@@ -267,11 +269,15 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
             self._dispatcher.nursery = server._dispatcher.nursery
         self._stream: trio.SocketStream | None = None
         self._writing = False
+        #: What broadcasts could not write at once, for the writer task.
+        self._outbox: collections.deque[tuple[int, bytes | memoryview]] | None = None
         # Parking lots are made by their first waiter: most connections have none.
         self._write_lot: trio.lowlevel.ParkingLot | None = None
         self._reader_done = trio.Event()
         self._reader_done.set()
         self._ending: trio.lowlevel.ParkingLot | None = None  # a reader past the peer's EOF
+        #: The timer task's scope: its deadline is the core's next one.
+        self._alarm: trio.CancelScope | None = None
 
     def _given(self, socket: trio.SocketStream) -> None:
         self._adopt(socket)
@@ -287,8 +293,10 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
             remote = normalize_sockaddr(stream.socket.getpeername())
         except OSError as exc:
             raise translate_os_error(OsContext.ADOPT, exc) from exc
-        events = self._conn.connection_made(host, remote, attempt=attempt)
-        configure_stream(stream.socket, self._conn.options)
+        conn = self._conn
+        now = trio.current_time() if conn.clocked else None
+        events = conn.connection_made(host, remote, attempt=attempt, now=now)
+        configure_stream(stream.socket, conn.options)
         self._stream = stream
         if self._dispatcher.push(events):
             self._dispatcher.core.release()
@@ -301,21 +309,59 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         assert self._stream is not None
         self._reader_done = trio.Event()
         nursery.start_soon(self._reader, self._stream, self._conn.epoch)
+        if self._conn.clocked:
+            nursery.start_soon(self._timer, self._stream, self._conn.epoch)
 
-    async def connect(self, ip: str, port: int) -> None:
+    async def _timer(self, stream: trio.SocketStream, epoch: int) -> None:
+        """Sleep until the core's next deadline, hand it the time, repeat;
+        a timeout closes the stream (the reader then ends)."""
+        conn = self._conn
+        while conn.current(epoch):
+            deadline = conn.timer()
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as alarm:
+                self._alarm = alarm
+                await trio.sleep_forever()
+            self._alarm = None
+            if not conn.current(epoch):
+                return  # ended meanwhile: the reader reported it
+            events = conn.handle_timer(trio.current_time())
+            if conn.closed:
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(stream)
+                self._unregister()
+            await self._settle(events)
+
+    def _arm(self) -> None:
+        """A send may bring the next deadline forward: wake the timer task sooner."""
+        alarm = self._alarm
+        if alarm is not None:
+            deadline = self._conn.timer()
+            if deadline is not None and deadline < alarm.deadline:
+                alarm.deadline = deadline
+
+    def _disarm(self) -> None:
+        if self._alarm is not None:
+            self._alarm.cancel()
+
+    async def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
         """Connect to ``(ip, port)``; CONNECTED has run when this returns.
 
-        Already connected: SocketError 1000; refused, unreachable or
-        unresolvable: 1006.  Bound it with ``trio.fail_after`` if you need to.
+        Already connected: SocketError 1000; refused, unreachable,
+        unresolvable or not connected within *timeout* seconds: 1006 (``err``
+        a ``TimeoutError`` then).
         """
         host = validate_host(ip)
         port = validate_port(port)
+        seconds = validate_timeout(timeout, "timeout")
         nursery = self._require_nursery()
         attempt = self._conn.start_connect()
         try:
             # A reconnect does not wait for the last reader: it may be the very
             # task calling us (from DISCONNECT), and it leaves this connection be.
-            stream = await trio.open_tcp_stream(host, port)
+            with trio.move_on_after(math.inf if seconds is None else seconds) as waited:
+                stream = await trio.open_tcp_stream(host, port)
+            if waited.cancelled_caught:
+                raise TimeoutError(f"not connected within {seconds} s")
         except BaseException as exc:
             # Back to IDLE, also when cancelled.
             raise_failure(self._conn.connect_failed(exc, attempt=attempt), exc)
@@ -344,7 +390,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
                     if not data:
                         await self._input_ended(epoch)
                         break
-                    run = conn.feed(data)
+                    run = conn.feed(data, trio.current_time() if conn.clocked else None)
                 ended = conn.closed  # read now: a DISCONNECT callback may connect again
                 if ended:
                     self._unregister()  # it leaves the registry before its DISCONNECT runs
@@ -353,6 +399,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
                 if ended:
                     break
         finally:
+            self._disarm()
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
                 # Our nursery was cancelled under us.  (A reconnect may already have
@@ -397,11 +444,13 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         Not connected: 1001.  A write error is not raised: SENDFAIL reports it.
         """
         conn = self._conn
-        while self._writing:  # one writer at a time, in arrival order
+        # One writer at a time, in arrival order; what broadcasts queued goes first.
+        while self._writing or self._outbox is not None:
             await self._writers().park()
         self._writing = True
         try:
-            ticket, payload = conn.send(data)
+            ticket, payload = conn.send(data, trio.current_time() if conn.clocked else None)
+            self._arm()
         except BaseException:
             self._done_writing()
             raise
@@ -421,49 +470,82 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
             await self._settle(events)
 
     def _send_now(self, data: Data) -> Callable[[], Awaitable[None]] | None:
-        """A broadcast's share: written now if the OS takes it all (``None``),
-        else what is left to await.  Not connected: 1001."""
-        if self._writing or not _WRITE_NOW:  # behind another writer, in order
-            return functools.partial(self.send, data)
-        ticket, payload = self._conn.send(data)
+        """A broadcast's share, which never waits on the peer: written now if
+        the OS takes it all, else queued for this connection's writer task
+        (``max_pending`` bounds the queue).  ``None``, or what is left to await
+        for its events.  Not connected: 1001."""
+        conn = self._conn
+        ticket, payload = conn.send(data, trio.current_time() if conn.clocked else None)
         if ticket == OVERFLOW:
-            return functools.partial(self._overflowed, self._conn.overflowed(data))
-        stream = self._stream
-        assert stream is not None
-        try:
+            return functools.partial(self._overflowed, conn.overflowed(data))
+        self._arm()
+        written = 0
+        if not self._writing and self._outbox is None and _WRITE_NOW:
+            stream = self._stream
+            assert stream is not None
             # The socket is non-blocking (trio's); trio's own send_all makes
             # this call after its checkpoint.  The caller checkpoints once.
-            written = os.write(stream.socket.fileno(), payload)
-        except OSError:  # it would block, or it failed: the awaited write finds out
-            written = 0
-        if written < len(payload):
-            self._writing = True  # until _write_rest, which the caller runs, ends
-            return functools.partial(self._write_rest, ticket, memoryview(payload)[written:])
-        return self._written(ticket)
+            with contextlib.suppress(OSError):  # would block, or failed: the writer finds out
+                written = os.write(stream.socket.fileno(), payload)
+            if written == len(payload):
+                return self._written(ticket)
+        rest = memoryview(payload)[written:] if written else payload
+        if self._outbox is None:
+            self._outbox = collections.deque()
+            nursery = self._dispatcher.nursery
+            assert nursery is not None, "a server's client has the server's nursery"
+            nursery.start_soon(self._write_outbox)
+        self._outbox.append((ticket, rest))
+        return None
+
+    async def _write_outbox(self) -> None:
+        """Write what broadcasts queued, in order (after the writer before us), then end."""
+        while self._writing:
+            await self._writers().park()
+        self._writing = True
+        try:
+            outbox = self._outbox
+            while outbox:  # broadcasts may add to it meanwhile
+                ticket, rest = outbox.popleft()
+                if not await self._write(ticket, rest):
+                    break  # the connection is gone: the core failed what is left
+                after = self._written(ticket)
+                if after is not None:
+                    await after()
+        finally:
+            self._outbox = None
+            self._done_writing()
 
     async def _write_rest(self, ticket: int, payload: bytes | memoryview) -> None:
         """Write *payload* (we are the writer), settle *ticket*, run its events."""
-        conn = self._conn
         try:
-            stream = self._stream
-            assert stream is not None
-            try:
-                await stream.send_all(payload)
-            except BaseException as exc:
-                error = _write_error(exc)
-                events = conn.send_failed(ticket, error) + conn.connection_lost(error)
-                with trio.CancelScope(shield=True):
-                    await trio.aclose_forcefully(stream)
-                    self._unregister()
-                    await self._settle(events)
-                if not isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError)):
-                    raise
-                return
+            written = await self._write(ticket, payload)
         finally:
             self._done_writing()
-        rest = self._written(ticket)
-        if rest is not None:
-            await rest()
+        if written:
+            rest = self._written(ticket)
+            if rest is not None:
+                await rest()
+
+    async def _write(self, ticket: int, payload: bytes | memoryview) -> bool:
+        """Write *payload* in full (``True``); on failure fail *ticket* and end the
+        connection (``False``).  The caller is the writer."""
+        conn = self._conn
+        stream = self._stream
+        assert stream is not None
+        try:
+            await stream.send_all(payload)
+        except BaseException as exc:
+            error = _write_error(exc)
+            events = conn.send_failed(ticket, error) + conn.connection_lost(error)
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+                self._unregister()
+                await self._settle(events)
+            if not isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError)):
+                raise
+            return False
+        return True
 
     def _done_writing(self) -> None:
         self._writing = False
@@ -492,7 +574,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         events = conn.shutdown()
         stream = self._stream
         if conn.write_closed and stream is not None:
-            while self._writing:  # the writes already accepted go first
+            while self._writing or self._outbox is not None:  # the accepted writes go first
                 await self._writers().park()
             self._writing = True
             try:
@@ -503,10 +585,17 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         self._unregister()  # after the peer's EOF (half open) both ends are done
         await self._settle(events)
 
-    async def close(self) -> None:
-        """Close the connection; DISCONNECT has run when this returns (idempotent)."""
-        events = self._conn.close()
+    async def close(self, abort: bool = False) -> None:
+        """Close the connection; DISCONNECT has run when this returns (idempotent).
+
+        ``abort=True`` resets it: the peer sees an RST, unwritten sends fail at once.
+        """
+        live = self._conn.live
+        events = self._conn.close(abort=abort)
+        self._disarm()
         stream = self._stream
+        if stream is not None and abort and live:
+            linger_zero(stream.socket)
         if stream is not None:
             # In-flight sends are aborted, not awaited: a peer that does not
             # read must not be able to hang close().
@@ -526,8 +615,6 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
 
 class TcpServer(AsyncServerOps, _Object):
     """A TCP server; ``async with`` starts it and stops it."""
-
-    _deadlines = False  # not yet: the next step of SPEC section 9
 
     _model: ServerModel[TcpClient]
 
