@@ -577,9 +577,13 @@ class TcpServer(AsyncServerOps, AsyncObject):
         if not self._model.connected and gone is not None and not gone.done():
             gone.set_result(None)
 
-    async def stop(self) -> None:
-        """Stop accepting, close every client (DISCONNECT each), then STOPED (idempotent)."""
-        if self._model.stop() is None:
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, close every client (DISCONNECT each), then STOPED (idempotent).
+
+        With *grace* (seconds) the clients keep working until they close or
+        the period ends; then the rest are closed.
+        """
+        if self._model.stop(grace, asyncio.get_running_loop().time()) is None:
             return
         server, self._server = self._server, None
         if server is not None:
@@ -591,7 +595,15 @@ class TcpServer(AsyncServerOps, AsyncObject):
         await cleanup(self._stopping(server, inside), self._dispatcher)
 
     async def _stopping(self, server: asyncio.Server | None, inside: Dispatcher | None) -> None:
-        for client in self._model.targets():
+        model, loop = self._model, asyncio.get_running_loop()
+        # Those accepted while stopping too; with a grace period, once it is over.
+        while not (clients := model.handle_timer(loop.time())) and model.connected:
+            deadline = model.timer()
+            assert deadline is not None  # clients are connected: the period runs
+            self._all_gone = loop.create_future()
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._all_gone), deadline - loop.time())
+        for client in clients:
             await client.close()
         if self._model.connected:
             self._all_gone = asyncio.get_running_loop().create_future()

@@ -109,15 +109,15 @@ class _Waiters:
         if self.dispatcher.waiting and self._cond is not None:
             self._cond.notify_all()
 
-    def wait(self, until: Callable[[], bool]) -> None:
-        """Wait (lock held) until *until* is true."""
+    def wait(self, until: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait (lock held) until *until* is true, or *timeout* seconds passed."""
         cond = self._cond
         if cond is None:
             cond = self._cond = threading.Condition(self._lock)
         dispatcher = self.dispatcher
         dispatcher.waiting += 1  # after the condition exists: wake() may come at once
         try:
-            cond.wait_for(until)
+            cond.wait_for(until, timeout)
         finally:
             dispatcher.waiting -= 1
 
@@ -614,14 +614,17 @@ class TcpServer(ServerFacade, _Lifetime):
                 self._model.remove(client.remote, client)
             self._waiters.notify()
 
-    def stop(self) -> None:
+    def stop(self, grace: float | None = None) -> None:
         """Stop accepting, close every client (DISCONNECT each), then STOPED.
 
-        Done when it returns (from inside a callback, STOPED follows that
-        callback's own events).  Idempotent.
+        With *grace* (seconds) the clients keep working until they close or
+        the period ends; then the rest are closed.  Done when it returns
+        (from inside a callback, STOPED follows that callback's own events).
+        Idempotent.
         """
+        model = self._model
         with self._lock:
-            clients = self._model.stop()
+            clients = model.stop(grace, now())
             listener, acceptor = self._listener, self._acceptor
         if clients is None:
             return
@@ -630,7 +633,11 @@ class TcpServer(ServerFacade, _Lifetime):
         _join(acceptor)
         listener.close()
         with self._lock:
-            clients = self._model.targets()  # includes any accepted while stopping
+            # Those accepted while stopping too; with a grace period, once it is over.
+            while not (clients := model.handle_timer(now())) and model.connected:
+                deadline = model.timer()
+                assert deadline is not None  # clients are connected: the period runs
+                self._waiters.wait(lambda: not model.connected, deadline - now())
         for client in clients:
             client.close()
         with self._lock:

@@ -677,14 +677,26 @@ class TcpServer(AsyncServerOps, _Object):
             self._model.remove(client.remote, client)
         self._clients_gone.unpark_all()
 
-    async def stop(self) -> None:
-        """Stop accepting, close every client (DISCONNECT each), then STOPED (idempotent)."""
-        if self._model.stop() is None:
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, close every client (DISCONNECT each), then STOPED (idempotent).
+
+        With *grace* (seconds) the clients keep working until they close or
+        the period ends; then the rest are closed.
+        """
+        model = self._model
+        if model.stop(grace, trio.current_time()) is None:
             return
         with trio.CancelScope(shield=True):
             if self._listener is not None:
                 await self._listener.aclose()
-            for client in self._model.targets():
+            # Those accepted while stopping too; with a grace period, once it is over.
+            while not (clients := model.handle_timer(trio.current_time())) and model.connected:
+                deadline = model.timer()
+                assert deadline is not None  # clients are connected: the period runs
+                with trio.move_on_at(deadline):
+                    while model.connected:
+                        await self._clients_gone.park()
+            for client in clients:
                 await client.close()
             while self._model.connected:
                 await self._clients_gone.park()

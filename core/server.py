@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno as _errno
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from enum import Enum, auto
@@ -25,6 +26,7 @@ from typing import Final, Generic, TypeVar
 from .addresses import validate_ip, validate_port, validate_remote
 from .errors import ErrorCode, LocalProtocolError, OsContext, SocketError, translate_os_error
 from .events import Address, Event, Started, Stopped
+from .timing import validate_timeout
 
 __all__ = ["ACCEPT_RETRY_DELAY", "AcceptAction", "ServerModel", "ServerState", "validate_backlog"]
 
@@ -108,6 +110,8 @@ class ServerModel(Generic[C]):
         self._clients: dict[Address, C] = {}
         self._departed: OrderedDict[Address, None] = OrderedDict()
         self._accept_trouble = False  # logged once until an accept succeeds again
+        #: While stopping: when the clients still connected are closed.
+        self._close_at: float | None = None
 
     @property
     def state(self) -> ServerState:
@@ -157,11 +161,38 @@ class ServerModel(Generic[C]):
         self._host = host
         return [Started(source=self._source, host=host)]
 
-    def stop(self) -> list[C] | None:
-        """User ``stop()``: the clients to close, or ``None`` if not listening."""
+    def stop(self, grace: object = None, now: float = 0.0) -> list[C] | None:
+        """User ``stop(grace)`` at *now*: ``None`` if not listening, else the
+        clients to close at once (every one; none with a *grace* period, in
+        which they keep working until they close or :meth:`handle_timer` says
+        the period is over).  Either way the listener closes now."""
+        seconds = validate_timeout(grace, "grace")
         if self._state is not ServerState.LISTENING:
             return None
         self._state = ServerState.STOPPING
+        if seconds is None:
+            self._close_at = -math.inf
+            return list(self._clients.values())
+        self._close_at = now + seconds
+        return []
+
+    def timer(self) -> float | None:
+        """When a stop's grace period ends (``None``: no deadline pending)."""
+        if self._state is not ServerState.STOPPING or not self._clients:
+            return None
+        return self._close_at
+
+    def handle_timer(self, now: float) -> list[C]:
+        """The clients to close at *now*: every one still connected once the
+        stop's grace period is over (or at once without one), else none."""
+        close_at = self._close_at
+        if self._state is not ServerState.STOPPING or close_at is None or now < close_at:
+            return []
+        if close_at != -math.inf and self._clients:
+            logger.info(
+                "server %s: grace period over, closing %d clients", self.host, len(self._clients)
+            )
+            self._close_at = -math.inf  # logged once
         return list(self._clients.values())
 
     def stopped(self) -> list[Event]:
@@ -170,6 +201,7 @@ class ServerModel(Generic[C]):
         if self._clients:
             raise LocalProtocolError(f"stopped with {len(self._clients)} clients still registered")
         self._state = ServerState.STOPPED
+        self._close_at = None
         return [Stopped(source=self._source)]
 
     def _require(self, state: ServerState, what: str) -> None:

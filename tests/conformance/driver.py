@@ -224,9 +224,12 @@ class ServerH(Handle):
         _start(self)
         self.d.recorder.address(self.host, self.label)
 
-    def stop(self) -> None:
-        """``stop``."""
-        self._call("stop")
+    def stop(self, grace: float | None = None) -> None:
+        """``stop()``, or ``stop(grace)``."""
+        if grace is None:
+            self._call("stop")
+        else:
+            self._call("stop", grace)
 
     def send(self, data: object, remote: object = None) -> None:
         """``send(data)`` or ``send(data, remote)``."""
@@ -295,9 +298,12 @@ class ReceiverH(Handle):
         """``start`` (on async bindings, outside ``async with``: entering it)."""
         _start(self)
 
-    def stop(self) -> None:
-        """``stop``."""
-        self._call("stop")
+    def stop(self, grace: float | None = None) -> None:
+        """``stop()``, or ``stop(grace)``."""
+        if grace is None:
+            self._call("stop")
+        else:
+            self._call("stop", grace)
 
     def joinGroup(self, *ips: object) -> None:
         """``joinGroup``."""

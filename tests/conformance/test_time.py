@@ -170,3 +170,40 @@ def test_bad_timeouts_are_refused(d: Driver, bad: object) -> None:
     error = TypeError if isinstance(bad, str) else ValueError
     with pytest.raises(error, match="idle_timeout"):
         d.construct("TcpServer", "127.0.0.1", 0, idle_timeout=bad)
+
+
+def test_stop_with_grace_lets_clients_finish(d: Driver) -> None:
+    """stop(grace): no new connections at once; a connected client keeps working
+    and, once it closes, stop returns (well before the period), STOPED last."""
+    server = d.server(encoding=NONE)
+    server.on("RECEIVED", lambda ev: ev.source.send(ev.data))  # an echo
+    peer = d.raw_connect(server.host)
+    side = server.side(peer)
+    grace = 30.0
+    stopping = d.pump(lambda _item: server.stop(grace), [grace])
+    d.wait_until(lambda: not server.isAlive, what="the listener to close")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(server.host, timeout=5).close()
+    peer.sendall(b"still here")
+    assert peer.recv_exactly(10) == b"still here"  # served during the grace period
+    assert stopping.sending(grace)
+    peer.close()
+    stopping.join()
+    side.wait_for("DISCONNECT")
+    server.wait_for("STOPED")
+    assert d.recorder.raw_args(server.obj)[-1][0] == "STOPED"
+
+
+def test_stop_with_grace_closes_the_rest_when_it_ends(
+    d: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that does not leave: closed once the grace period is over, then STOPED."""
+    caplog.set_level(logging.INFO, logger="jfsocket")
+    server = d.server()
+    peer = d.raw_connect(server.host)
+    side = server.side(peer)
+    server.stop(0.3)
+    assert side.count("DISCONNECT") == 1
+    assert server.count("STOPED") == 1
+    assert peer.read_until_eof() == b""
+    assert "grace period over, closing 1 clients" in caplog.text

@@ -26,6 +26,7 @@ from jfsocket.core import (
     Received,
     SendFailed,
     Sent,
+    ServerModel,
     SocketError,
 )
 
@@ -398,3 +399,46 @@ class TimedConnection(RuleBasedStateMachine):
 
 TestTimedConnection = TimedConnection.TestCase
 TestTimedConnection.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+# -- a server's stop with a grace period -----------------------------------------------
+
+
+def _listening_server() -> ServerModel[str]:
+    model: ServerModel[str] = ServerModel("srv", "127.0.0.1", 0)
+    model.start()
+    model.listening(("127.0.0.1", 5000))
+    model.accept(("127.0.0.1", 1), "a")
+    model.accept(("127.0.0.1", 2), "b")
+    return model
+
+
+def test_stop_without_grace_closes_every_client_at_once() -> None:
+    model = _listening_server()
+    assert model.stop(now=10.0) == ["a", "b"]
+    assert model.handle_timer(10.0) == ["a", "b"]  # also those accepted meanwhile
+    assert model.timer() == -math.inf  # due at once
+
+
+def test_stop_with_grace_waits_then_closes_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="jfsocket")
+    model = _listening_server()
+    assert model.stop(grace=5, now=10.0) == []
+    assert model.timer() == 15.0
+    assert model.handle_timer(14.9) == []  # never early
+    model.remove(("127.0.0.1", 1))  # "a" finished by itself
+    assert model.handle_timer(15.0) == ["b"]
+    assert "grace period over, closing 1 clients" in caplog.text
+    model.remove(("127.0.0.1", 2))
+    assert model.timer() is None  # nobody left to wait for
+    model.stopped()
+    assert model.handle_timer(100.0) == []
+
+
+def test_a_grace_period_must_be_positive() -> None:
+    model = _listening_server()
+    with pytest.raises(ValueError, match="grace"):
+        model.stop(grace=0)
+    with pytest.raises(TypeError, match="grace"):
+        model.stop(grace="soon")
+    assert model.is_listening  # refused: nothing changed
