@@ -41,6 +41,7 @@ from jfsocket.core import (
     validate_ip,
     validate_port,
     validate_recv_buffer,
+    validate_timeout,
 )
 
 if TYPE_CHECKING:
@@ -595,7 +596,12 @@ _LINE_ENDINGS = {"lf": "\n", "crlf": "\r\n"}
 
 def _connection_options(args: argparse.Namespace) -> dict[str, Any]:
     """The TcpServer/TcpClient keywords the command line sets."""
-    options: dict[str, Any] = {"encoding": args.encoding, "framing": args.framing}
+    options: dict[str, Any] = {
+        "encoding": args.encoding,
+        "framing": args.framing,
+        "idle_timeout": args.idle_timeout,
+        "keepalive": args.keepalive,
+    }
     if args.line_ending is not None:
         options["line_ending"] = _LINE_ENDINGS[args.line_ending]
     return options
@@ -963,6 +969,10 @@ def _encoding(text: str) -> str | None:
     return None if text.lower() in ("none", "bytes") else validate_encoding(text)
 
 
+def _idle_timeout(value: object) -> float | None:
+    return validate_timeout(value, "idle timeout")
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -1024,6 +1034,19 @@ def _parser() -> argparse.ArgumentParser:
                 default=None,
                 help="what --framing line appends to each message sent (default: lf); "
                 "either ends a line received",
+            )
+            p.add_argument(
+                "--idle-timeout",
+                type=_checked(_idle_timeout, float),
+                default=None,
+                metavar="SECONDS",
+                help="close a connection on which nothing arrived for this long",
+            )
+            p.add_argument(
+                "--keepalive",
+                action="store_true",
+                help="the OS's TCP keepalive (probes after 60 s idle), so a vanished peer "
+                "is reported",
             )
 
     demo = commands.add_parser("demo", help="server, client and multicast on loopback")

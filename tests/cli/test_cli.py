@@ -1000,3 +1000,26 @@ def test_cast_send_to_a_group_of_the_other_family_is_1004(runtime: str) -> None:
     result = run("cast", "send", "ff15::1", "9", "m", *SEND_SAFE, "--runtime", runtime)
     assert "not a multicast address" in one_line_error(result, 1004)
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_server_idle_timeout_closes_a_silent_client(runtime: str) -> None:
+    """``server --idle-timeout 0.3 --keepalive``: a raw client that says nothing is
+    disconnected by the server, and sees the end of the stream."""
+    with started(
+        "server", LOOPBACK, "0", "--idle-timeout", "0.3", "--keepalive", "--runtime", runtime
+    ) as server:
+        port = int(server.expect("server", "LISTENING").detail.rpartition(":")[2])
+        with socket.create_connection((LOOPBACK, port), timeout=WAIT) as raw:
+            server.expect("server", "CONNECTED")
+            server.expect("server", "DISCONNECT")
+            assert raw.recv(1) == b""
+        server.proc.send_signal(signal.SIGINT)
+        code, errors = server.finish()
+    assert code == 0, errors
+
+
+def test_idle_timeout_must_be_positive() -> None:
+    result = run("server", "0", "--idle-timeout", "0")
+    assert result.returncode == 2
+    assert "idle timeout" in result.stderr
