@@ -32,6 +32,12 @@ class _Timers:
         self._firing = False  # the thread is running an alarm's callback
 
     def arm(self, alarm: Alarm, when: float) -> None:
+        # Read without the timers' lock (this is on a send's path): a stale value
+        # is an alarm going off now, whose callback re-arms at the model's
+        # timer() once it has the object's lock, so after this send.
+        armed = alarm.when
+        if armed is not None and armed <= when:
+            return  # it wakes up earlier already
         with self._cond:
             if alarm.when is not None and alarm.when <= when:
                 return  # it wakes up earlier already

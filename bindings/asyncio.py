@@ -434,11 +434,11 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         bounds what it may hold.
         """
         conn = self._conn
-        clocked = conn.clocked
-        ticket, payload = conn.send(data, asyncio.get_running_loop().time() if clocked else None)
+        now = asyncio.get_running_loop().time() if conn.clocked else None
+        ticket, payload = conn.send(data, now)
         proto = self._proto
         assert proto is not None
-        if clocked:
+        if conn.sooner:  # this send's deadline comes before the armed one
             self._arm()
         core = self._dispatcher.core
         pushed = core.pushed

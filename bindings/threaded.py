@@ -367,7 +367,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
             if ticket == OVERFLOW:
                 run = self._overflowed(data)
             else:
-                self._arm()
+                if conn.sooner:  # this send's deadline comes before the armed one
+                    self._arm()
                 if self._outbox is not None:  # the writer holds earlier bytes: they go first
                     if threading.current_thread() is self._writer:  # its own callback
                         self._outbox.append((ticket, payload))
@@ -415,7 +416,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
             elif self._outbox is not None or not write_lock.acquire(blocking=False):
                 # Another thread is writing, or the writer is busy: behind them.
                 self._hand_to_writer(sock, ticket, payload)
-                self._arm()
+                if conn.sooner:
+                    self._arm()
                 return
             else:
                 try:
@@ -426,7 +428,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                     write_lock.release()
                 if written != len(payload):
                     self._hand_to_writer(sock, ticket, memoryview(payload)[written:])
-                    self._arm()
+                    if conn.sooner:
+                        self._arm()
                     return
                 run = conn.settle(ticket)
                 if self._dispatcher.waiting:

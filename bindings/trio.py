@@ -450,7 +450,8 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         self._writing = True
         try:
             ticket, payload = conn.send(data, trio.current_time() if conn.clocked else None)
-            self._arm()
+            if conn.sooner:  # this send's deadline comes before the armed one
+                self._arm()
         except BaseException:
             self._done_writing()
             raise
@@ -478,7 +479,8 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         ticket, payload = conn.send(data, trio.current_time() if conn.clocked else None)
         if ticket == OVERFLOW:
             return functools.partial(self._overflowed, conn.overflowed(data))
-        self._arm()
+        if conn.sooner:
+            self._arm()
         written = 0
         if not self._writing and self._outbox is None and _WRITE_NOW:
             stream = self._stream

@@ -294,6 +294,7 @@ class Connection:
         "epoch",
         "host",
         "remote",
+        "sooner",
     )
 
     def __init__(
@@ -324,6 +325,8 @@ class Connection:
         #: A deadline is configured: the inputs that take ``now`` need it.
         self.clocked = options.idle_timeout is not None or options.send_timeout is not None
         self._last_input = 0.0  # when bytes last arrived (or the connection was made)
+        #: The last ``send`` may have brought :meth:`timer` forward (re-arm then).
+        self.sooner = False
 
     def _new_reader(self) -> MessageReader:
         opts = self._options
@@ -508,6 +511,10 @@ class Connection:
             if self.clocked:
                 raise LocalProtocolError("this connection has deadlines: pass now")
             now = 0.0
+        else:
+            # Only a send that becomes the oldest unwritten one can bring the next
+            # deadline forward: the binding re-arms its timer only then.
+            self.sooner = options.send_timeout is not None and not ledger
         return ledger.open(data, len(payload), now), payload
 
     def overflowed(self, data: Data) -> list[Event]:
