@@ -30,6 +30,7 @@ from jfsocket.core import (
     Dispatcher,
     Event,
     Pending,
+    StreamEvent,
     begin_drain,
     end_drain,
     innermost,
@@ -126,11 +127,11 @@ class EventStream:
     """``async for event in obj``: the events pushed since it began, until the last."""
 
     def __init__(self) -> None:
-        self._events: deque[Event] = deque()
+        self._events: deque[StreamEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
 
-    def send_nowait(self, event: Event) -> None:
+    def send_nowait(self, event: StreamEvent) -> None:
         self._events.append(event)
         self._wake()
 
@@ -145,7 +146,7 @@ class EventStream:
     def __aiter__(self) -> EventStream:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> StreamEvent:
         while not self._events:
             if self._closed:
                 raise StopAsyncIteration
@@ -183,7 +184,7 @@ class Host:
         registry: CallbackRegistry,
         parent: Host | None = None,
         *,
-        last: tuple[type[Event], ...] = (),
+        last: tuple[type[StreamEvent], ...] = (),
     ) -> None:
         self.core: Dispatcher = Dispatcher(
             registry, parent.core if parent is not None else None, last=last, host=self

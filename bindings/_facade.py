@@ -18,6 +18,7 @@ from jfsocket.core import (
     DEFAULT_MAX_PENDING,
     DEFAULT_RECV_BUFFER,
     Address,
+    Backoff,
     Callback,
     CallbackRegistry,
     Connection,
@@ -28,11 +29,13 @@ from jfsocket.core import (
     GroupChange,
     Keepalive,
     ReceiverModel,
+    Redialer,
     Role,
     SenderModel,
     ServerModel,
     SocketError,
     encode_payload,
+    validate_reconnect,
 )
 
 from ._sockopts import SetsOptions, apply_changes
@@ -112,6 +115,7 @@ class ClientFacade(_Bindable, Generic[_S]):
         send_timeout: float | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
         keepalive: bool | Keepalive = False,
+        reconnect: bool | Backoff | None = None,
         _server: Any = None,
     ) -> None:
         if socket is not None and not isinstance(socket, self._socket_type):
@@ -134,6 +138,9 @@ class ClientFacade(_Bindable, Generic[_S]):
             max_pending=max_pending,
             keepalive=keepalive,
         )
+        backoff = validate_reconnect(reconnect)
+        #: Dials again after a connection the user did not close ended (a client's own).
+        self._redial = Redialer(self, backoff) if backoff is not None else None
         self._init(options, _server)
         if socket is not None:
             self._given(socket)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import random
 import socket as _socket
 from collections.abc import Coroutine
 from typing import Any, cast
@@ -49,9 +50,12 @@ from jfsocket.core import (
     Data,
     Disconnected,
     Dispatcher,
+    ErrorCode,
     Event,
     EventTypes,
+    GaveUp,
     OsContext,
+    Redialer,
     ServerModel,
     SocketError,
     Stopped,
@@ -215,6 +219,7 @@ class _Stream(asyncio.Protocol):
         if self.current:
             self._client._disarm()
             self._dispatcher.retire()  # its stand-in task ends once the last events ran
+            self._client._over()
         self._client._unregister()
 
     def _deliver(self, events: list[Event]) -> None:
@@ -286,12 +291,16 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
     def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
         self._server = server
         parent = server._dispatcher if server is not None else None
-        self._dispatcher = Host(self._registry, parent, last=(Disconnected,))
+        # A stream ends with the connection, or (redialing) when the client gives up or closes.
+        last = (Disconnected,) if self._redial is None else (GaveUp,)
+        self._dispatcher = Host(self._registry, parent, last=last)
         self._conn = Connection(self, options, self._dispatcher.core)
         self._proto: _Stream | None = None
         self._adoptee: _socket.socket | None = None
         #: The loop's call_at handle for the core's next deadline, and when it is.
         self._alarm: asyncio.TimerHandle | None = None
+        self._redialing: asyncio.Task[None] | None = None  # waiting to dial again
+        self._redialed = 0  # the connection (epoch) whose end the core was told of
 
     def _given(self, socket: _socket.socket) -> None:
         self._adoptee = socket  # adopted on entering ``async with``: it needs the loop
@@ -316,6 +325,8 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         events = conn.connection_made(host, remote, attempt=proto.attempt, now=now)
         proto.epoch = conn.epoch
         self._proto = proto
+        if self._redial is not None:
+            self._redial.connected(asyncio.get_running_loop().time())
         self._arm()
         if self._dispatcher.push(events):
             if server is not None:
@@ -387,6 +398,43 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         if alarm is not None:
             alarm.cancel()
         self._alarm = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _over(self) -> None:
+        """The connection ended: tell the core once; dial again if it says so."""
+        redial, conn = self._redial, self._conn
+        if redial is None or self._redialed == conn.epoch:
+            return
+        self._redialed = conn.epoch
+        loop = asyncio.get_running_loop()
+        notices = redial.lost(loop.time(), random.random(), conn.ended_by, conn.asked)
+        # After the DISCONNECT, which our caller is about to deliver.
+        loop.call_soon(self._dispatcher.core.publish, notices)
+        if redial.timer() is not None and self._redialing is None:
+            self._redialing = loop.create_task(self._redial_loop(redial))
+            self._dispatcher._track(self._redialing)
+
+    async def _redial_loop(self, redial: Redialer) -> None:
+        """Dial the remote again, as the core's backoff says, until one connects,
+        the user closes, or the core gives up."""
+        loop = asyncio.get_running_loop()
+        try:
+            while (deadline := redial.timer()) is not None:
+                await asyncio.sleep(max(0.0, deadline - loop.time()))
+                if not redial.handle_timer(loop.time()):
+                    continue
+                remote = self._conn.remote
+                assert remote is not None
+                try:
+                    await self.connect(*remote)
+                    return
+                except SocketError as exc:
+                    if exc.errno == ErrorCode.CONNECTION_EXISTS:
+                        return  # the user connected meanwhile
+                    self._dispatcher.core.publish(
+                        redial.lost(loop.time(), random.random(), exc.err or exc)
+                    )
+        finally:
+            self._redialing = None
 
     def _disarm(self) -> None:
         if self._alarm is not None:
@@ -500,6 +548,10 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         ``abort=True`` resets it: the peer sees an RST.
         """
         live = self._conn.live
+        if self._redial is not None:
+            self._redial.stop()
+        if self._redialing is not None and self._redialing is not asyncio.current_task():
+            self._redialing.cancel()
         events = self._conn.close(abort=abort)
         self._dispatcher.retire()
         self._disarm()
@@ -515,6 +567,7 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
             await dispatcher.drain()
         if proto is not None:
             await proto.wait_lost()  # the socket is closed, and DISCONNECT pushed
+        dispatcher.core.end_streams()  # (a redialing client's go on until now)
         await dispatcher.wait_done(dispatcher.core.pushed)
         if not inside_callback():
             await dispatcher.reap()

@@ -23,6 +23,7 @@ joins groups, and dispatches what the core returns.  Its shape:
 from __future__ import annotations
 
 import contextlib
+import random
 import socket as _socket
 import threading
 from collections import deque
@@ -40,8 +41,10 @@ from jfsocket.core import (
     ConnectionOptions,
     Data,
     Dispatcher,
+    ErrorCode,
     EventTypes,
     OsContext,
+    Redialer,
     ServerModel,
     SocketError,
     encode_payload,
@@ -223,6 +226,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
             self._sock = sock
             self._reset = False
             events = self._conn.connection_made(host, remote, now=now())
+            if self._redial is not None:
+                self._redial.connected(now())
             self._arm()
             return self._dispatcher.push(events)
 
@@ -316,6 +321,34 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
             self._unregister()
             if run:
                 dispatcher.run_all(_me())
+        if self._redial is not None:
+            self._redial_loop(self._redial)
+
+    def _redial_loop(self, redial: Redialer) -> None:
+        """The connection ended: dial its remote again, as the core's backoff says,
+        until one connects (its reader is a new thread), or the user closes, or
+        the core gives up."""
+        conn, lock, dispatcher = self._conn, self._lock, self._dispatcher
+        with lock:
+            dispatcher.publish(redial.lost(now(), random.random(), conn.ended_by, conn.asked))
+        while True:
+            with lock:
+                deadline = redial.timer()
+                if deadline is None:
+                    return  # closed by the user, or given up
+                if not redial.handle_timer(now()):
+                    self._waiters.wait(lambda: not redial.active, deadline - now())
+                    continue
+            remote = conn.remote
+            assert remote is not None
+            try:
+                self.connect(*remote)
+                return
+            except SocketError as exc:
+                if exc.errno == ErrorCode.CONNECTION_EXISTS:
+                    return  # the user connected meanwhile
+                with lock:
+                    dispatcher.publish(redial.lost(now(), random.random(), exc.err or exc))
 
     def _stream_ended(self, sock: _socket.socket, exc: OSError) -> bool:
         """A read error: ``True`` if the caller must drain.
@@ -485,6 +518,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         ``abort=True`` resets it (the peer sees an RST) and fails unwritten sends at once.
         """
         with self._lock:
+            if self._redial is not None:
+                self._redial.stop()
             live = self._conn.live
             run = self._dispatcher.push(self._conn.close(abort=abort))
             sock, reader, writer = self._sock, self._reader, self._writer

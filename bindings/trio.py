@@ -29,6 +29,7 @@ import contextlib
 import functools
 import math
 import os
+import random
 import socket as _socket
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -49,10 +50,13 @@ from jfsocket.core import (
     ErrorCode,
     Event,
     EventTypes,
+    GaveUp,
     OsContext,
+    Redialer,
     ServerModel,
     SocketError,
     Stopped,
+    StreamEvent,
     innermost,
     inside,
     mark_inside,
@@ -109,7 +113,7 @@ class _Host:
         registry: CallbackRegistry,
         parent: _Host | None = None,
         *,
-        last: tuple[type[Event], ...] = (),
+        last: tuple[type[StreamEvent], ...] = (),
     ) -> None:
         self.core: Dispatcher = Dispatcher(
             registry, parent.core if parent is not None else None, last=last, host=self
@@ -158,9 +162,9 @@ class _Host:
             finally:
                 core.waiting -= 1
 
-    def subscribe(self) -> trio.MemoryReceiveChannel[Event]:
+    def subscribe(self) -> trio.MemoryReceiveChannel[StreamEvent]:
         """A stream of every event pushed from now on."""
-        send, receive = trio.open_memory_channel[Event](math.inf)
+        send, receive = trio.open_memory_channel[StreamEvent](math.inf)
         self.core.subscribe(send)
         return receive
 
@@ -243,7 +247,7 @@ class _Object:
         self._dispatcher.nursery = None
         await self._nursery_cm.__aexit__(None, None, None)
 
-    def __aiter__(self) -> trio.MemoryReceiveChannel[Event]:
+    def __aiter__(self) -> trio.MemoryReceiveChannel[StreamEvent]:
         """``async for event in obj``: the typed events, until the object is done."""
         return self._dispatcher.subscribe()
 
@@ -263,7 +267,9 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
     def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
         self._server = server
         parent = server._dispatcher if server is not None else None
-        self._dispatcher = _Host(self._registry, parent, last=(Disconnected,))
+        # A stream ends with the connection, or (redialing) when the client gives up or closes.
+        last = (Disconnected,) if self._redial is None else (GaveUp,)
+        self._dispatcher = _Host(self._registry, parent, last=last)
         self._conn = Connection(self, options, self._dispatcher.core)
         if server is not None:
             self._dispatcher.nursery = server._dispatcher.nursery
@@ -278,6 +284,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         self._ending: trio.lowlevel.ParkingLot | None = None  # a reader past the peer's EOF
         #: The timer task's scope: its deadline is the core's next one.
         self._alarm: trio.CancelScope | None = None
+        self._redialing: trio.CancelScope | None = None  # waiting to dial again
 
     def _given(self, socket: trio.SocketStream) -> None:
         self._adopt(socket)
@@ -296,6 +303,8 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         conn = self._conn
         now = trio.current_time() if conn.clocked else None
         events = conn.connection_made(host, remote, attempt=attempt, now=now)
+        if self._redial is not None:
+            self._redial.connected(trio.current_time())
         configure_stream(stream.socket, conn.options)
         self._stream = stream
         if self._dispatcher.push(events):
@@ -408,6 +417,31 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
                     await self._settle(conn.connection_lost(None))
                 self._unregister()
                 done.set()
+        if self._redial is not None and conn.epoch == epoch:  # not replaced by a connect
+            await self._redial_loop(self._redial)
+
+    async def _redial_loop(self, redial: Redialer) -> None:
+        """The connection ended: dial its remote again, as the core's backoff says,
+        until one connects (with a reader task of its own), the user closes, or
+        the core gives up."""
+        conn = self._conn
+        core = self._dispatcher.core
+        core.publish(redial.lost(trio.current_time(), random.random(), conn.ended_by, conn.asked))
+        with trio.CancelScope() as self._redialing:  # close() cancels it
+            while (deadline := redial.timer()) is not None:
+                await trio.sleep_until(deadline)
+                if not redial.handle_timer(trio.current_time()):
+                    continue
+                remote = conn.remote
+                assert remote is not None
+                try:
+                    await self.connect(*remote)
+                    break
+                except SocketError as exc:
+                    if exc.errno == ErrorCode.CONNECTION_EXISTS:
+                        break  # the user connected meanwhile
+                    core.publish(redial.lost(trio.current_time(), random.random(), exc.err or exc))
+        self._redialing = None
 
     async def _input_ended(self, epoch: int) -> None:
         """The peer's EOF: its last data runs while we can still reply; once
@@ -593,6 +627,10 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         ``abort=True`` resets it: the peer sees an RST, unwritten sends fail at once.
         """
         live = self._conn.live
+        if self._redial is not None:
+            self._redial.stop()
+        if self._redialing is not None:
+            self._redialing.cancel()
         events = self._conn.close(abort=abort)
         self._disarm()
         stream = self._stream
@@ -610,6 +648,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
                 innermost(_task()) is None
             ):  # from a callback, the reader may be the one waiting on us
                 await self._reader_done.wait()
+        self._dispatcher.core.end_streams()  # (a redialing client's go on until now)
 
     async def _finish(self) -> None:
         await self.close()

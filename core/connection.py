@@ -289,8 +289,10 @@ class Connection:
         "_sends",
         "_source",
         "_state",
+        "asked",
         "clocked",
         "closed",
+        "ended_by",
         "epoch",
         "host",
         "remote",
@@ -327,6 +329,11 @@ class Connection:
         self._last_input = 0.0  # when bytes last arrived (or the connection was made)
         #: The last ``send`` may have brought :meth:`timer` forward (re-arm then).
         self.sooner = False
+        #: The user asked for this connection's end (``close``, ``shutdown``):
+        #: a client with ``reconnect`` does not dial again then.
+        self.asked = False
+        #: What ended the last connection (``None``: an orderly close).
+        self.ended_by: BaseException | None = None
 
     def _new_reader(self) -> MessageReader:
         opts = self._options
@@ -424,6 +431,7 @@ class Connection:
             logger.warning("connection %s -> %s: %s", self.host, self.remote, exc)
             tail = []
             error = error or exc
+        self.ended_by = error
         # Data that completed before the end still arrives before DISCONNECT.
         events[:0] = [Received(source=self._source, data=data) for data in tail]
         events.append(Disconnected(source=self._source, host=host, remote=remote, error=error))
@@ -474,6 +482,8 @@ class Connection:
             )
         self._step(Input.MADE)
         self._last_input = self._clock(now)
+        self.asked = False
+        self.ended_by = None
         self.epoch += 1
         self._ledger.new_epoch()
         self.host, self.remote = host, remote
@@ -669,6 +679,7 @@ class Connection:
         resets the connection (RST) instead of closing it.
         """
         before = self._state
+        self.asked = True
         if before is ConnectionState.CONNECTING:
             self._aborted = True
         if not abort:
@@ -736,7 +747,9 @@ class Connection:
         From OPEN the binding then shuts the socket's sending side (see
         :attr:`write_closed`); after the peer's EOF it is a close.
         """
-        return self._close_step(Input.SHUTDOWN)
+        events = self._close_step(Input.SHUTDOWN)
+        self.asked = True
+        return events
 
     def _close_step(self, event: Input) -> list[Event]:
         """*event* and, if it led to CLOSING with nothing left to settle, the end."""

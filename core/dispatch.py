@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import inspect
 from collections import deque
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from types import CoroutineType
@@ -54,7 +54,7 @@ from .callbacks import (
     log_call_error,
     log_callback_error,
 )
-from .events import Event, EventTypes, Received
+from .events import Event, EventTypes, Received, StreamEvent
 
 __all__ = [
     "Call",
@@ -128,7 +128,7 @@ def end_drain(key: object) -> None:
 class Sink(Protocol):
     """Where an ``async for`` stream gets its events (each binding's own kind)."""
 
-    def send_nowait(self, event: Event) -> None:
+    def send_nowait(self, event: StreamEvent) -> None:
         """One more event (the name of trio's memory channels)."""
 
     def close(self) -> None:
@@ -227,7 +227,7 @@ class Dispatcher:
         for sink in sinks or ():
             sink.close()
 
-    def publish(self, events: list[Event]) -> None:
+    def publish(self, events: Sequence[StreamEvent]) -> None:
         """Hand *events* to the streams (ours and our parent's), without queueing."""
         node: Dispatcher | None = self
         while node is not None:

@@ -24,11 +24,15 @@ __all__ = [
     "Disconnected",
     "Event",
     "EventTypes",
+    "GaveUp",
+    "Notice",
     "Received",
+    "Reconnecting",
     "SendFailed",
     "Sent",
     "Started",
     "Stopped",
+    "StreamEvent",
 ]
 
 #: An ``(ip, port)`` pair.
@@ -131,5 +135,31 @@ class SendFailed:
     error: BaseException
 
 
-#: Any event the core emits.
+@attrs.frozen(kw_only=True)
+class Reconnecting:
+    """A client with ``reconnect`` lost its connection (or a redial failed):
+    try *attempt* comes after *delay* seconds.  For ``async for`` and the log:
+    no callback key."""
+
+    source: object
+    attempt: int
+    delay: float
+    #: What ended the connection or failed the redial (``None``: the peer closed).
+    error: BaseException | None
+
+
+@attrs.frozen(kw_only=True)
+class GaveUp:
+    """A client with ``reconnect`` stopped trying after *attempts* failed tries."""
+
+    source: object
+    attempts: int
+    error: BaseException | None
+
+
+#: Any event the core emits to callbacks (and streams).
 Event: TypeAlias = Started | Stopped | Connected | Disconnected | Received | Sent | SendFailed
+#: What only streams and the log see.
+Notice: TypeAlias = Reconnecting | GaveUp
+#: What an ``async for`` yields.
+StreamEvent: TypeAlias = Event | Notice

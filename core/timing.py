@@ -10,17 +10,24 @@ frozen; like the events, this module is not compiled).
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Final
 
 import attrs
 
+from .events import GaveUp, Notice, Reconnecting
+
+logger = logging.getLogger("jfsocket")
+
 __all__ = [
     "DEFAULT_MAX_PENDING",
     "Backoff",
     "Keepalive",
+    "Redialer",
     "validate_keepalive",
     "validate_max_pending",
+    "validate_reconnect",
     "validate_timeout",
 ]
 
@@ -162,3 +169,83 @@ class Backoff:
         except OverflowError:  # far past the maximum
             base = self.maximum
         return min(self.maximum, base * (1.0 - self.jitter + 2.0 * self.jitter * random))
+
+
+def validate_reconnect(value: object) -> Backoff | None:
+    """``reconnect``: ``None``/``False`` (off), ``True`` (the defaults) or a :class:`Backoff`."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Backoff()
+    if isinstance(value, Backoff):
+        return value
+    raise TypeError(f"reconnect must be a bool or a Backoff, not {type(value).__name__}")
+
+
+class Redialer:
+    """When a client with ``reconnect`` dials again, and when it gives up.
+
+    Inputs: :meth:`connected` (a connection is up), :meth:`lost` (one the user
+    did not close ended, or a redial failed), :meth:`stop` (the user closed);
+    outputs: the notices to publish, and :meth:`timer` / :meth:`handle_timer`
+    for when to dial.  The random draw for the jitter is an input too.
+    """
+
+    __slots__ = ("_at", "_attempt", "_backoff", "_since", "_source", "active")
+
+    def __init__(self, source: object, backoff: Backoff) -> None:
+        self._source = source
+        self._backoff = backoff
+        self._attempt = 0  # tries since the last connection that lasted
+        self._since: float | None = None  # when the current connection came up
+        self._at: float | None = None  # when to dial next
+        #: Still redialing (``False`` once closed by the user, or given up).
+        self.active = True
+
+    def connected(self, now: float) -> None:
+        """A connection is up (a redial's, or the first)."""
+        self.active = True
+        self._since = now
+        self._at = None
+
+    def lost(
+        self, now: float, random: float, error: BaseException | None, asked: bool = False
+    ) -> list[Notice]:
+        """The connection ended (the user *asked* for it: no more dialing), or a
+        redial failed: ``Reconnecting`` (dial again at :meth:`timer`), or ``GaveUp``."""
+        if asked:
+            self.stop()
+        if not self.active:
+            return []
+        since = self._since
+        if since is not None and now - since >= self._backoff.reset_after:
+            self._attempt = 0  # it lasted: start the count afresh
+        self._since = None
+        attempts = self._backoff.attempts
+        if attempts is not None and self._attempt >= attempts:
+            self.active = False
+            self._at = None
+            logger.warning("%r: gave up reconnecting after %d tries", self._source, self._attempt)
+            return [GaveUp(source=self._source, attempts=self._attempt, error=error)]
+        self._attempt += 1
+        delay = self._backoff.delay(self._attempt, random)
+        self._at = now + delay
+        logger.info("%r: reconnecting in %.3g s (try %d)", self._source, delay, self._attempt)
+        return [Reconnecting(source=self._source, attempt=self._attempt, delay=delay, error=error)]
+
+    def stop(self) -> None:
+        """The user closed the client: no more dialing."""
+        self.active = False
+        self._at = None
+
+    def timer(self) -> float | None:
+        """When to dial next (``None``: not waiting to)."""
+        return self._at if self.active else None
+
+    def handle_timer(self, now: float) -> bool:
+        """``True`` if it is time to dial (once per :meth:`lost`)."""
+        at = self._at
+        if not self.active or at is None or now < at:
+            return False
+        self._at = None
+        return True

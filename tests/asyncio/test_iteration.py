@@ -9,14 +9,16 @@ from collections.abc import AsyncIterable
 import pytest
 from jfsocket.bindings.asyncio import CastReceiver, CastSender, TcpClient, TcpServer
 from jfsocket.core import (
+    Backoff,
     Connected,
     Disconnected,
-    Event,
     EventTypes,
     Received,
+    Reconnecting,
     Sent,
     Started,
     Stopped,
+    StreamEvent,
 )
 
 from .helpers import LOCALHOST, EventLog, accept, cancel_and_wait, raw_listener, within
@@ -27,25 +29,25 @@ pytestmark = pytest.mark.asyncio
 class Collector:
     """An ``async for`` over a source in a task of its own, into :attr:`events`."""
 
-    def __init__(self, source: AsyncIterable[Event]) -> None:
-        self.events: list[Event] = []
+    def __init__(self, source: AsyncIterable[StreamEvent]) -> None:
+        self.events: list[StreamEvent] = []
         self.log = EventLog()  # one record per event, to wait on
         self.task = asyncio.ensure_future(self._collect(source))
 
-    async def _collect(self, source: AsyncIterable[Event]) -> None:
+    async def _collect(self, source: AsyncIterable[StreamEvent]) -> None:
         async for event in source:
             self.events.append(event)
             self.log.record(type(event).__name__, (event,))
 
     @classmethod
-    async def start(cls, source: AsyncIterable[Event]) -> Collector:
+    async def start(cls, source: AsyncIterable[StreamEvent]) -> Collector:
         """Start collecting; once this returns the loop has subscribed (its first
         step runs ``__aiter__`` and waits in ``__anext__``)."""
         collector = cls(source)
         await asyncio.sleep(0)
         return collector
 
-    async def wait_for(self, kind: type[Event], count: int = 1) -> None:
+    async def wait_for(self, kind: type[StreamEvent], count: int = 1) -> None:
         """Wait until *count* events of type *kind* arrived."""
         await self.log.wait_for(kind.__name__, count)
 
@@ -54,7 +56,7 @@ class Collector:
         await within(asyncio.wait({self.task}), what=f"the stream did not end: {self.events}")
         assert self.task.done() and self.task.exception() is None
 
-    def kinds(self) -> list[type[Event]]:
+    def kinds(self) -> list[type[StreamEvent]]:
         """The events' types, in order."""
         return [type(e) for e in self.events]
 
@@ -149,7 +151,7 @@ async def test_breaking_out_early_leaves_the_object_working() -> None:
     """``break`` out of ``async for`` after the first event: nothing is left
     running, the client keeps working, and a new ``async for`` sees what follows."""
     async with TcpServer(LOCALHOST, 0) as server, TcpClient() as client:
-        first: list[Event] = []
+        first: list[StreamEvent] = []
 
         async def first_event() -> None:
             async for event in client:
@@ -193,3 +195,20 @@ async def test_receiver_stream_ends_after_stopped() -> None:
     assert isinstance(received, Received) and received.data == "datagram"
     assert received.remote is not None and received.remote[0] == "127.0.0.1"
     assert not received.truncated
+
+
+async def test_a_redialing_clients_stream_goes_on_past_disconnect() -> None:
+    """With reconnect, ``async for`` yields DISCONNECT, then Reconnecting (the
+    typed notice), and ends only when the client is closed."""
+    async with TcpServer(LOCALHOST, 0) as server:
+        client = TcpClient(reconnect=Backoff(initial=0.05, maximum=0.05, jitter=0))
+        async with client:
+            await client.connect(*server.host)
+            stream = await Collector.start(client)
+            await server.stop()
+            await stream.wait_for(Reconnecting)
+            reconnecting = next(e for e in stream.events if isinstance(e, Reconnecting))
+            assert reconnecting.attempt == 1 and reconnecting.delay == 0.05
+            assert not stream.task.done()
+        await within(stream.task)  # closed: the stream ended
+    assert stream.kinds()[:2] == [Disconnected, Reconnecting]

@@ -9,7 +9,7 @@ import socket
 import threading
 
 import pytest
-from jfsocket.core import Keepalive, SocketError
+from jfsocket.core import Backoff, Keepalive, SocketError
 
 from .driver import HUGE, NONE, ClientH, Driver, RawPeer
 
@@ -207,3 +207,58 @@ def test_stop_with_grace_closes_the_rest_when_it_ends(
     assert server.count("STOPED") == 1
     assert peer.read_until_eof() == b""
     assert "grace period over, closing 1 clients" in caplog.text
+
+
+def test_reconnect_after_the_server_restarts(d: Driver) -> None:
+    """reconnect=Backoff(...): the server goes away and comes back on the same
+    port; the client fires DISCONNECT, redials until it is back, fires CONNECTED
+    again and works; close() ends it."""
+    first = d.server()
+    port = first.host[1]
+    client = d.client(reconnect=Backoff(initial=0.05, maximum=0.2, jitter=0))
+    client.connect(*first.host)
+    client.wait_for("CONNECTED")
+    first.stop()
+    client.wait_for("DISCONNECT")
+    assert not client.isAlive
+    with pytest.raises(SocketError) as info:  # no hidden queue while it is down
+        client.send("lost")
+    assert info.value.errno == 1001
+    second = d.server(port=port)
+    second.on("RECEIVED", lambda ev: ev.source.send(ev.data))
+    client.wait_for("CONNECTED", 2, timeout=10)
+    client.send("again")
+    d.wait_until(lambda: client.received() == ["again"], what="the echo")
+    client.close()
+    client.wait_for("DISCONNECT", 2)
+    second.stop()
+    assert client.count("CONNECTED") == 2  # closed by the user: no more dialing
+
+
+def test_close_while_waiting_to_redial_ends_it(d: Driver, caplog: pytest.LogCaptureFixture) -> None:
+    """close() during the backoff: no more tries, and nothing is left running."""
+    caplog.set_level(logging.INFO, logger="jfsocket")
+    server = d.server()
+    client = d.client(reconnect=Backoff(initial=0.2, maximum=0.2, jitter=0))
+    client.connect(*server.host)
+    server.stop()
+    client.wait_for("DISCONNECT")
+    d.wait_until(lambda: "reconnecting in" in caplog.text, what="the first backoff")
+    client.close()
+    tries = caplog.text.count("reconnecting in")
+    listener = d.raw_listener()  # a later dial, were there one, would not be refused
+    client.connect(*listener.host)  # usable by hand afterwards
+    listener.accept()
+    client.close()
+    assert caplog.text.count("reconnecting in") == tries
+
+
+def test_reconnect_gives_up_after_its_attempts(d: Driver, caplog: pytest.LogCaptureFixture) -> None:
+    """attempts=2 against a port nobody listens on: two tries, then it gives up."""
+    server = d.server()
+    client = d.client(reconnect=Backoff(initial=0.02, maximum=0.05, jitter=0, attempts=2))
+    client.connect(*server.host)
+    server.stop()
+    client.wait_for("DISCONNECT")
+    d.wait_until(lambda: "gave up reconnecting after 2 tries" in caplog.text, what="GaveUp")
+    assert client.count("CONNECTED") == 1

@@ -31,6 +31,7 @@ from jfsocket.core import (
     Role,
     Sent,
     Stopped,
+    StreamEvent,
     innermost,
     inside,
     log_call_error,
@@ -61,10 +62,10 @@ class _Stream:
     """A sink that records what it is handed (an ``async for`` stream's stand-in)."""
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self.events: list[StreamEvent] = []
         self.closed = False
 
-    def send_nowait(self, event: Event) -> None:
+    def send_nowait(self, event: StreamEvent) -> None:
         assert not self.closed, "an event after the stream ended"
         self.events.append(event)
 
@@ -854,7 +855,7 @@ def test_emit_pushes_under_the_guard_and_drains_outside_it() -> None:
     queue, guard = _guarded(registry)
 
     class Watching(_Stream):
-        def send_nowait(self, event: Event) -> None:
+        def send_nowait(self, event: StreamEvent) -> None:
             seen.append(("stream", guard.holding))
 
     queue.emit([Sent(source=SRC, data="unbound")], key=KEY)  # done at once

@@ -21,13 +21,17 @@ from jfsocket.core import (
     Disconnected,
     ErrorCode,
     Event,
+    GaveUp,
     Keepalive,
     LocalProtocolError,
     Received,
+    Reconnecting,
+    Redialer,
     SendFailed,
     Sent,
     ServerModel,
     SocketError,
+    validate_reconnect,
 )
 
 HOST = ("127.0.0.1", 40000)
@@ -442,3 +446,65 @@ def test_a_grace_period_must_be_positive() -> None:
     with pytest.raises(TypeError, match="grace"):
         model.stop(grace="soon")
     assert model.is_listening  # refused: nothing changed
+
+
+# -- reconnecting -----------------------------------------------------------------------
+
+
+def test_redialer_backs_off_and_gives_up(caplog: pytest.LogCaptureFixture) -> None:
+    backoff = Backoff(initial=1, maximum=10, factor=2, jitter=0.5, attempts=2, reset_after=5)
+    redial = Redialer("c", backoff)
+    redial.connected(now=0.0)
+    error = ConnectionResetError()
+    (first,) = redial.lost(now=1.0, random=0.5, error=error)
+    assert first == Reconnecting(source="c", attempt=1, delay=1.0, error=error)
+    assert redial.timer() == 2.0
+    assert not redial.handle_timer(1.9)  # never early
+    assert redial.handle_timer(2.0)
+    assert not redial.handle_timer(2.0)  # once
+    (second,) = redial.lost(now=2.1, random=0.0, error=None)  # the redial failed
+    assert isinstance(second, Reconnecting) and second.attempt == 2 and second.delay == 1.0
+    assert redial.handle_timer(3.1)
+    (gave_up,) = redial.lost(now=3.2, random=0.0, error=None)
+    assert gave_up == GaveUp(source="c", attempts=2, error=None)
+    assert not redial.active and redial.timer() is None
+    assert "gave up reconnecting after 2 tries" in caplog.text
+
+
+def test_a_connection_that_lasted_resets_the_count() -> None:
+    redial = Redialer("c", Backoff(initial=1, maximum=30, jitter=0, reset_after=5))
+    redial.connected(now=0.0)
+    redial.lost(now=0.1, random=0.5, error=None)  # try 1
+    redial.handle_timer(10.0)
+    redial.lost(now=10.0, random=0.5, error=None)  # try 2: delay 2
+    redial.handle_timer(20.0)
+    redial.connected(now=20.0)
+    (notice,) = redial.lost(now=26.0, random=0.5, error=None)  # lasted 6 s >= 5
+    assert isinstance(notice, Reconnecting) and notice.attempt == 1 and notice.delay == 1.0
+
+
+def test_a_close_the_user_asked_for_stops_redialing() -> None:
+    redial = Redialer("c", Backoff())
+    redial.connected(now=0.0)
+    assert redial.lost(now=1.0, random=0.5, error=None, asked=True) == []
+    assert not redial.active and redial.timer() is None
+
+
+def test_reconnect_forms() -> None:
+    assert validate_reconnect(None) is None and validate_reconnect(False) is None
+    assert validate_reconnect(True) == Backoff()
+    with pytest.raises(TypeError, match="reconnect"):
+        validate_reconnect(3)
+
+
+def test_the_core_knows_who_ended_a_connection() -> None:
+    conn = made(encoding=None)
+    conn.receive_eof()
+    conn.eof_dispatched()  # the peer closed: not asked
+    assert conn.closed and not conn.asked and conn.ended_by is None
+    conn = made()
+    conn.connection_lost(ConnectionResetError())
+    assert not conn.asked and isinstance(conn.ended_by, ConnectionResetError)
+    conn = made()
+    conn.close()
+    assert conn.asked

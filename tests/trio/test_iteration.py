@@ -8,14 +8,17 @@ import pytest
 import trio
 from jfsocket.bindings.trio import TcpClient, TcpServer
 from jfsocket.core import (
+    Backoff,
     Connected,
     Disconnected,
     Event,
     EventTypes,
     Received,
+    Reconnecting,
     Sent,
     Started,
     Stopped,
+    StreamEvent,
 )
 
 from .conftest import LOCALHOST, EventLog, blocked, raw_listener
@@ -24,8 +27,8 @@ pytestmark = pytest.mark.trio
 
 
 async def collect(
-    source: AsyncIterable[Event],
-    out: list[Event],
+    source: AsyncIterable[StreamEvent],
+    out: list[StreamEvent],
     ended: trio.Event,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -138,3 +141,24 @@ async def test_two_iterators_each_get_every_event() -> None:
                 await event.wait()
     assert [type(e) for e in first] == [Connected, Sent, Disconnected]
     assert first == second
+
+
+async def test_a_redialing_clients_stream_goes_on_past_disconnect() -> None:
+    """With reconnect, ``async for`` yields DISCONNECT, then Reconnecting (the
+    typed notice), and ends only when the client is closed."""
+    events: list[StreamEvent] = []
+    ended = trio.Event()
+    backoff = Backoff(initial=0.05, maximum=0.05, jitter=0)
+    async with TcpServer(LOCALHOST, 0) as server, TcpClient(reconnect=backoff) as client:
+        await client.connect(*server.host)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(collect, client, events, ended)
+            await server.stop()
+            with trio.fail_after(5):
+                while not any(isinstance(e, Reconnecting) for e in events):
+                    await trio.sleep(0)
+            assert not ended.is_set()
+            await client.close()
+            with trio.fail_after(5):
+                await ended.wait()
+    assert [type(e) for e in events][:2] == [Disconnected, Reconnecting]

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 from jfsocket.bindings.trio import CastReceiver, CastSender, EventTypes
-from jfsocket.core import Event, Received
+from jfsocket.core import Received, StreamEvent
 
 from .conftest import RECEIVER_KEYS, SENDER_KEYS, EventLog
 
@@ -67,7 +67,7 @@ async def test_truncated_datagram_is_not_delivered_and_is_logged(
         rec.recvBuffer = 8
     assert rec.recvBuffer == 8
     rec.joinGroup(group)
-    typed: list[Event] = []
+    typed: list[StreamEvent] = []
     with caplog.at_level(logging.WARNING, logger="jfsocket"):
         async with trio.open_nursery() as nursery:
             stream = rec.__aiter__()
