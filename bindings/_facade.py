@@ -11,6 +11,8 @@ them: the clients' own methods do the waiting).
 from __future__ import annotations
 
 import contextlib
+import random
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 from jfsocket.core import (
@@ -24,8 +26,10 @@ from jfsocket.core import (
     Connection,
     ConnectionOptions,
     Data,
+    Disconnected,
     EventTypes,
     Framing,
+    GaveUp,
     GroupChange,
     Keepalive,
     ReceiverModel,
@@ -34,6 +38,7 @@ from jfsocket.core import (
     SenderModel,
     ServerModel,
     SocketError,
+    StreamEvent,
     encode_payload,
     validate_reconnect,
 )
@@ -49,6 +54,7 @@ __all__ = [
     "ServerFacade",
     "client_parts",
     "raise_failure",
+    "redial",
     "wrong_runtime",
 ]
 
@@ -80,6 +86,26 @@ class _Bindable:
     def bind(self, key: EventTypes | str | None = None, evt: Callback | None = None) -> None:
         """Bind *evt* to event *key* (member or its string); ``None`` unbinds."""
         self._registry.bind(key, evt)
+
+
+async def redial(
+    client: Any,
+    redial: Redialer,
+    clock: Callable[[], float],
+    sleep_until: Callable[[float], Awaitable[object]],
+) -> None:
+    """The async bindings' redial loop: wait for the core's next dial time,
+    dial *client*'s remote, and on failure let the core say when to try
+    again, until one connects, the user closes, or the core gives up."""
+    while (deadline := redial.timer()) is not None:
+        await sleep_until(deadline)
+        if not redial.handle_timer(clock()):
+            continue
+        try:
+            await client.connect(*client.remote)
+            return
+        except SocketError as exc:
+            client._dispatcher.core.publish(redial.failed(clock(), random.random(), exc))
 
 
 def client_parts(
@@ -144,6 +170,11 @@ class ClientFacade(_Bindable, Generic[_S]):
         self._init(options, _server)
         if socket is not None:
             self._given(socket)
+
+    def _stream_ends(self) -> tuple[type[StreamEvent], ...]:
+        """The events after which an ``async for`` over this client ends: its
+        connection's end, or, redialing, giving up (``close()`` ends it too)."""
+        return (Disconnected,) if self._redial is None else (GaveUp,)
 
     def _init(self, options: ConnectionOptions, server: Any) -> None:
         """The binding's part: its dispatcher and :class:`Connection`."""

@@ -39,7 +39,7 @@ import contextlib
 import contextvars
 import random
 import socket as _socket
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, cast
 
 from jfsocket.core import (
@@ -48,12 +48,9 @@ from jfsocket.core import (
     Connection,
     ConnectionOptions,
     Data,
-    Disconnected,
     Dispatcher,
-    ErrorCode,
     Event,
     EventTypes,
-    GaveUp,
     OsContext,
     Redialer,
     ServerModel,
@@ -84,6 +81,7 @@ from ._facade import (
     SenderFacade,
     raise_failure,
 )
+from ._facade import redial as redial_loop
 from ._sockopts import (
     apply_changes,
     configure_sender,
@@ -291,9 +289,7 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
     def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
         self._server = server
         parent = server._dispatcher if server is not None else None
-        # A stream ends with the connection, or (redialing) when the client gives up or closes.
-        last = (Disconnected,) if self._redial is None else (GaveUp,)
-        self._dispatcher = Host(self._registry, parent, last=last)
+        self._dispatcher = Host(self._registry, parent, last=self._stream_ends())
         self._conn = Connection(self, options, self._dispatcher.core)
         self._proto: _Stream | None = None
         self._adoptee: _socket.socket | None = None
@@ -414,25 +410,13 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
             self._dispatcher._track(self._redialing)
 
     async def _redial_loop(self, redial: Redialer) -> None:
-        """Dial the remote again, as the core's backoff says, until one connects,
-        the user closes, or the core gives up."""
         loop = asyncio.get_running_loop()
+
+        def sleep_until(deadline: float) -> Awaitable[None]:
+            return asyncio.sleep(max(0.0, deadline - loop.time()))
+
         try:
-            while (deadline := redial.timer()) is not None:
-                await asyncio.sleep(max(0.0, deadline - loop.time()))
-                if not redial.handle_timer(loop.time()):
-                    continue
-                remote = self._conn.remote
-                assert remote is not None
-                try:
-                    await self.connect(*remote)
-                    return
-                except SocketError as exc:
-                    if exc.errno == ErrorCode.CONNECTION_EXISTS:
-                        return  # the user connected meanwhile
-                    self._dispatcher.core.publish(
-                        redial.lost(loop.time(), random.random(), exc.err or exc)
-                    )
+            await redial_loop(self, redial, loop.time, sleep_until)
         finally:
             self._redialing = None
 

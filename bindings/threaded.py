@@ -41,7 +41,6 @@ from jfsocket.core import (
     ConnectionOptions,
     Data,
     Dispatcher,
-    ErrorCode,
     EventTypes,
     OsContext,
     Redialer,
@@ -345,10 +344,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                 self.connect(*remote)
                 return
             except SocketError as exc:
-                if exc.errno == ErrorCode.CONNECTION_EXISTS:
-                    return  # the user connected meanwhile
                 with lock:
-                    dispatcher.publish(redial.lost(now(), random.random(), exc.err or exc))
+                    dispatcher.publish(redial.failed(now(), random.random(), exc))
 
     def _stream_ended(self, sock: _socket.socket, exc: OSError) -> bool:
         """A read error: ``True`` if the caller must drain.

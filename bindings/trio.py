@@ -45,12 +45,10 @@ from jfsocket.core import (
     Connection,
     ConnectionOptions,
     Data,
-    Disconnected,
     Dispatcher,
     ErrorCode,
     Event,
     EventTypes,
-    GaveUp,
     OsContext,
     Redialer,
     ServerModel,
@@ -75,6 +73,7 @@ from ._facade import (
     raise_failure,
     wrong_runtime,
 )
+from ._facade import redial as redial_loop
 from ._sockopts import (
     apply_changes,
     configure_sender,
@@ -267,9 +266,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
     def _init(self, options: ConnectionOptions, server: TcpServer | None) -> None:
         self._server = server
         parent = server._dispatcher if server is not None else None
-        # A stream ends with the connection, or (redialing) when the client gives up or closes.
-        last = (Disconnected,) if self._redial is None else (GaveUp,)
-        self._dispatcher = _Host(self._registry, parent, last=last)
+        self._dispatcher = _Host(self._registry, parent, last=self._stream_ends())
         self._conn = Connection(self, options, self._dispatcher.core)
         if server is not None:
             self._dispatcher.nursery = server._dispatcher.nursery
@@ -428,19 +425,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         core = self._dispatcher.core
         core.publish(redial.lost(trio.current_time(), random.random(), conn.ended_by, conn.asked))
         with trio.CancelScope() as self._redialing:  # close() cancels it
-            while (deadline := redial.timer()) is not None:
-                await trio.sleep_until(deadline)
-                if not redial.handle_timer(trio.current_time()):
-                    continue
-                remote = conn.remote
-                assert remote is not None
-                try:
-                    await self.connect(*remote)
-                    break
-                except SocketError as exc:
-                    if exc.errno == ErrorCode.CONNECTION_EXISTS:
-                        break  # the user connected meanwhile
-                    core.publish(redial.lost(trio.current_time(), random.random(), exc.err or exc))
+            await redial_loop(self, redial, trio.current_time, trio.sleep_until)
         self._redialing = None
 
     async def _input_ended(self, epoch: int) -> None:

@@ -16,6 +16,7 @@ from typing import Final
 
 import attrs
 
+from .errors import ErrorCode
 from .events import GaveUp, Notice, Reconnecting
 
 logger = logging.getLogger("jfsocket")
@@ -232,6 +233,14 @@ class Redialer:
         self._at = now + delay
         logger.info("%r: reconnecting in %.3g s (try %d)", self._source, delay, self._attempt)
         return [Reconnecting(source=self._source, attempt=self._attempt, delay=delay, error=error)]
+
+    def failed(self, now: float, random: float, error: BaseException) -> list[Notice]:
+        """A redial raised *error* (a ``SocketError``): try again later (as
+        :meth:`lost`), unless the user connected meanwhile (1000): then stop."""
+        if getattr(error, "errno", None) == ErrorCode.CONNECTION_EXISTS:
+            self.stop()
+            return []
+        return self.lost(now, random, getattr(error, "err", None) or error)
 
     def stop(self) -> None:
         """The user closed the client: no more dialing."""

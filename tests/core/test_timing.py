@@ -508,3 +508,14 @@ def test_the_core_knows_who_ended_a_connection() -> None:
     conn = made()
     conn.close()
     assert conn.asked
+
+
+def test_a_failed_redial_backs_off_unless_the_user_connected() -> None:
+    redial = Redialer("c", Backoff(initial=1, maximum=5, jitter=0))
+    redial.connected(now=0.0)
+    redial.lost(now=0.0, random=0.5, error=None)
+    refused = ConnectionRefusedError()
+    (notice,) = redial.failed(now=1.0, random=0.5, error=SocketError(1006, refused))
+    assert isinstance(notice, Reconnecting) and notice.attempt == 2 and notice.error is refused
+    assert redial.failed(now=2.0, random=0.5, error=SocketError(1000)) == []
+    assert not redial.active
