@@ -199,6 +199,14 @@ class ClientFacade(_Bindable, Generic[_S]):
         return self._conn.is_open
 
     @property
+    def reconnecting(self) -> bool:
+        """Down, and going to dial again (``reconnect``): a connection ended
+        that the user did not close, and the client has not given up."""
+        redial = self._redial
+        conn = self._conn
+        return redial is not None and redial.active and not conn.asked and not conn.is_open
+
+    @property
     def host(self) -> Address | None:
         """Local ``(ip, port)`` (``None`` before the first connection)."""
         return self._conn.host

@@ -591,7 +591,15 @@ def _cmd_server(args: argparse.Namespace, printer: Printer) -> int:
 _CHUNK = 65536
 #: What the client's inbox holds once the connection has gone.
 _GONE = object()
+#: ... once it is up again (``--reconnect``), and once it is down but redialing.
+_UP = object()
+_DOWN = object()
 _LINE_ENDINGS = {"lf": "\n", "crlf": "\r\n"}
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The TcpClient keywords the command line sets."""
+    return {**_connection_options(args), "reconnect": True if args.reconnect else None}
 
 
 def _connection_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -753,19 +761,24 @@ def _client_threaded(
     outcome: _ClientOutcome,
 ) -> None:
     inbox: queue.Queue[object] = queue.Queue()
-    evts[_E.DISCONNECT] = _chain(evts[_E.DISCONNECT], lambda *a: inbox.put(_GONE))
+
+    def disconnected(client: threaded.TcpClient, *args: object) -> None:
+        inbox.put(_DOWN if client.reconnecting else _GONE)  # redialing: not the end
+
+    evts[_E.DISCONNECT] = _chain(evts[_E.DISCONNECT], disconnected)
+    evts[_E.CONNECTED] = _chain(evts[_E.CONNECTED], lambda *a: inbox.put(_UP))
     streams.on_broken = lambda: inbox.put(_GONE)
     with (
         contextlib.suppress(KeyboardInterrupt),
         _interrupts_while_waiting() as waiting,
-        threaded.TcpClient(evts=evts, **_connection_options(args)) as client,
+        threaded.TcpClient(evts=evts, **_client_options(args)) as client,
     ):
         client.connect(args.ip, args.port)
         reader = _StdinReader(streams.read, inbox)
         with waiting:
             while True:
                 reader.more()
-                piece = _take(inbox)
+                piece = _next(inbox, _UP, _DOWN)
                 if piece is _GONE:
                     return
                 if isinstance(piece, BaseException):
@@ -773,13 +786,19 @@ def _client_threaded(
                 assert isinstance(piece, (str, bytes))
                 if not piece:
                     break
-                with waiting.paused():
-                    try:
-                        client.send(streams.message(piece))
-                    except SocketError as exc:
-                        if not _gone(exc):
-                            raise
-                        outcome.refused = exc
+                while True:
+                    with waiting.paused():
+                        try:
+                            client.send(streams.message(piece))
+                            break
+                        except SocketError as exc:
+                            if not _gone(exc):
+                                raise
+                            if not client.reconnecting:
+                                outcome.refused = exc
+                                return
+                    # Down, and redialing: this piece goes once the connection is back.
+                    if _next(inbox, _DOWN) is _GONE:
                         return
             # shutdown() waits for our queued data to be written, as long as the
             # server takes: in a thread, so that Ctrl-C can end the wait.
@@ -788,12 +807,23 @@ def _client_threaded(
                 target=_report, args=(client.shutdown, shut), name="jfsocket shutdown", daemon=True
             ).start()
             error = _take(shut)
-            # Refused as gone: the server closed first, its DISCONNECT is in the inbox.
+            # Refused as gone: the server closed first (or we are down, redialing).
             if isinstance(error, BaseException) and not (
                 isinstance(error, SocketError) and _gone(error)
             ):
                 raise error
-            _take(inbox, args.linger)  # until the server closes (DISCONNECT)
+            if client.isAlive:
+                _next(inbox, _UP, _DOWN, timeout=args.linger)  # until the server closes
+
+
+def _next(inbox: queue.Queue[object], *skip: object, timeout: float | None = None) -> object:
+    """The next item of *inbox* that is none of *skip* (``None`` after *timeout*)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        item = _take(inbox, left)
+        if item is None or not any(item is s for s in skip):
+            return item
 
 
 def _report(function: Callable[[], object], outcome: queue.Queue[BaseException | None]) -> None:
@@ -816,9 +846,21 @@ def _client_async(
 
     async def run() -> None:
         gone = runtime.event()
-        evts[_E.DISCONNECT] = _chain(evts[_E.DISCONNECT], lambda *a: gone.set())
+        up = runtime.semaphore()  # released by each CONNECTED (--reconnect waits on it)
+
+        def disconnected(client: Any, *args: object) -> None:
+            if not client.reconnecting:  # redialing: not the end
+                gone.set()
+
+        evts[_E.DISCONNECT] = _chain(evts[_E.DISCONNECT], disconnected)
+        evts[_E.CONNECTED] = _chain(evts[_E.CONNECTED], lambda *a: up.release())
         streams.on_broken = gone.set
-        async with runtime.TcpClient(evts=evts, **_connection_options(args)) as client:
+
+        async def back() -> bool:
+            await up.acquire()
+            return True
+
+        async with runtime.TcpClient(evts=evts, **_client_options(args)) as client:
             await client.connect(args.ip, args.port)
             while True:
                 piece = await runtime.unless(gone, lambda: runtime.in_thread(streams.read))
@@ -826,18 +868,26 @@ def _client_async(
                     return
                 if not piece:
                     break
-                try:
-                    await client.send(streams.message(piece))
-                except SocketError as exc:
-                    if not _gone(exc):
-                        raise
-                    outcome.refused = exc
-                    return
+                while True:
+                    try:
+                        await client.send(streams.message(piece))
+                        break
+                    except SocketError as exc:
+                        if not _gone(exc):
+                            raise
+                        if not client.reconnecting:
+                            outcome.refused = exc
+                            return
+                    # Down, and redialing: this piece goes once the connection is back.
+                    if await runtime.unless(gone, back) is None:
+                        return
             try:
                 await client.shutdown()  # the server sees the end of our input
             except SocketError as exc:
                 if not _gone(exc):  # gone already: DISCONNECT has set the event
                     raise
+                if not client.isAlive:  # (or down, redialing: nothing to wait for)
+                    return
             with contextlib.suppress(TimeoutError):
                 if args.linger is None:
                     await gone.wait()
@@ -1079,6 +1129,12 @@ def _parser() -> argparse.ArgumentParser:
         help="write only the received data to stdout, as it arrived (connect, disconnect and "
         "send failures go to stderr), so that `jfsocket client -q HOST PORT < in > out` "
         "pipes like `nc -N`",
+    )
+    client.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="when the server goes away (not at the end of input), dial it again with "
+        "backoff until it is back; input read meanwhile is sent then",
     )
     client.add_argument(
         "--linger",

@@ -1023,3 +1023,35 @@ def test_idle_timeout_must_be_positive() -> None:
     result = run("server", "0", "--idle-timeout", "0")
     assert result.returncode == 2
     assert "idle timeout" in result.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_client_reconnect_survives_the_server_leaving(runtime: str) -> None:
+    """``client --reconnect``: the server closes the first connection; the client
+    dials again, and the next stdin line arrives on the second connection."""
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.create_server((LOOPBACK, 0)))
+        listener.settimeout(WAIT)
+        port = str(listener.getsockname()[1])
+        client = stack.enter_context(
+            started("client", LOOPBACK, port, "--reconnect", "--runtime", runtime,
+                    stdin=subprocess.PIPE)
+        )  # fmt: skip
+        assert client.proc.stdin is not None
+        first, _ = listener.accept()
+        with first:
+            client.proc.stdin.write("one\n")
+            client.proc.stdin.flush()
+            first.settimeout(WAIT)
+            assert recv_until(first, b"one\n") == b"one\n"
+        client.expect("client", "DISCONNECT")  # the server left; the client stays
+        second, _ = listener.accept()  # it dialed again
+        with second:
+            client.expect("client", "CONNECTED")
+            client.proc.stdin.write("two\n")
+            client.proc.stdin.close()  # the end of input: now it half-closes
+            second.settimeout(WAIT)
+            assert recv_until(second, b"two\n") == b"two\n"
+            assert second.recv(1) == b""  # its EOF
+        code, errors = client.finish()
+    assert code == 0, errors
