@@ -8,6 +8,7 @@ import functools
 import logging
 import socket
 import threading
+import time
 
 import pytest
 from jfsocket.core import Backoff, Keepalive, SocketError
@@ -46,7 +47,9 @@ def test_idle_timeout_closes_a_silent_peer(d: Driver, caplog: pytest.LogCaptureF
     server = d.server(idle_timeout=0.3)
     peer = d.raw_connect(server.host)
     side = server.side(peer)
+    connected = time.monotonic()
     side.wait_for("DISCONNECT", timeout=0.3 + SLACK)
+    assert time.monotonic() - connected < 0.3 + 0.5  # SPEC: within the timeout + 0.5 s
     assert peer.read_until_eof() == b""
     assert "nothing received for 0.3 s" in caplog.text
 
