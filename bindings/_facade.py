@@ -244,8 +244,9 @@ class ServerFacade(_Bindable):
         max_pending: int = DEFAULT_MAX_PENDING,
         keepalive: bool | Keepalive = False,
         backlog: int = 128,
+        dual_stack: bool = True,
     ) -> None:
-        self._model = ServerModel(self, ip, port, backlog)
+        self._model = ServerModel(self, ip, port, backlog, dual_stack)
         self._registry = CallbackRegistry(Role.SERVER, evts)
         self._options = ConnectionOptions(
             encoding=encoding,

@@ -23,6 +23,7 @@ __all__ = [
     "configure_stream",
     "family_of",
     "linger_zero",
+    "prepare_listener",
     "prepare_receiver",
 ]
 
@@ -57,6 +58,16 @@ def configure_stream(sock: SetsOptions, options: ConnectionOptions) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if options.keepalive is not None:
         _keepalive(sock, options.keepalive)
+
+
+def prepare_listener(sock: SetsOptions, v6only: bool | None) -> None:
+    """A TCP listening socket's options, set before it is bound: the port may be
+    taken again at once after a stop, and an IPv6 one is dual stack or not as
+    the core says (``None``: IPv4), not as each OS defaults."""
+    if sys.platform != "win32":  # there it would let another socket take the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if v6only is not None:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
 
 
 def linger_zero(sock: SetsOptions) -> None:

@@ -88,6 +88,7 @@ from ._sockopts import (
     configure_stream,
     family_of,
     linger_zero,
+    prepare_listener,
     prepare_receiver,
 )
 
@@ -585,7 +586,7 @@ class TcpServer(AsyncServerOps, AsyncObject):
         sock = _socket.socket(family_of(address[0]), _socket.SOCK_STREAM, _socket.IPPROTO_TCP)
         server: asyncio.Server | None = None
         try:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            prepare_listener(sock, self._model.v6only)
             sock.bind(address)
             sock.setblocking(False)
             # Made without serving, it never suspends: a cancellation can only

@@ -68,6 +68,7 @@ from ._sockopts import (
     configure_stream,
     family_of,
     linger_zero,
+    prepare_listener,
     prepare_receiver,
 )
 from ._timers import Alarm, join_idle, now
@@ -597,10 +598,13 @@ class TcpServer(ServerFacade, _Lifetime):
         """Listen; STARTED has fired when this returns.  Started: 1000; port taken: 1005."""
         with self._lock:
             address = self._model.start()
+        listener = _socket.socket(family_of(address[0]), _socket.SOCK_STREAM)
         try:
-            family = family_of(address[0])
-            listener = _socket.create_server(address, family=family, backlog=self._model.backlog)
+            prepare_listener(listener, self._model.v6only)
+            listener.bind(address)
+            listener.listen(self._model.backlog)
         except OSError as exc:
+            listener.close()
             with self._lock:
                 error = self._model.start_failed(exc)
             raise error from exc

@@ -80,6 +80,7 @@ from ._sockopts import (
     configure_stream,
     family_of,
     linger_zero,
+    prepare_listener,
     prepare_receiver,
 )
 
@@ -664,7 +665,7 @@ class TcpServer(AsyncServerOps, _Object):
         family = family_of(address[0])
         sock = trio.socket.socket(family, _socket.SOCK_STREAM)
         try:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            prepare_listener(sock, self._model.v6only)
             await sock.bind(address)
             sock.listen(self._model.backlog)
         except BaseException as exc:

@@ -85,7 +85,10 @@ def normalize_sockaddr(sockaddr: object) -> Address:
     if normal is None:
         # A scoped IPv6 address ("fe80::1%eth0") keeps its scope: it is part of the name.
         head, sep, scope = ip.partition("%")
-        normal = str(ipaddress.ip_address(head)) + sep + scope
+        address = ipaddress.ip_address(head)
+        # An IPv4 client of a dual-stack socket: its own address, not the mapped one.
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        normal = str(mapped) if mapped is not None else str(address) + sep + scope
         if len(_NORMALIZED) >= _NORMALIZED_KEPT:
             _NORMALIZED.clear()
         _NORMALIZED[ip] = normal

@@ -99,12 +99,26 @@ _START_FROM: Final[Mapping[ServerState, ServerState]] = {_S.STOPPED: _S.STARTING
 class ServerModel(Generic[C]):
     """The sans-I/O model of a TCP server whose clients are of type *C*."""
 
-    def __init__(self, source: object, ip: object, port: object, backlog: object = 128) -> None:
+    def __init__(
+        self,
+        source: object,
+        ip: object,
+        port: object,
+        backlog: object = 128,
+        dual_stack: object = True,
+    ) -> None:
         self._source = source
         #: The address to bind, validated.
         self.address: Address = (validate_ip(ip), validate_port(port))
         #: Connections the OS may queue before we accept them.
         self.backlog = validate_backlog(backlog)
+        if not isinstance(dual_stack, bool):
+            raise TypeError(f"dual_stack must be a bool, not {type(dual_stack).__name__}")
+        #: For an IPv6 address, what the binding sets IPV6_V6ONLY to (the same on
+        #: every binding and OS, whatever its default): ``None`` for IPv4.  With
+        #: dual stack, ``'::'`` takes IPv4 clients too (their addresses come
+        #: plain, see :func:`normalize_sockaddr`).
+        self.v6only: bool | None = None if ":" not in self.address[0] else not dual_stack
         self._host: Address | None = None
         self._state = ServerState.STOPPED
         self._clients: dict[Address, C] = {}

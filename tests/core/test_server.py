@@ -16,6 +16,7 @@ from jfsocket.core import (
     SocketError,
     Started,
     Stopped,
+    normalize_sockaddr,
     translate_os_error,
     validate_backlog,
 )
@@ -228,3 +229,18 @@ def test_adopt_errors_are_1001() -> None:
     exc = OSError(errno.ENOTCONN, "not connected")
     error = translate_os_error(OsContext.ADOPT, exc)
     assert (error.errno, error.err) == (1001, exc)
+
+
+def test_dual_stack_is_decided_once() -> None:
+    """IPV6_V6ONLY for the bindings: off for a dual-stack IPv6 server (the
+    default), on without it, not a question for IPv4."""
+    assert ServerModel("s", "::", 0).v6only is False
+    assert ServerModel("s", "::", 0, dual_stack=False).v6only is True
+    assert ServerModel("s", "127.0.0.1", 0).v6only is None
+    with pytest.raises(TypeError, match="dual_stack"):
+        ServerModel("s", "::", 0, dual_stack="yes")
+
+
+def test_an_ipv4_client_of_a_dual_stack_socket_has_its_own_address() -> None:
+    assert normalize_sockaddr(("::ffff:127.0.0.1", 5000, 0, 0)) == ("127.0.0.1", 5000)
+    assert normalize_sockaddr(("::1", 5000, 0, 0)) == ("::1", 5000)
