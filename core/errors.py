@@ -48,7 +48,9 @@ _MESSAGES: dict[int, str] = {
     ErrorCode.NOT_CONNECTED: "remote has disconnected, or not connected yet",
     ErrorCode.ADDRESS_EXISTS: "address already exists",
     ErrorCode.ADDRESS_NOT_FOUND: "address does not exist",
-    ErrorCode.NOT_MULTICAST: ("not a multicast address: must be 224.0.0.0 ~ 239.255.255.255"),
+    ErrorCode.NOT_MULTICAST: (
+        "not a multicast address: must be 224.0.0.0 ~ 239.255.255.255, or ff00::/8 for IPv6"
+    ),
     ErrorCode.ADDRESS_IN_USE: "address already in use",
     ErrorCode.CONNECT_FAILED: "could not connect",
     ErrorCode.ADDRESS_UNAVAILABLE: (

@@ -13,7 +13,7 @@ SEED_CODES = {
     1001: "remote has disconnected, or not connected yet",
     1002: "address already exists",
     1003: "address does not exist",
-    1004: "not a multicast address: must be 224.0.0.0 ~ 239.255.255.255",
+    1004: "not a multicast address: must be 224.0.0.0 ~ 239.255.255.255, or ff00::/8 for IPv6",
     1005: "address already in use",
     1006: "could not connect",
 }
