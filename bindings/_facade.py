@@ -31,7 +31,9 @@ from jfsocket.core import (
     Framing,
     GaveUp,
     GroupChange,
+    InterfaceSpec,
     Keepalive,
+    Membership,
     ReceiverModel,
     Redialer,
     Role,
@@ -43,7 +45,8 @@ from jfsocket.core import (
     validate_reconnect,
 )
 
-from ._sockopts import SetsOptions, apply_changes
+from ._interfaces import host_interfaces
+from ._sockopts import MULTICAST_OS, SetsOptions, apply_changes
 
 __all__ = [
     "AsyncServerOps",
@@ -347,12 +350,18 @@ class ReceiverFacade(_Bindable):
         host: int | Address,
         evts: Evts | None = None,
         *,
-        interface: str = "0.0.0.0",
+        interface: str | int = "0.0.0.0",
         encoding: str | None = "utf-8",
         recv_buffer: int = DEFAULT_RECV_BUFFER,
     ) -> None:
         self._model = ReceiverModel(
-            self, host, interface=interface, encoding=encoding, recv_buffer=recv_buffer
+            self,
+            host,
+            interface=interface,
+            encoding=encoding,
+            recv_buffer=recv_buffer,
+            interfaces=host_interfaces,
+            system=MULTICAST_OS,
         )
         self._registry = CallbackRegistry(Role.RECEIVER, evts)
         self._sock = None
@@ -365,17 +374,30 @@ class ReceiverFacade(_Bindable):
     def _guard(self) -> contextlib.AbstractContextManager[Any]:
         return self._membership_guard
 
-    def joinGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
-        """Join one or more groups, all or none (1002, 1004); before or after start."""
+    def joinGroup(
+        self,
+        *ips: str | list[str] | tuple[str, ...],
+        interface: InterfaceSpec | None = None,
+        source: str | None = None,
+    ) -> None:
+        """Join one or more groups, all or none (1002, 1004, 1007); before or
+        after start.  *interface*: an address, a name, an index or ``ALL``
+        (``None``: the receiver's own); *source*: only this sender (SSM)."""
         with self._guard():
-            plan = self._model.plan_join(*ips)
+            plan = self._model.plan_join(*ips, interface=interface, source=source)
             self._apply(plan.changes)
             self._model.commit(plan)
 
-    def dropGroup(self, *ips: str | list[str] | tuple[str, ...]) -> None:
-        """Leave one or more groups, all or none (1003, 1004)."""
+    def dropGroup(
+        self,
+        *ips: str | list[str] | tuple[str, ...],
+        interface: InterfaceSpec | None = None,
+        source: str | None = None,
+    ) -> None:
+        """Leave one or more groups, all or none (1003, 1004); ``interface=ALL``
+        leaves them on every interface."""
         with self._guard():
-            plan = self._model.plan_drop(*ips)
+            plan = self._model.plan_drop(*ips, interface=interface, source=source)
             self._apply(plan.changes)
             self._model.commit(plan)
 
@@ -397,8 +419,13 @@ class ReceiverFacade(_Bindable):
 
     @property
     def groups(self) -> list[str]:
-        """A copy of the groups joined."""
+        """The groups joined (on any interface), each once."""
         return self._model.groups
+
+    @property
+    def memberships(self) -> list[Membership]:
+        """Every membership: ``(group, interface, source)`` records, in join order."""
+        return self._model.memberships
 
     @property
     def host(self) -> Address:
@@ -425,12 +452,18 @@ class SenderFacade(_Bindable):
         evts: Evts | None = None,
         *,
         ttl: int = 1,
-        interface: str | None = None,
+        interface: str | int | None = None,
         loopback: bool = True,
         encoding: str | None = "utf-8",
     ) -> None:
         self._model = SenderModel(
-            self, ttl=ttl, interface=interface, loopback=loopback, encoding=encoding
+            self,
+            ttl=ttl,
+            interface=interface,
+            loopback=loopback,
+            encoding=encoding,
+            interfaces=host_interfaces,
+            system=MULTICAST_OS,
         )
         self._registry = CallbackRegistry(Role.SENDER, evts)
         self._init()

@@ -14,9 +14,17 @@ import struct
 import sys
 from typing import Protocol
 
-from jfsocket.core import ConnectionOptions, GroupChange, Keepalive, SenderModel
+from jfsocket.core import (
+    ConnectionOptions,
+    GroupChange,
+    Keepalive,
+    ReceiverModel,
+    SenderModel,
+    multicast_os,
+)
 
 __all__ = [
+    "MULTICAST_OS",
     "SetsOptions",
     "apply_changes",
     "configure_sender",
@@ -81,16 +89,13 @@ def family_of(ip: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
+#: This OS's multicast option numbers and layouts (decided in the core).
+MULTICAST_OS = multicast_os(sys.platform, struct.calcsize("P"))
+
+
 def _apply(sock: SetsOptions, change: GroupChange) -> None:
-    if ":" in change.group:
-        # IPv6 joins name an interface by index; 0 lets the kernel choose.
-        mreq = socket.inet_pton(socket.AF_INET6, change.group) + (0).to_bytes(4, "little")
-        option = socket.IPV6_JOIN_GROUP if change.join else socket.IPV6_LEAVE_GROUP
-        sock.setsockopt(socket.IPPROTO_IPV6, option, mreq)
-    else:
-        mreq = socket.inet_aton(change.group) + socket.inet_aton(change.interface)
-        option = socket.IP_ADD_MEMBERSHIP if change.join else socket.IP_DROP_MEMBERSHIP
-        sock.setsockopt(socket.IPPROTO_IP, option, mreq)
+    level, option, value = change.option(MULTICAST_OS)
+    sock.setsockopt(level, option, value)
 
 
 def apply_changes(sock: SetsOptions, changes: tuple[GroupChange, ...]) -> None:
@@ -112,13 +117,12 @@ def configure_sender(sock: SetsOptions, family: int, model: SenderModel) -> None
     if family == socket.AF_INET:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, model.ttl)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(model.loopback))
-        if model.interface is not None:
-            sock.setsockopt(
-                socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(model.interface)
-            )
     else:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, model.ttl)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, int(model.loopback))
+    through = model.interface_option(6 if family == socket.AF_INET6 else 4)
+    if through is not None:
+        sock.setsockopt(*through)
 
 
 #: Linux's IP_MULTICAST_ALL / IPV6_MULTICAST_ALL (Python has no names for them).
@@ -128,7 +132,7 @@ _MULTICAST_ALL: dict[int, tuple[int, int]] = {
 }
 
 
-def prepare_receiver(sock: SetsOptions, family: int) -> None:
+def prepare_receiver(sock: SetsOptions, family: int, model: ReceiverModel) -> None:
     """Options of a multicast receiving socket, set before it is bound.
 
     Several receivers may share a port.  On Linux, SO_REUSEADDR is what lets
@@ -144,3 +148,7 @@ def prepare_receiver(sock: SetsOptions, family: int) -> None:
             sock.setsockopt(level, option, 0)
     elif hasattr(socket, "SO_REUSEPORT"):  # the BSDs and macOS need it to share the port
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    pktinfo = model.pktinfo
+    if pktinfo is not None and hasattr(socket.socket, "recvmsg"):
+        with contextlib.suppress(OSError):  # then datagrams just do not say where they came in
+            sock.setsockopt(*pktinfo, 1)

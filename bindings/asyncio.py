@@ -40,9 +40,11 @@ import contextvars
 import random
 import socket as _socket
 from collections.abc import Awaitable, Coroutine
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from jfsocket.core import (
+    ALL,
+    ANCILLARY_SIZE,
     OVERFLOW,
     Address,
     Connection,
@@ -66,6 +68,7 @@ from jfsocket.core import (
 
 from ._asyncio_host import (
     AsyncObject,
+    EventStream,
     Host,
     cleanup,
     innermost_callback,
@@ -92,7 +95,15 @@ from ._sockopts import (
     prepare_receiver,
 )
 
-__all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
+__all__ = [
+    "ALL",
+    "CastReceiver",
+    "CastSender",
+    "EventTypes",
+    "SocketError",
+    "TcpClient",
+    "TcpServer",
+]
 
 
 class _Stream(asyncio.Protocol):
@@ -690,49 +701,27 @@ class TcpServer(AsyncServerOps, AsyncObject):
         await self.stop()
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    """A receiver's protocol: each datagram to the core (which cuts it at ``recvBuffer``)."""
-
-    def __init__(self, receiver: CastReceiver) -> None:
-        self._model = receiver._model
-        self._dispatcher = receiver._dispatcher
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.transport: asyncio.DatagramTransport | None = None
-        self.abandoned = False  # start() was cancelled while the loop set us up
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport = cast(asyncio.DatagramTransport, transport)
-        if self.abandoned:
-            transport.abort()  # uvloop leaves it open when its waiter is cancelled
-
-    def abandon(self) -> None:
-        """start() gave up: the transport, now or when it comes, is closed."""
-        self.abandoned = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        # Whole datagrams: the core cuts one longer than recvBuffer, and flags it.
-        dispatcher = self._dispatcher
-        if self._model.feed(data, addr, dispatcher.core):
-            dispatcher.kick()
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # an ICMP error about some earlier datagram: nothing to receive
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
+#: Datagrams read per wake-up before the loop runs others (fairness).
+_DATAGRAMS_PER_WAKE: Final = 64
+_MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
 
 
 class CastReceiver(ReceiverFacade, AsyncObject):
-    """Receives UDP multicast datagrams; ``async with`` starts and stops it."""
+    """Receives UDP multicast datagrams; ``async with`` starts and stops it.
+
+    It reads with ``recvmsg`` when the loop says the socket is readable (not
+    through a datagram transport, which drops the ancillary data that says
+    where each datagram arrived).
+    """
 
     def _init(self) -> None:
         self._dispatcher = Host(self._registry, last=(Stopped,))
         self._sock: _socket.socket | None = None
-        self._transport: asyncio.DatagramTransport | None = None
-        self._proto: _Datagrams | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def events(self) -> EventStream:
+        """``async for event in receiver.events()``: as ``async for event in receiver``."""
+        return self.__aiter__()
 
     async def _enter(self) -> None:
         await self.start()
@@ -743,40 +732,45 @@ class CastReceiver(ReceiverFacade, AsyncObject):
         address = self._model.start()
         family = family_of(address[0])
         sock = _socket.socket(family, _socket.SOCK_DGRAM)
-        proto = _Datagrams(self)
-        handed = False  # from then on the socket is the transport's to close
         try:
-            prepare_receiver(sock, family)
+            prepare_receiver(sock, family, self._model)
             sock.bind(address)
             sock.setblocking(False)
             apply_changes(sock, self._model.joins())
-            handed = True
-            transport, _ = await loop.create_datagram_endpoint(lambda: proto, sock=sock)
+            loop.add_reader(sock.fileno(), self._readable, sock)
         except BaseException as exc:
-            if handed:
-                proto.abandon()
-            else:
-                sock.close()
+            sock.close()
             raise_failure(self._model.start_failed(exc), exc)
         events = self._model.listening(normalize_sockaddr(sock.getsockname()))
-        self._sock, self._transport, self._proto = sock, transport, proto
+        self._sock, self._loop = sock, loop
         await self._dispatcher.emit(events)
+
+    def _readable(self, sock: _socket.socket) -> None:
+        model, dispatcher = self._model, self._dispatcher
+        core = dispatcher.core
+        for _ in range(_DATAGRAMS_PER_WAKE):
+            try:
+                data, ancdata, flags, address = sock.recvmsg(model.recv_buffer, ANCILLARY_SIZE)
+            except OSError:
+                return  # none left (or an ICMP error about some earlier datagram)
+            if model.feed(data, address, core, truncated=bool(flags & _MSG_TRUNC), ancdata=ancdata):
+                dispatcher.kick()
 
     async def stop(self) -> None:
         """Leave the groups and stop listening; STOPED has run when this returns."""
         drops = self._model.stop()
-        sock, transport, proto = self._sock, self._transport, self._proto
-        self._sock = self._transport = self._proto = None
-        if drops is None or sock is None or transport is None or proto is None:
+        sock, loop = self._sock, self._loop
+        self._sock = self._loop = None
+        if drops is None or sock is None or loop is None:
             return
         with contextlib.suppress(OSError):
             apply_changes(sock, drops)
-        transport.abort()
+        loop.remove_reader(sock.fileno())
+        sock.close()
         self._dispatcher.retire()
-        await cleanup(self._stopping(proto), self._dispatcher)
+        await cleanup(self._stopping(), self._dispatcher)
 
-    async def _stopping(self, proto: _Datagrams) -> None:
-        await proto.lost  # the socket is closed
+    async def _stopping(self) -> None:
         await self._dispatcher.emit(self._model.stopped())
         if not inside_callback():
             await self._dispatcher.reap()

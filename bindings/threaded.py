@@ -33,6 +33,8 @@ from typing import Final, TypeVar
 
 from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
+    ALL,
+    ANCILLARY_SIZE,
     OVERFLOW,
     AcceptAction,
     Address,
@@ -46,6 +48,7 @@ from jfsocket.core import (
     Redialer,
     ServerModel,
     SocketError,
+    Stopped,
     encode_payload,
     innermost,
     inside,
@@ -71,9 +74,18 @@ from ._sockopts import (
     prepare_listener,
     prepare_receiver,
 )
+from ._sync_stream import EventQueue
 from ._timers import Alarm, join_idle, now
 
-__all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
+__all__ = [
+    "ALL",
+    "CastReceiver",
+    "CastSender",
+    "EventTypes",
+    "SocketError",
+    "TcpClient",
+    "TcpServer",
+]
 
 _T = TypeVar("_T")
 #: Events a reader may queue ahead of a slow dispatcher before it stops reading
@@ -90,12 +102,14 @@ class _Waiters:
 
     __slots__ = ("_cond", "_lock", "dispatcher")
 
-    def __init__(self, registry: CallbackRegistry, lock: threading.Lock) -> None:
+    def __init__(
+        self, registry: CallbackRegistry, lock: threading.Lock, last: tuple[type, ...] = ()
+    ) -> None:
         self._lock = lock
         # Made by the first waiter: a Condition is most of an idle connection's
         # own memory, and most connections never wait.
         self._cond: threading.Condition | None = None
-        self.dispatcher = Dispatcher(registry, guard=lock, host=self)
+        self.dispatcher = Dispatcher(registry, guard=lock, host=self, last=last)
 
     def wake(self) -> None:
         """From the drainer (lock not held), while someone waits: they look again."""
@@ -725,10 +739,17 @@ class CastReceiver(ReceiverFacade, _Lifetime):
 
     def _init(self) -> None:
         self._lock = threading.Lock()
-        self._waiters = _Waiters(self._registry, self._lock)
+        self._waiters = _Waiters(self._registry, self._lock, last=(Stopped,))
         self._dispatcher = self._waiters.dispatcher
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
+
+    def events(self, timeout: float | None = None) -> EventQueue:
+        """The typed events from now on (:class:`Received` says who sent a
+        datagram, and where it arrived), until STOPED; ``for event in
+        receiver.events(timeout=5):``."""
+        with self._lock:
+            return EventQueue(self._dispatcher, timeout)
 
     def start(self) -> None:
         """Bind, join the groups, listen; STARTED has fired when this returns."""
@@ -737,7 +758,7 @@ class CastReceiver(ReceiverFacade, _Lifetime):
             family = family_of(address[0])
             sock = _socket.socket(family, _socket.SOCK_DGRAM)
             try:
-                prepare_receiver(sock, family)
+                prepare_receiver(sock, family, self._model)
                 sock.bind(address)
                 apply_changes(sock, self._model.joins())
             except OSError as exc:
@@ -756,13 +777,19 @@ class CastReceiver(ReceiverFacade, _Lifetime):
         try:
             while True:
                 try:
-                    data, _, flags, address = sock.recvmsg(model.recv_buffer)
+                    data, ancdata, flags, address = sock.recvmsg(model.recv_buffer, ANCILLARY_SIZE)
                 except OSError:
                     break
                 if address is None or not model.is_listening:
                     break  # woken by stop()
                 with lock:
-                    run = model.feed(data, address, dispatcher, truncated=bool(flags & _MSG_TRUNC))
+                    run = model.feed(
+                        data,
+                        address,
+                        dispatcher,
+                        truncated=bool(flags & _MSG_TRUNC),
+                        ancdata=ancdata,
+                    )
                     if not run and _backlogged(dispatcher):
                         waiters.wait(lambda: not model.is_listening or not _backlogged(dispatcher))
                 if run:

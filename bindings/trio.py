@@ -38,6 +38,8 @@ from typing import Any, Final, TypeVar
 import trio
 from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
+    ALL,
+    ANCILLARY_SIZE,
     OVERFLOW,
     AcceptAction,
     Address,
@@ -84,7 +86,15 @@ from ._sockopts import (
     prepare_receiver,
 )
 
-__all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
+__all__ = [
+    "ALL",
+    "CastReceiver",
+    "CastSender",
+    "EventTypes",
+    "SocketError",
+    "TcpClient",
+    "TcpServer",
+]
 
 _O = TypeVar("_O", bound="_Object")
 _MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
@@ -772,6 +782,10 @@ class TcpServer(AsyncServerOps, _Object):
 class CastReceiver(ReceiverFacade, _Object):
     """Receives UDP multicast datagrams; ``async with`` starts and stops it."""
 
+    def events(self) -> trio.MemoryReceiveChannel[StreamEvent]:
+        """``async for event in receiver.events()``: as ``async for event in receiver``."""
+        return self.__aiter__()
+
     def _init(self) -> None:
         self._dispatcher = _Host(self._registry, last=(Stopped,))
         self._sock: trio.socket.SocketType | None = None
@@ -788,7 +802,7 @@ class CastReceiver(ReceiverFacade, _Object):
         family = family_of(address[0])
         sock = trio.socket.socket(family, _socket.SOCK_DGRAM)
         try:
-            prepare_receiver(sock, family)
+            prepare_receiver(sock, family, self._model)
             await sock.bind(address)
             # Read the joins after the await: groups changed meanwhile count.
             apply_changes(sock, self._model.joins())
@@ -807,10 +821,14 @@ class CastReceiver(ReceiverFacade, _Object):
         try:
             while True:
                 try:
-                    data, _, flags, address = await sock.recvmsg(model.recv_buffer)
+                    data, ancdata, flags, address = await sock.recvmsg(
+                        model.recv_buffer, ANCILLARY_SIZE
+                    )
                 except (OSError, trio.ClosedResourceError):
                     return
-                if model.feed(data, address, core, truncated=bool(flags & _MSG_TRUNC)):
+                if model.feed(
+                    data, address, core, truncated=bool(flags & _MSG_TRUNC), ancdata=ancdata
+                ):
                     await dispatcher.drain()
         finally:
             sock.close()

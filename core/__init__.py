@@ -91,15 +91,18 @@ from .framing import (
     validate_max_message_size,
     validate_recv_buffer,
 )
+from .interfaces import ALL, AllInterfaces, Interface, InterfaceSpec, InterfaceTable
 from .ledger import SendLedger
 from .multicast import (
     MAX_DATAGRAM,
     GroupChange,
+    Membership,
     MembershipPlan,
     ReceiverModel,
     ReceiverState,
     SenderModel,
 )
+from .platforms import ANCILLARY_SIZE, MulticastOS, SocketOption, multicast_os
 from .server import ACCEPT_RETRY_DELAY, AcceptAction, ServerModel, ServerState, validate_backlog
 from .timing import (
     DEFAULT_MAX_PENDING,
@@ -119,6 +122,8 @@ COMPILED: bool = __file__.endswith(tuple(EXTENSION_SUFFIXES))
 __all__ = [
     "ACCEPTED_KEYS",
     "ACCEPT_RETRY_DELAY",
+    "ALL",
+    "ANCILLARY_SIZE",
     "COMPILED",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MAX_PENDING",
@@ -132,6 +137,7 @@ __all__ = [
     "About",
     "AcceptAction",
     "Address",
+    "AllInterfaces",
     "Backoff",
     "Call",
     "Callback",
@@ -150,12 +156,17 @@ __all__ = [
     "GaveUp",
     "GroupChange",
     "Host",
+    "Interface",
+    "InterfaceSpec",
+    "InterfaceTable",
     "Keepalive",
     "LengthFramer",
     "LineFramer",
     "LocalProtocolError",
+    "Membership",
     "MembershipPlan",
     "MessageReader",
+    "MulticastOS",
     "Notice",
     "OsContext",
     "Pending",
@@ -176,6 +187,7 @@ __all__ = [
     "ServerState",
     "Sink",
     "SocketError",
+    "SocketOption",
     "Started",
     "Stopped",
     "StreamEvent",
@@ -190,6 +202,7 @@ __all__ = [
     "log_call_error",
     "log_callback_error",
     "mark_inside",
+    "multicast_os",
     "normalize_sockaddr",
     "parse_group",
     "parse_groups",

@@ -221,6 +221,12 @@ class Dispatcher:
             self._sinks = []
         self._sinks.append(sink)
 
+    def unsubscribe(self, sink: Sink) -> None:
+        """Stop putting events into *sink* (a stream closed before the end)."""
+        # A new list, not a removal: another thread may be publishing to the old one.
+        if self._sinks is not None:
+            self._sinks = [s for s in self._sinks if s is not sink] or None
+
     def end_streams(self) -> None:
         """The object is done: its streams end after the events already put."""
         sinks, self._sinks = self._sinks, None

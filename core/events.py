@@ -17,6 +17,8 @@ from typing import ClassVar, TypeAlias
 
 import attrs
 
+from .interfaces import Interface
+
 __all__ = [
     "Address",
     "Connected",
@@ -113,6 +115,11 @@ class Received:
     #: The peer's EOF on a ``half_open`` connection: ``data`` is empty, and it
     #: will send no more (we still may).
     eof: bool = False
+    #: Where a datagram arrived (``.index``, ``.name``); ``None`` on TCP, or
+    #: where the OS does not say.
+    interface: Interface | None = None
+    #: The datagram's destination address (the group); ``None`` as above.
+    group: str | None = None
 
 
 @attrs.frozen(kw_only=True)

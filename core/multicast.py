@@ -2,13 +2,19 @@
 
 Rules of this module:
 
-* ``groups`` is the receiver's configured membership, in join order; it
-  survives ``stop``/``start`` (stop leaves the groups on the OS side, start
-  joins them again);
-* ``joinGroup``/``dropGroup`` are all-or-nothing: every address is checked
-  (1004 not multicast, 1002 already joined or named twice, 1003 not joined)
-  before anything changes; while listening, the binding applies the plan's OS
-  changes and undoes the applied ones if one fails, then commits;
+* a membership is keyed ``(group, interface, source)``: the interface by its
+  name (or the unspecified address, for the OS's choice), the source ``None``
+  for any-source; ``memberships`` lists them in join order, ``groups`` their
+  groups once each; they survive ``stop``/``start`` (stop leaves the groups on
+  the OS side, start joins them again);
+* ``joinGroup``/``dropGroup`` are all-or-nothing: every key is checked (1004
+  not multicast, 1007 no such interface, 1002 already joined, named twice, or
+  any-source mixed with source-specific on one group and interface, 1003 not
+  joined) before anything changes; while listening, the binding applies the
+  plan's OS changes and undoes the applied ones if one fails, then commits;
+* an interface named by address, name or index is looked up in the host's
+  table, which the binding reads when asked (:mod:`.interfaces`); a
+  link-local IPv6 group (``ff02::/16``) must name one;
 * a plan is valid only for the membership it was made from (a generation
   number, bumped by every commit, start, listening and stop), so a stale plan
   cannot be committed; changes committed while starting carry no OS change:
@@ -48,11 +54,23 @@ from .framing import (
     validate_encoding,
     validate_recv_buffer,
 )
+from .interfaces import (
+    ALL,
+    NO_TABLE,
+    Interface,
+    InterfaceSpec,
+    InterfaceTable,
+    Resolved,
+    resolve_interfaces,
+    validate_interface_spec,
+)
 from .ledger import SendLedger
+from .platforms import MulticastOS, SocketOption, multicast_os
 
 __all__ = [
     "MAX_DATAGRAM",
     "GroupChange",
+    "Membership",
     "MembershipPlan",
     "ReceiverModel",
     "ReceiverState",
@@ -65,28 +83,77 @@ logger = logging.getLogger("jfsocket")
 MAX_DATAGRAM: Final = 65507
 
 
+@attrs.frozen
+class Membership:
+    """One membership of a receiver: a group, on one interface, from one source."""
+
+    group: str
+    #: The interface's name, or the unspecified address (``'0.0.0.0'``,
+    #: ``'::'``) where the OS picks it.
+    interface: str
+    #: The one sender accepted (source-specific multicast); ``None``: any.
+    source: str | None = None
+
+
 @attrs.frozen(kw_only=True)
 class GroupChange:
     """One OS membership change for the binding to apply."""
 
     join: bool
     group: str
+    #: The interface's name (or the unspecified address), for messages.
     interface: str
+    #: IPv4: the interface's local address ``ip_mreq`` names it by.
+    address: str
+    #: The interface index (0: the OS picks).
+    index: int = 0
+    source: str | None = None
 
     def inverse(self) -> GroupChange:
         """The change that undoes this one."""
-        return GroupChange(join=not self.join, group=self.group, interface=self.interface)
+        return attrs.evolve(self, join=not self.join)
+
+    def option(self, system: MulticastOS) -> SocketOption:
+        """The ``setsockopt`` arguments that make this change on *system*."""
+        return system.membership(self.join, self.group, self.address, self.index, self.source)
 
 
 @attrs.frozen(kw_only=True)
 class MembershipPlan:
     """A validated membership change, not yet applied."""
 
-    #: Groups after the change.
-    groups: tuple[str, ...]
+    #: Memberships after the change, each with the join that makes it.
+    members: tuple[tuple[Membership, GroupChange], ...]
     #: What the OS must do now (empty while the receiver is not listening).
     changes: tuple[GroupChange, ...]
     generation: int
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The groups after the change, each once."""
+        return tuple(dict.fromkeys(m.group for m, _ in self.members))
+
+
+def _validate_source(source: object, version: int) -> str | None:
+    if source is None:
+        return None
+    if not isinstance(source, str):
+        raise TypeError(f"source must be a str (a unicast address), not {type(source).__name__}")
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        raise ValueError(f"source must be a unicast IP address, got {source!r}") from None
+    if address.version != version or address.is_multicast or address.is_unspecified:
+        raise ValueError(
+            f"source must be a unicast IPv{version} address (the group's family), got {source!r}"
+        )
+    return str(address)
+
+
+def _link_scoped(group: str) -> bool:
+    """An IPv6 group of interface-local (ffx1::) or link-local (ffx2::) scope."""
+    packed = ipaddress.ip_address(group).packed
+    return len(packed) == 16 and packed[1] & 0x0F in (1, 2)
 
 
 class ReceiverState(Enum):
@@ -101,6 +168,19 @@ def _family_of(ip: str) -> int:
     return ipaddress.ip_address(ip).version
 
 
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _describe(key: Membership) -> str:
+    where = f"{key.group} on {key.interface}"
+    return where if key.source is None else f"{where} from {key.source}"
+
+
 class ReceiverModel:
     """The sans-I/O model of a multicast receiver."""
 
@@ -112,6 +192,8 @@ class ReceiverModel:
         interface: object = "0.0.0.0",
         encoding: object = "utf-8",
         recv_buffer: object = DEFAULT_RECV_BUFFER,
+        interfaces: InterfaceTable = NO_TABLE,
+        system: MulticastOS | None = None,
     ) -> None:
         self._source = source
         if isinstance(host, tuple):
@@ -123,18 +205,23 @@ class ReceiverModel:
             )
         else:
             self.address = ("0.0.0.0", validate_port(host, name="host"))
-        #: Local interface address on which groups are joined.
-        self.interface = validate_ip(interface, name="interface")
+        self._version = _family_of(self.address[0])
+        spec = validate_interface_spec(interface)
+        if spec is ALL:
+            raise ValueError("interface must name one interface (ALL is for joinGroup)")
+        if spec == "0.0.0.0" and self._version == 6:
+            spec = "::"  # the default "any interface", in the host's family
+        if isinstance(spec, str) and _is_address(spec) and _family_of(spec) != self._version:
+            raise ValueError(f"interface {spec} and host {self.address[0]} differ in IP version")
+        #: Where groups are joined when ``joinGroup`` names no interface.
+        self.interface: InterfaceSpec = spec
         self.encoding = validate_encoding(encoding)
         self._recv_buffer = validate_recv_buffer(recv_buffer)
-        self._version = _family_of(self.address[0])
-        if self._version == 6 and self.interface == "0.0.0.0":
-            self.interface = "::"  # the default "any interface", in the host's family
-        if _family_of(self.interface) != self._version:
-            raise ValueError(
-                f"interface {self.interface} and host {self.address[0]} differ in IP version"
-            )
-        self._groups: list[str] = []
+        self._table = interfaces
+        self._system = system if system is not None else multicast_os("linux", 8)
+        #: Interfaces by index, for where datagrams arrived (refilled on a miss).
+        self._by_index: dict[int, Interface] = {}
+        self._members: dict[Membership, GroupChange] = {}
         self._generation = 0
         self._state = ReceiverState.STOPPED
         self._host: Address | None = None
@@ -151,8 +238,13 @@ class ReceiverModel:
 
     @property
     def groups(self) -> list[str]:
-        """A copy of the joined groups."""
-        return list(self._groups)
+        """The groups joined (on any interface), each once, in join order."""
+        return list(dict.fromkeys(m.group for m in self._members))
+
+    @property
+    def memberships(self) -> list[Membership]:
+        """Every membership, in join order."""
+        return list(self._members)
 
     @property
     def host(self) -> Address:
@@ -168,6 +260,11 @@ class ReceiverModel:
     def recv_buffer(self, value: object) -> None:
         self._recv_buffer = validate_recv_buffer(value)
 
+    @property
+    def pktinfo(self) -> tuple[int, int] | None:
+        """``(level, option)`` to set to 1 so that datagrams say where they arrived."""
+        return self._system.pktinfo(self._version)
+
     # -- membership ------------------------------------------------------------
 
     def _checked(self, ips: Sequence[object]) -> list[str]:
@@ -182,42 +279,108 @@ class ReceiverModel:
                 )
         return groups
 
-    def _plan(self, groups: list[str], join: bool, new: list[str]) -> MembershipPlan:
+    def _resolve(self, interface: object) -> list[Resolved]:
+        spec = self.interface if interface is None else validate_interface_spec(interface)
+        found = resolve_interfaces(spec, self._version, self._table)
+        for resolved in found:
+            if resolved.interface is not None:
+                self._by_index[resolved.interface.index] = resolved.interface
+        return found
+
+    def _plan(
+        self, changes: list[GroupChange], new: dict[Membership, GroupChange]
+    ) -> MembershipPlan:
         live = self._state is ReceiverState.LISTENING
-        changes = (
-            tuple(GroupChange(join=join, group=g, interface=self.interface) for g in groups)
-            if live
-            else ()
+        return MembershipPlan(
+            members=tuple(new.items()),
+            changes=tuple(changes) if live else (),
+            generation=self._generation,
         )
-        return MembershipPlan(groups=tuple(new), changes=changes, generation=self._generation)
 
-    def plan_join(self, *ips: object) -> MembershipPlan:
-        """``joinGroup(*ips)`` checked whole: 1004, then 1002; nothing changes yet."""
+    def plan_join(
+        self, *ips: object, interface: object = None, source: object = None
+    ) -> MembershipPlan:
+        """``joinGroup(*ips, interface=, source=)`` checked whole: 1004, the
+        interface (1007), then 1002; nothing changes yet."""
         groups = self._checked(ips)
-        seen = set(self._groups)
+        origin = _validate_source(source, self._version)
+        targets = self._resolve(interface)
+        new = dict(self._members)
+        changes: list[GroupChange] = []
         for group in groups:
-            if group in seen:
-                raise SocketError(
-                    ErrorCode.ADDRESS_EXISTS, ValueError(f"{group} is already joined")
+            for target in targets:
+                if target.interface is None and _link_scoped(group):
+                    raise ValueError(
+                        f"interface: {group} is link-scoped; name the interface to join it on"
+                    )
+                key = Membership(group, target.key, origin)
+                if key in new:
+                    raise SocketError(
+                        ErrorCode.ADDRESS_EXISTS,
+                        ValueError(f"{_describe(key)} is already joined"),
+                    )
+                if any(
+                    m.group == group
+                    and m.interface == key.interface
+                    and (m.source is None) != (origin is None)
+                    for m in new
+                ):
+                    raise SocketError(
+                        ErrorCode.ADDRESS_EXISTS,
+                        ValueError(
+                            f"{group} on {key.interface} is joined "
+                            + ("from given sources" if origin is None else "from any source")
+                            + "; any-source and source-specific joins do not mix"
+                        ),
+                    )
+                change = GroupChange(
+                    join=True,
+                    group=group,
+                    interface=target.key,
+                    address=target.address,
+                    index=target.index,
+                    source=origin,
                 )
-            seen.add(group)
-        return self._plan(groups, True, self._groups + groups)
+                new[key] = change
+                changes.append(change)
+        return self._plan(changes, new)
 
-    def plan_drop(self, *ips: object) -> MembershipPlan:
-        """``dropGroup(*ips)`` checked whole: 1004, then 1003; nothing changes yet."""
+    def plan_drop(
+        self, *ips: object, interface: object = None, source: object = None
+    ) -> MembershipPlan:
+        """``dropGroup(*ips, interface=, source=)`` checked whole: 1004, then
+        1003; :data:`ALL` leaves the groups on every interface."""
         groups = self._checked(ips)
-        remaining = list(self._groups)
+        origin = _validate_source(source, self._version)
+        new = dict(self._members)
+        changes: list[GroupChange] = []
         for group in groups:
-            if group not in remaining:
-                raise SocketError(ErrorCode.ADDRESS_NOT_FOUND, ValueError(f"{group} is not joined"))
-            remaining.remove(group)
-        return self._plan(groups, False, remaining)
+            if interface is ALL:
+                keys = [m for m in new if m.group == group and m.source == origin]
+            else:
+                keys = [Membership(group, name, origin) for name in self._names(interface)]
+            if not keys or any(k not in new for k in keys):
+                missing = next((k for k in keys if k not in new), Membership(group, "ALL", origin))
+                raise SocketError(
+                    ErrorCode.ADDRESS_NOT_FOUND, ValueError(f"{_describe(missing)} is not joined")
+                )
+            for key in keys:
+                changes.append(new.pop(key).inverse())
+        return self._plan(changes, new)
+
+    def _names(self, interface: object) -> list[str]:
+        """The membership names *interface* stands for when leaving: a name
+        already joined needs no table (the interface may be gone by now)."""
+        spec = self.interface if interface is None else validate_interface_spec(interface)
+        if isinstance(spec, str) and any(m.interface == spec for m in self._members):
+            return [spec]
+        return [r.key for r in resolve_interfaces(spec, self._version, self._table)]
 
     def commit(self, plan: MembershipPlan) -> None:
         """The plan's OS changes are applied (or there were none): adopt it."""
         if plan.generation != self._generation:
             raise LocalProtocolError("membership changed since this plan was made")
-        self._groups = list(plan.groups)
+        self._members = dict(plan.members)
         self._generation += 1
 
     def membership_failed(self, exc: BaseException) -> SocketError:
@@ -243,9 +406,7 @@ class ReceiverModel:
         """While starting: a join for every group configured now."""
         if self._state is not ReceiverState.STARTING:
             raise LocalProtocolError(f"joins in state {self._state.name}")
-        return tuple(
-            GroupChange(join=True, group=g, interface=self.interface) for g in self._groups
-        )
+        return tuple(self._members.values())
 
     def start_failed(self, exc: BaseException) -> SocketError:
         """Binding or joining failed (the binding closed its socket): the error to raise."""
@@ -271,9 +432,7 @@ class ReceiverModel:
             return None
         self._state = ReceiverState.STOPPED
         self._generation += 1
-        return tuple(
-            GroupChange(join=False, group=g, interface=self.interface) for g in self._groups
-        )
+        return tuple(change.inverse() for change in self._members.values())
 
     def stopped(self) -> list[Event]:
         """The socket is closed: STOPPED."""
@@ -282,13 +441,19 @@ class ReceiverModel:
     # -- data ------------------------------------------------------------------
 
     def receive_datagram(
-        self, data: bytes, remote: Address, *, truncated: bool = False
+        self,
+        data: bytes,
+        remote: Address,
+        *,
+        truncated: bool = False,
+        ancdata: object = None,
     ) -> list[Event]:
         """One datagram: RECEIVED (flagged and logged if it was cut).
 
         *truncated*: the OS cut it at ``recv_buffer`` (MSG_TRUNC).  A binding
         that reads whole datagrams passes them as they are: one longer than
-        ``recv_buffer`` is cut here, the same way.
+        ``recv_buffer`` is cut here, the same way.  *ancdata*: ``recvmsg``'s
+        ancillary data, which says where it arrived (see :attr:`pktinfo`).
         """
         if len(data) > self._recv_buffer:
             data = data[: self._recv_buffer]
@@ -304,10 +469,40 @@ class ReceiverModel:
         payload: str | bytes = (
             data if self.encoding is None else data.decode(self.encoding, "surrogateescape")
         )
-        return [Received(source=self._source, data=payload, remote=remote, truncated=truncated)]
+        arrival = self._system.arrival(ancdata) if ancdata else None
+        if arrival is None:
+            return [Received(source=self._source, data=payload, remote=remote, truncated=truncated)]
+        return [
+            Received(
+                source=self._source,
+                data=payload,
+                remote=remote,
+                truncated=truncated,
+                interface=self._interface_at(arrival[0]),
+                group=arrival[1],
+            )
+        ]
+
+    def _interface_at(self, index: int) -> Interface:
+        """The interface with *index*: read the table again once for one not
+        seen yet (a name is empty if the OS no longer lists it)."""
+        found = self._by_index.get(index)
+        if found is None:
+            for interface in self._table():
+                self._by_index[interface.index] = interface
+            found = self._by_index.get(index)
+            if found is None:
+                found = self._by_index[index] = Interface(name="", index=index)
+        return found
 
     def feed(
-        self, data: bytes, sockaddr: object, queue: Dispatcher, *, truncated: bool = False
+        self,
+        data: bytes,
+        sockaddr: object,
+        queue: Dispatcher,
+        *,
+        truncated: bool = False,
+        ancdata: object = None,
     ) -> bool:
         """:meth:`receive_datagram` from the OS's *sockaddr*, pushed onto *queue*:
         ``True`` if the caller must drain.  A whole datagram no stream sees goes
@@ -315,7 +510,9 @@ class ReceiverModel:
         address is not even normalised."""
         if truncated or len(data) > self._recv_buffer or queue.streamed:
             remote = normalize_sockaddr(sockaddr)
-            return queue.push(self.receive_datagram(data, remote, truncated=truncated))
+            return queue.push(
+                self.receive_datagram(data, remote, truncated=truncated, ancdata=ancdata)
+            )
         encoding = self.encoding
         if encoding is None:
             return queue.received(self._source, [data])
@@ -347,6 +544,8 @@ class SenderModel:
         interface: object = None,
         loopback: object = True,
         encoding: object = "utf-8",
+        interfaces: InterfaceTable = NO_TABLE,
+        system: MulticastOS | None = None,
     ) -> None:
         if isinstance(ttl, bool) or not isinstance(ttl, int):
             raise TypeError(f"ttl must be an int, not {type(ttl).__name__}")
@@ -355,14 +554,33 @@ class SenderModel:
         if not isinstance(loopback, bool):
             raise TypeError(f"loopback must be a bool, not {type(loopback).__name__}")
         self.ttl: int = ttl
-        self.interface: str | None = (
-            None if interface is None else validate_ip(interface, name="interface")
-        )
+        spec = None if interface is None else validate_interface_spec(interface)
+        if spec is ALL:
+            raise ValueError("interface must name one interface (a sender sends through one)")
+        #: The interface datagrams leave by, as given (``None``: the OS's choice).
+        self.interface: InterfaceSpec | None = spec
+        self._system = system if system is not None else multicast_os("linux", 8)
+        self._through: Resolved | None = None
+        if spec is not None and spec not in (0, "0.0.0.0", "::"):
+            version = 6 if isinstance(spec, str) and ":" in spec else 4
+            (self._through,) = resolve_interfaces(spec, version, interfaces)
         self.loopback: bool = loopback
         self.encoding = validate_encoding(encoding)
         self._ledger = SendLedger(source)
         #: Remotes already validated: parsing a group per datagram costs more than sending it.
         self._targets: dict[object, Address] = {}
+
+    def interface_option(self, version: int) -> SocketOption | None:
+        """The option that sends IP *version* datagrams through :attr:`interface`
+        (``None``: leave it to the OS)."""
+        through = self._through
+        if through is None:
+            return None
+        address = through.address
+        if version == 4 and ":" in address:
+            interface = through.interface
+            address = (interface.first_address(4) if interface else None) or "0.0.0.0"
+        return self._system.multicast_if(version, address, through.index)
 
     def send(self, remote: object, data: Data) -> tuple[int, bytes, Address]:
         """User ``send(remote, data)``: ``(ticket, payload, (group, port))``."""
@@ -384,10 +602,11 @@ class SenderModel:
         port = validate_port(remote[1], name="remote[1]")
         if port == 0:
             raise ValueError("remote[1] must be a port in 1-65535, got 0")
-        if self.interface is not None and _family_of(self.interface) != _family_of(group):
+        spec = self.interface
+        if isinstance(spec, str) and _is_address(spec) and _family_of(spec) != _family_of(group):
             raise SocketError(
                 ErrorCode.NOT_MULTICAST,
-                ValueError(f"{group} is not of the IP version of interface {self.interface}"),
+                ValueError(f"{group} is not of the IP version of interface {spec}"),
             )
         if _plain_remote(remote):
             if len(self._targets) >= _TARGETS_KEPT:

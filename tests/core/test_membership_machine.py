@@ -172,7 +172,8 @@ class MembershipMachine(RuleBasedStateMachine):
         assert bool(plan.changes) == (live and bool(groups))
         if live:
             assert plan.changes == tuple(
-                GroupChange(join=join, group=group, interface=INTERFACE) for group in groups
+                GroupChange(join=join, group=group, interface=INTERFACE, address=INTERFACE)
+                for group in groups
             )
         planned = _Planned(plan=plan, join=join, groups=tuple(groups), version=self.version)
         if commit:
@@ -275,7 +276,8 @@ class MembershipMachine(RuleBasedStateMachine):
             return
         joins = receiver.joins()  # what a binding applies right before listening()
         assert joins == tuple(
-            GroupChange(join=True, group=group, interface=INTERFACE) for group in self.groups
+            GroupChange(join=True, group=group, interface=INTERFACE, address=INTERFACE)
+            for group in self.groups
         )
         assert receiver.listening(host) == [Started(source=self.source, host=host)]
         assert receiver.host == host
@@ -307,7 +309,8 @@ class MembershipMachine(RuleBasedStateMachine):
             assert drops is None
             return
         assert drops == tuple(
-            GroupChange(join=False, group=group, interface=INTERFACE) for group in self.groups
+            GroupChange(join=False, group=group, interface=INTERFACE, address=INTERFACE)
+            for group in self.groups
         )
         for change in drops:
             self.os_joined.remove(change.group)
