@@ -44,7 +44,6 @@ from typing import Any, Final, cast
 
 from jfsocket.core import (
     ALL,
-    ANCILLARY_SIZE,
     OVERFLOW,
     Address,
     Connection,
@@ -750,7 +749,9 @@ class CastReceiver(ReceiverFacade, AsyncObject):
         core = dispatcher.core
         for _ in range(_DATAGRAMS_PER_WAKE):
             try:
-                data, ancdata, flags, address = sock.recvmsg(model.recv_buffer, ANCILLARY_SIZE)
+                data, ancdata, flags, address = sock.recvmsg(
+                    model.recv_buffer, model.ancillary(core)
+                )
             except OSError:
                 return  # none left (or an ICMP error about some earlier datagram)
             if model.feed(data, address, core, truncated=bool(flags & _MSG_TRUNC), ancdata=ancdata):

@@ -34,7 +34,6 @@ from typing import Final, TypeVar
 from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
     ALL,
-    ANCILLARY_SIZE,
     OVERFLOW,
     AcceptAction,
     Address,
@@ -777,7 +776,9 @@ class CastReceiver(ReceiverFacade, _Lifetime):
         try:
             while True:
                 try:
-                    data, ancdata, flags, address = sock.recvmsg(model.recv_buffer, ANCILLARY_SIZE)
+                    data, ancdata, flags, address = sock.recvmsg(
+                        model.recv_buffer, model.ancillary(dispatcher)
+                    )
                 except OSError:
                     break
                 if address is None or not model.is_listening:

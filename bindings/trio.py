@@ -39,7 +39,6 @@ import trio
 from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
     ALL,
-    ANCILLARY_SIZE,
     OVERFLOW,
     AcceptAction,
     Address,
@@ -822,7 +821,7 @@ class CastReceiver(ReceiverFacade, _Object):
             while True:
                 try:
                     data, ancdata, flags, address = await sock.recvmsg(
-                        model.recv_buffer, ANCILLARY_SIZE
+                        model.recv_buffer, model.ancillary(core)
                     )
                 except (OSError, trio.ClosedResourceError):
                     return

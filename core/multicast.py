@@ -65,7 +65,7 @@ from .interfaces import (
     validate_interface_spec,
 )
 from .ledger import SendLedger
-from .platforms import MulticastOS, SocketOption, multicast_os
+from .platforms import ANCILLARY_SIZE, MulticastOS, SocketOption, multicast_os
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -259,6 +259,12 @@ class ReceiverModel:
     @recv_buffer.setter
     def recv_buffer(self, value: object) -> None:
         self._recv_buffer = validate_recv_buffer(value)
+
+    def ancillary(self, queue: Dispatcher) -> int:
+        """The ancillary buffer for the next ``recvmsg``: room for where the
+        datagram arrived when a stream will see it, else none (no callback is
+        told, and parsing it costs a tenth of the read)."""
+        return ANCILLARY_SIZE if queue.streamed else 0
 
     @property
     def pktinfo(self) -> tuple[int, int] | None:
