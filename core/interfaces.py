@@ -168,7 +168,11 @@ def resolve_interfaces(spec: InterfaceSpec, version: int, table: InterfaceTable)
     if _is_ip(spec):
         found = next((i for i in interfaces if spec in i.addresses), None)
         if found is None and not any(i.addresses for i in interfaces):
-            return [Resolved(None, spec)]  # a host whose addresses the binding cannot read
+            # A host whose addresses the binding cannot read: the OS is told
+            # the address, which must then be of the family joined.
+            if (":" in spec) != (version == 6):
+                raise ValueError(f"interface {spec} is not an IPv{version} address")
+            return [Resolved(None, spec)]
         if found is None:
             raise _unknown(spec, "is not an address of any interface of this host")
         own = spec if (":" in spec) == (version == 6) else None

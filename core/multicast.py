@@ -143,11 +143,33 @@ def _validate_source(source: object, version: int) -> str | None:
         address = ipaddress.ip_address(source)
     except ValueError:
         raise ValueError(f"source must be a unicast IP address, got {source!r}") from None
-    if address.version != version or address.is_multicast or address.is_unspecified:
+    if (
+        address.version != version
+        or address.is_multicast
+        or address.is_unspecified
+        or address == _LIMITED_BROADCAST
+    ):
         raise ValueError(
             f"source must be a unicast IPv{version} address (the group's family), got {source!r}"
         )
     return str(address)
+
+
+_LIMITED_BROADCAST: Final = ipaddress.IPv4Address("255.255.255.255")
+
+
+def _unaddressed(target: Resolved, version: int) -> bool:
+    """An IPv4 join or send through an interface with no IPv4 address, which
+    a structure naming interfaces by address cannot express."""
+    return version == 4 and target.interface is not None and target.address == "0.0.0.0"
+
+
+def _no_ipv4(target: Resolved, what: str) -> SocketError:
+    name = target.interface.name if target.interface is not None else target.address
+    return SocketError(
+        ErrorCode.ADDRESS_UNAVAILABLE,
+        ValueError(f"interface {name!r} has no IPv4 address to {what} by on this OS"),
+    )
 
 
 def _link_scoped(group: str) -> bool:
@@ -311,6 +333,13 @@ class ReceiverModel:
         groups = self._checked(ips)
         origin = _validate_source(source, self._version)
         targets = self._resolve(interface)
+        for target in targets:
+            # Linux's ip_mreqn names the interface by index; every other
+            # structure (and every SSM one) by its IPv4 address.
+            if _unaddressed(target, self._version) and (
+                origin is not None or not self._system.mreqn
+            ):
+                raise _no_ipv4(target, "join")
         new = dict(self._members)
         changes: list[GroupChange] = []
         for group in groups:
@@ -586,6 +615,10 @@ class SenderModel:
         if version == 4 and ":" in address:
             interface = through.interface
             address = (interface.first_address(4) if interface else None) or "0.0.0.0"
+            if address == "0.0.0.0" and not self._system.mreqn:
+                raise _no_ipv4(through, "send")
+        elif version == 4 and _unaddressed(through, 4) and not self._system.mreqn:
+            raise _no_ipv4(through, "send")
         return self._system.multicast_if(version, address, through.index)
 
     def send(self, remote: object, data: Data) -> tuple[int, bytes, Address]:
@@ -614,6 +647,7 @@ class SenderModel:
                 ErrorCode.NOT_MULTICAST,
                 ValueError(f"{group} is not of the IP version of interface {spec}"),
             )
+        self.interface_option(_family_of(group))  # 1007 now, before a send is accepted
         if _plain_remote(remote):
             if len(self._targets) >= _TARGETS_KEPT:
                 self._targets.clear()

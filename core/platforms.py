@@ -46,6 +46,9 @@ class MulticastOS:
     gsr_pad: int
     #: ``ip_mreqn`` (with an index) is accepted where ``ip_mreq`` is (Linux).
     mreqn: bool
+    #: ``in_pktinfo`` is Windows' ``{address, index}`` (8 bytes), not POSIX's
+    #: ``{index, local address, destination}`` (12).
+    pktinfo_address_first: bool = False
     ip_multicast_if: int
     ip_add_membership: int
     ip_drop_membership: int
@@ -131,9 +134,13 @@ class MulticastOS:
             level, kind, data = item
             if not isinstance(data, bytes):
                 continue
-            if level == IPPROTO_IP and kind == self.ip_pktinfo and len(data) >= 12:
-                (index,) = struct.unpack_from("=i", data, 0)
-                return index, str(ipaddress.IPv4Address(data[8:12]))
+            if level == IPPROTO_IP and self.ip_pktinfo and kind == self.ip_pktinfo:
+                if self.pktinfo_address_first and len(data) >= 8:
+                    (index,) = struct.unpack_from("=I", data, 4)
+                    return index, str(ipaddress.IPv4Address(data[:4]))
+                if not self.pktinfo_address_first and len(data) >= 12:
+                    (index,) = struct.unpack_from("=i", data, 0)
+                    return index, str(ipaddress.IPv4Address(data[8:12]))
             if level == IPPROTO_IPV6 and kind == self.ipv6_pktinfo and len(data) >= 20:
                 (index,) = struct.unpack_from("=I", data, 16)
                 return index, str(ipaddress.IPv6Address(data[:16]))
@@ -177,8 +184,11 @@ def multicast_os(platform: str, word: int) -> MulticastOS:
         return _bsd("darwin", 30, 0, 26, 61)
     if platform.startswith(("freebsd", "openbsd", "netbsd", "dragonfly")):
         # No IP_PKTINFO (they have IP_RECVDSTADDR/IP_RECVIF instead): the
-        # interface of an IPv4 datagram is not reported there.
-        return _bsd(platform, 28, 4, 0, 36)
+        # interface of an IPv4 datagram is not reported there.  AF_INET6 is
+        # 28 on FreeBSD and DragonFly, 24 on OpenBSD and NetBSD;
+        # sockaddr_storage is int64-aligned: padded on 64-bit only.
+        af_inet6 = 24 if platform.startswith(("openbsd", "netbsd")) else 28
+        return _bsd(platform, af_inet6, 4 if word == 8 else 0, 0, 36)
     if platform == "win32":
         return MulticastOS(
             name="win32",
@@ -200,6 +210,7 @@ def multicast_os(platform: str, word: int) -> MulticastOS:
             mcast_leave_source_group=46,
             ipv6_recvpktinfo=19,
             ipv6_pktinfo=19,
+            pktinfo_address_first=True,
         )
     return MulticastOS(
         name="linux",
