@@ -471,7 +471,7 @@ def test_received_ipv6_on_darwin() -> None:
     table = CountingTable(LO, ETH0)
     model = ReceiverModel("rx", ("::", 5000), interfaces=table, system=multicast_os("darwin", 8))
     ancdata = [(IPPROTO_IPV6, 46, _in6_pktinfo("ff02::1:3", 1))]
-    (event,) = model.receive_datagram(b"x", ("fe80::9", 4000, 0, 2), ancdata=ancdata)  # type: ignore[arg-type]
+    (event,) = model.receive_datagram(b"x", ("fe80::9", 4000), ancdata=ancdata)
     assert isinstance(event, Received)
     assert (event.interface, event.group) == (LO, "ff02::1:3")
 
