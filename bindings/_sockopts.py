@@ -95,7 +95,11 @@ MULTICAST_OS = multicast_os(sys.platform, struct.calcsize("P"))
 
 def _apply(sock: SetsOptions, change: GroupChange) -> None:
     level, option, value = change.option(MULTICAST_OS)
-    sock.setsockopt(level, option, value)
+    try:
+        sock.setsockopt(level, option, value)
+    except OSError as exc:
+        if not change.done_anyway(exc):
+            raise
 
 
 def apply_changes(sock: SetsOptions, changes: tuple[GroupChange, ...]) -> None:

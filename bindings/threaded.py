@@ -34,6 +34,7 @@ from typing import Final, TypeVar
 from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
     ALL,
+    ANCILLARY_SIZE,
     OVERFLOW,
     AcceptAction,
     Address,
@@ -776,9 +777,7 @@ class CastReceiver(ReceiverFacade, _Lifetime):
         try:
             while True:
                 try:
-                    data, ancdata, flags, address = sock.recvmsg(
-                        model.recv_buffer, model.ancillary(dispatcher)
-                    )
+                    data, ancdata, flags, address = sock.recvmsg(model.recv_buffer, ANCILLARY_SIZE)
                 except OSError:
                     break
                 if address is None or not model.is_listening:

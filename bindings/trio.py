@@ -39,6 +39,7 @@ import trio
 from jfsocket.core import (
     ACCEPT_RETRY_DELAY,
     ALL,
+    ANCILLARY_SIZE,
     OVERFLOW,
     AcceptAction,
     Address,
@@ -174,7 +175,7 @@ class _Host:
     def subscribe(self) -> trio.MemoryReceiveChannel[StreamEvent]:
         """A stream of every event pushed from now on."""
         send, receive = trio.open_memory_channel[StreamEvent](math.inf)
-        self.core.subscribe(send)
+        self.core.subscribe(_Channel(send, self.core))
         return receive
 
     async def finish(self, run: bool) -> None:
@@ -183,6 +184,26 @@ class _Host:
             await self.drain()
         else:
             await self.wait_done(self.core.pushed)
+
+
+class _Channel:
+    """A stream's sending side: one whose reader closed it is dropped, not
+    an error in whoever delivers the next event."""
+
+    __slots__ = ("_core", "_send")
+
+    def __init__(self, send: trio.MemorySendChannel[StreamEvent], core: Dispatcher) -> None:
+        self._send = send
+        self._core = core
+
+    def send_nowait(self, event: StreamEvent) -> None:
+        try:
+            self._send.send_nowait(event)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._core.unsubscribe(self)
+
+    def close(self) -> None:
+        self._send.close()
 
 
 async def _as_inside(job: Callable[..., Awaitable[None]], *args: Any) -> None:
@@ -821,7 +842,7 @@ class CastReceiver(ReceiverFacade, _Object):
             while True:
                 try:
                     data, ancdata, flags, address = await sock.recvmsg(
-                        model.recv_buffer, model.ancillary(core)
+                        model.recv_buffer, ANCILLARY_SIZE
                     )
                 except (OSError, trio.ClosedResourceError):
                     return

@@ -117,6 +117,11 @@ class GroupChange:
         """The ``setsockopt`` arguments that make this change on *system*."""
         return system.membership(self.join, self.group, self.address, self.index, self.source)
 
+    def done_anyway(self, exc: BaseException) -> bool:
+        """The OS refused this leave because the membership is gone already
+        (its interface was removed, and the kernel dropped it then)."""
+        return not self.join and isinstance(exc, OSError) and exc.errno in _GONE
+
 
 @attrs.frozen(kw_only=True)
 class MembershipPlan:
@@ -154,6 +159,9 @@ def _validate_source(source: object, version: int) -> str | None:
         )
     return str(address)
 
+
+#: What a leave answers when there is nothing left to leave.
+_GONE: Final = frozenset({_errno.ENODEV, _errno.ENXIO, _errno.EADDRNOTAVAIL})
 
 _LIMITED_BROADCAST: Final = ipaddress.IPv4Address("255.255.255.255")
 
@@ -283,9 +291,11 @@ class ReceiverModel:
         self._recv_buffer = validate_recv_buffer(value)
 
     def ancillary(self, queue: Dispatcher) -> int:
-        """The ancillary buffer for the next ``recvmsg``: room for where the
-        datagram arrived when a stream will see it, else none (no callback is
-        told, and parsing it costs a tenth of the read)."""
+        """The ancillary buffer for a ``recvmsg`` made once the socket is
+        readable: room for where the datagram arrived when a stream will see
+        it, else none (no callback is told, and parsing it costs a tenth of
+        the read).  A reader that blocks in ``recvmsg`` takes
+        :data:`ANCILLARY_SIZE` always: a stream may open while it waits."""
         return ANCILLARY_SIZE if queue.streamed else 0
 
     @property
