@@ -1,9 +1,11 @@
 """The ``jfsocket`` command: the seed's Server.py, Client.py and Multicast.py.
 
 ``jfsocket demo`` runs a server, a client and a multicast pair on loopback and
-prints every event; ``server``, ``client`` and ``cast listen|send`` are small
-tools built on the same objects, on the threaded, the trio or the asyncio
-binding (asyncio on its own loop or on uvloop).
+prints every event; ``server``, ``client``, ``cast listen|send`` and ``cast
+probe send|listen`` (numbered datagrams: what was lost, on which interface;
+the accounting is :mod:`._probe`'s) are small tools built on the same
+objects, on the threaded, the trio or the asyncio binding (asyncio on its own
+loop or on uvloop).
 
 The async commands are written once, against :class:`_AsyncRuntime`: the
 binding's four classes and the few tools trio and asyncio spell differently.
@@ -17,8 +19,10 @@ import argparse
 import concurrent.futures
 import contextlib
 import io
+import ipaddress
 import os
 import queue
+import random
 import signal
 import sys
 import threading
@@ -27,14 +31,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
-from jfsocket.bindings import threaded
+from jfsocket.bindings import _probe, threaded
+from jfsocket.bindings._interfaces import host_interfaces
 from jfsocket.core import (
     MAX_DATAGRAM,
     Address,
     ErrorCode,
     EventTypes,
+    InterfaceSpec,
+    Received,
     SenderModel,
     SocketError,
+    StreamEvent,
     parse_group,
     validate_encoding,
     validate_host,
@@ -43,6 +51,7 @@ from jfsocket.core import (
     validate_recv_buffer,
     validate_timeout,
 )
+from jfsocket.core.interfaces import resolve_interfaces, validate_interface_spec
 
 if TYPE_CHECKING:
     from jfsocket.bindings import asyncio as asyncio_binding
@@ -199,6 +208,10 @@ class _AsyncRuntime(abc.ABC):
     async def _unless(self, event: _Event, work: Callable[[], Awaitable[_T]]) -> _T | None: ...
 
     @abc.abstractmethod
+    async def sleep(self, seconds: float) -> None:
+        """Wait *seconds* (none if 0 or less)."""
+
+    @abc.abstractmethod
     def semaphore(self) -> _Semaphore:
         """A semaphore at 0: callbacks release it, the command acquires it."""
 
@@ -255,6 +268,9 @@ class _TrioRuntime(_AsyncRuntime):
         if failed:
             raise failed[0]
         return done[0] if done else None
+
+    async def sleep(self, seconds: float) -> None:
+        await self._trio.sleep(max(0.0, seconds))
 
     def semaphore(self) -> _Semaphore:
         return self._trio.Semaphore(0)
@@ -319,6 +335,9 @@ class _AsyncioRuntime(_AsyncRuntime):
             return None
         result: _T = task.result()
         return result
+
+    async def sleep(self, seconds: float) -> None:
+        await self._asyncio.sleep(max(0.0, seconds))
 
     def semaphore(self) -> _Semaphore:
         return self._asyncio.Semaphore(0)
@@ -911,33 +930,154 @@ def _cmd_client(args: argparse.Namespace, printer: Printer) -> int:
 # -- multicast -------------------------------------------------------------------
 
 
-def _cmd_cast_listen(args: argparse.Namespace, printer: Printer) -> int:
-    evts = printer.callbacks("receiver", _RECEIVER_KEYS)
+#: How often a listener waiting for datagrams looks at its clock (threaded: and at signals).
+_TICK = 0.2
+#: Called with each datagram's event, and with None at least every _TICK seconds: True ends.
+_Handle = Callable[[Received | None], bool]
+
+
+class _Awaited:
+    """A stop signal as an :class:`_Event`, for :meth:`_AsyncRuntime.unless`."""
+
+    def __init__(self, wait: Callable[[], Awaitable[object]]) -> None:
+        self._wait = wait
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool:
+        return False
+
+    def wait(self) -> Awaitable[object]:
+        return self._wait()
+
+
+def _ip_version(text: object) -> int | None:
+    """4 or 6 for an IP address, else None (a name, an index)."""
+    try:
+        return ipaddress.ip_address(str(text)).version
+    except ValueError:
+        return None
+
+
+def _receiver_host(args: argparse.Namespace) -> int | Address:
+    """Where a listener binds: ``PORT`` (every IPv4 address) or ``('::', PORT)`` for IPv6
+    groups; groups of both families, or an --interface or --source of the other, is usage."""
+    versions = {_ip_version(group) for group in args.groups}
+    if len(versions) > 1:
+        args.usage_error("the groups mix IPv4 and IPv6; one listener takes one family")
+    (version,) = versions
+    for option in ("interface", "source"):
+        value = getattr(args, option)
+        if _ip_version(value) not in (None, version):
+            args.usage_error(f"--{option} {value} is not IPv{version}, as the groups are")
+    return ("::", args.port) if version == 6 else args.port
+
+
+def _receive(
+    args: argparse.Namespace, printer: Printer, handle: _Handle, encoding: str | None
+) -> None:
+    """Join ``args.groups`` on ``args.port`` and hand every datagram to *handle*,
+    until it says done, the receiver stops, or SIGINT/SIGTERM."""
     options = {
-        "evts": evts,
-        "interface": args.interface,
-        "encoding": args.encoding,
+        "evts": printer.callbacks("receiver", (_E.STARTED, _E.STOPED)),
+        "interface": "0.0.0.0" if args.interface is None else args.interface,
+        "encoding": encoding,
         "recv_buffer": args.recv_buffer,
     }
+    host = _receiver_host(args)
+
+    def listening(receiver: Any) -> None:
+        on = "" if args.interface is None else f" on {args.interface}"
+        source = "" if args.source is None else f" from {args.source}"
+        printer.line(
+            "receiver", "LISTENING", f"{_show(receiver.host)} {receiver.groups}{on}{source}"
+        )
+
     if args.runtime != "threaded":
         runtime = _async_runtime(args)
 
         async def listen() -> None:
             async with (
                 runtime.stop_signals() as signalled,
-                runtime.CastReceiver(args.port, **options) as receiver,
+                runtime.CastReceiver(host, **options) as receiver,
             ):
-                receiver.joinGroup(*args.groups)
-                printer.line("receiver", "LISTENING", f"{_show(receiver.host)} {args.groups}")
-                await signalled()
+                stream: AsyncIterator[StreamEvent] = receiver.events()
+                receiver.joinGroup(*args.groups, source=args.source)
+                listening(receiver)
+
+                async def consume() -> None:
+                    while True:
+                        try:
+                            event = await runtime.within(_TICK, anext(stream))
+                        except TimeoutError:
+                            event = None
+                        except StopAsyncIteration:
+                            return
+                        if (event is None or isinstance(event, Received)) and handle(event):
+                            return
+
+                await runtime.unless(_Awaited(signalled), consume)
 
         runtime.run(listen)
-        return 0
-    with _until_interrupted(), threaded.CastReceiver(args.port, **options) as receiver:
-        receiver.joinGroup(*args.groups)
+        return
+    with _until_interrupted(), threaded.CastReceiver(host, **options) as receiver:
+        events = receiver.events(timeout=_TICK)
+        receiver.joinGroup(*args.groups, source=args.source)
         receiver.start()
-        printer.line("receiver", "LISTENING", f"{_show(receiver.host)} {receiver.groups}")
-        _wait_forever()
+        listening(receiver)
+        while True:
+            try:
+                event = events.get()
+            except TimeoutError:
+                event = None
+            except StopIteration:
+                return
+            if (event is None or isinstance(event, Received)) and handle(event):
+                return
+
+
+def _cmd_cast_listen(args: argparse.Namespace, printer: Printer) -> int:
+    def show(event: Received | None) -> bool:
+        if event is not None and not event.truncated:  # a cut one: the warning says so
+            where = f"  from {_show(event.remote)}"
+            if event.group is not None:
+                where += f" to {event.group}"
+            if event.interface is not None:
+                where += f" on {event.interface.name or event.interface.index}"
+            printer.line("receiver", "RECEIVED", _show(event.data) + where)
+        return False
+
+    _receive(args, printer, show, args.encoding)
+    return 0
+
+
+def _cmd_probe_listen(args: argparse.Namespace, printer: Printer) -> int:
+    """Tally probe datagrams; a report line per source at the end (and ``--every``)."""
+    tally = _probe.ProbeTally()
+    start = time.monotonic()
+    report_at = start + (args.every or float("inf"))
+
+    def count(event: Received | None) -> bool:
+        nonlocal report_at
+        now = time.monotonic()
+        if event is not None and event.remote is not None:
+            assert isinstance(event.data, bytes)  # no encoding
+            tally.feed(event.data, event.remote, event.interface, time.time())
+        if args.duration is not None:
+            done = now - start >= float(args.duration)
+        elif args.count is not None:
+            done = tally.probes >= int(args.count)
+        else:
+            done = tally.finished
+        if now >= report_at and not done:  # (when done, the REPORT lines follow)
+            report_at = now + args.every
+            for line in tally.lines():
+                printer.line("probe", "PROGRESS", line)
+        return done
+
+    _receive(args, printer, count, None)
+    for line in tally.lines():
+        printer.line("probe", "REPORT", line)
     return 0
 
 
@@ -962,13 +1102,60 @@ def _cmd_cast_send(args: argparse.Namespace, printer: Printer) -> int:
         with threaded.CastSender(evts=evts, **options) as sender:
             for message in messages:
                 sender.send(target, message)
+    return _send_status(len(failed), len(messages))
+
+
+def _send_status(failed: int, sent: int) -> int:
+    """0, or 1 after a line saying how many datagrams failed."""
     if failed:
-        print(
-            f"jfsocket: {len(failed)} of {len(messages)} datagrams failed (SENDFAIL)",
-            file=sys.stderr,
-        )
+        print(f"jfsocket: {failed} of {sent} datagrams failed (SENDFAIL)", file=sys.stderr)
         return 1
     return 0
+
+
+def _cmd_probe_send(args: argparse.Namespace, printer: Printer) -> int:
+    """Send ``--count`` numbered datagrams, one every ``--interval`` seconds."""
+    try:
+        run = _probe.ProbeRun(random.getrandbits(64), args.count, frozenset(args.gaps), args.size)
+    except ValueError as exc:
+        args.usage_error(str(exc))
+    failed: list[object] = []
+
+    def send_failed(sender: object, data: bytes, error: object) -> None:
+        failed.append(error)  # a datagram's bytes say little: its number says which
+        probe = _probe.decode(data)
+        number = probe.sequence if probe else "?"
+        printer.line("sender", "SENDFAIL", f"number {number}  {_show(error)}")
+
+    target: Address = (args.group, args.port)
+    options = {"ttl": args.ttl, "interface": args.interface, "encoding": None}
+    evts: dict[EventTypes | str, Any] = {_E.SENDFAIL: send_failed}
+    printer.line("probe", "SENDING", run.describe(target))
+    sent = 0
+    start = time.monotonic()
+    if args.runtime != "threaded":
+        runtime = _async_runtime(args)
+
+        async def send() -> None:
+            nonlocal sent, start
+            async with runtime.CastSender(evts=evts, **options) as sender:
+                start = time.monotonic()  # the runtime is up: the first is due now
+                for sequence, due in run.schedule(args.interval):
+                    await runtime.sleep(start + due - time.monotonic())
+                    await sender.send(target, run.datagram(sequence, time.time()))
+                    sent += 1
+
+        runtime.run(send)
+    else:
+        with _until_interrupted(), threaded.CastSender(evts=evts, **options) as sender:
+            start = time.monotonic()
+            for sequence, due in run.schedule(args.interval):
+                time.sleep(max(0.0, start + due - time.monotonic()))
+                sender.send(target, run.datagram(sequence, time.time()))
+                sent += 1
+    done = f"{sent - len(failed)} of {sent}" if failed else str(sent)
+    printer.line("probe", "SENT", f"{done} datagrams in {time.monotonic() - start:.3f} s")
+    return _send_status(len(failed), sent)
 
 
 # -- arguments -------------------------------------------------------------------
@@ -1011,8 +1198,26 @@ def _ttl(ttl: object) -> int:
     return SenderModel(None, ttl=ttl).ttl
 
 
-def _interface(ip: object) -> str:
-    return validate_ip(ip, name="interface")
+def _interface(text: str) -> InterfaceSpec:
+    """An ``--interface``: an index (digits), or an address or a name; one this host has."""
+    spec = validate_interface_spec(int(text) if text.isdigit() else text)
+    if spec not in (0, "0.0.0.0", "::"):
+        try:
+            resolve_interfaces(spec, _ip_version(spec) or 4, host_interfaces)
+        except SocketError as exc:
+            raise ValueError(str(exc.err)) from None
+    return spec
+
+
+def _at_least(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type=``: a whole number in *low*-*high*."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must be in {low}-{high}, got {value}")
+        return value
+
+    return _checked(check, _integer)
 
 
 def _encoding(text: str) -> str | None:
@@ -1149,18 +1354,49 @@ def _parser() -> argparse.ArgumentParser:
 
     cast = commands.add_parser("cast", help="UDP multicast")
     cast_commands = cast.add_subparsers(dest="cast_command", required=True, metavar="COMMAND")
+
+    def listener(p: argparse.ArgumentParser) -> None:
+        p.add_argument("port", type=_PORT, help="port to listen on")
+        p.add_argument(
+            "groups", nargs="+", type=_checked(parse_group), metavar="GROUP",
+            help="multicast groups to join, all IPv4 or all IPv6",
+        )  # fmt: skip
+        p.add_argument(
+            "--interface",
+            type=_checked(_interface),
+            default=None,
+            help="interface to join on: an address on it, its name or its index "
+            "(default: the system's choice)",
+        )
+        p.add_argument(
+            "--source",
+            type=_checked(validate_ip),
+            default=None,
+            metavar="ADDRESS",
+            help="take datagrams from this sender only (source-specific multicast)",
+        )
+
+    def sender(p: argparse.ArgumentParser) -> None:
+        p.add_argument("group", type=_checked(parse_group), help="multicast group")
+        p.add_argument("port", type=_REMOTE_PORT, help="port")
+
+    def sending(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--interface",
+            type=_checked(_interface),
+            default=None,
+            help="interface to send through: an address on it, its name or its index "
+            "(default: the system's)",
+        )
+        p.add_argument(
+            "--ttl",
+            type=_checked(_ttl, _integer),
+            default=1,
+            help="hops the datagram may cross (0: this host only; default 1)",
+        )
+
     listen = cast_commands.add_parser("listen", help="join groups and print datagrams")
-    listen.add_argument("port", type=_PORT, help="port to listen on")
-    listen.add_argument(
-        "groups", nargs="+", type=_checked(parse_group), metavar="GROUP",
-        help="multicast groups to join",
-    )  # fmt: skip
-    listen.add_argument(
-        "--interface",
-        type=_checked(_interface),
-        default="0.0.0.0",
-        help="local interface address to join on (default: any)",
-    )
+    listener(listen)
     listen.add_argument(
         "--recv-buffer",
         type=_checked(validate_recv_buffer, _integer),
@@ -1171,23 +1407,88 @@ def _parser() -> argparse.ArgumentParser:
     common(listen)
     listen.set_defaults(handler=_cmd_cast_listen)
     send = cast_commands.add_parser("send", help="send datagrams to a group")
-    send.add_argument("group", type=_checked(parse_group), help="multicast group")
-    send.add_argument("port", type=_REMOTE_PORT, help="port")
+    sender(send)
     send.add_argument("messages", nargs="+", metavar="MESSAGE", help="one datagram each")
-    send.add_argument(
-        "--interface",
-        type=_checked(_interface),
-        default=None,
-        help="local interface address to send from (default: the system's)",
-    )
-    send.add_argument(
-        "--ttl",
-        type=_checked(_ttl, _integer),
-        default=1,
-        help="hops the datagram may cross (0: this host only; default 1)",
-    )
+    sending(send)
     common(send)
     send.set_defaults(handler=_cmd_cast_send)
+
+    probe = cast_commands.add_parser(
+        "probe",
+        help="is multicast arriving? numbered datagrams, and what was lost",
+        description="`probe send` sends numbered datagrams; `probe listen` reports, per "
+        "sender, how many were received, lost, duplicated and reordered, and on which "
+        "interface they arrived. Lost means missing below the highest number seen: those "
+        "after it cannot be known lost.",
+    )
+    probe_commands = probe.add_subparsers(dest="probe_command", required=True, metavar="COMMAND")
+    probe_send = probe_commands.add_parser("send", help="send numbered datagrams to a group")
+    sender(probe_send)
+    probe_send.add_argument(
+        "--count",
+        type=_at_least(1, _probe.MAX_COUNT),
+        default=10,
+        metavar="N",
+        help="how many sequence numbers (1 to N) the run has (default 10)",
+    )
+    probe_send.add_argument(
+        "--interval",
+        type=_checked(_seconds),
+        default=0.1,
+        metavar="SECONDS",
+        help="time between datagrams (default 0.1)",
+    )
+    probe_send.add_argument(
+        "--size",
+        type=_at_least(_probe.HEADER_SIZE, MAX_DATAGRAM),
+        default=_probe.HEADER_SIZE,
+        metavar="BYTES",
+        help=f"bytes per datagram (default and least {_probe.HEADER_SIZE}: the header)",
+    )
+    probe_send.add_argument(
+        "--gap",
+        type=_at_least(1, _probe.MAX_COUNT),
+        action="append",
+        default=[],
+        dest="gaps",
+        metavar="K",
+        help="skip sequence number K, which the listener must report lost (repeatable)",
+    )
+    sending(probe_send)
+    common(probe_send, data=False)
+    probe_send.set_defaults(handler=_cmd_probe_send)
+    probe_listen = probe_commands.add_parser(
+        "listen",
+        help="count probe datagrams; report per sender",
+        description="Join the groups and count probe datagrams; at the end print a REPORT "
+        "line per sender (address and session). Ends when every sender heard has sent its "
+        "last datagram, after --duration or --count, or on Ctrl-C.",
+    )
+    listener(probe_listen)
+    until = probe_listen.add_mutually_exclusive_group()
+    until.add_argument(
+        "--duration",
+        type=_checked(_seconds),
+        default=None,
+        metavar="SECONDS",
+        help="listen this long (default: until each sender's last datagram has arrived)",
+    )
+    until.add_argument(
+        "--count",
+        type=_at_least(1, _probe.MAX_COUNT),
+        default=None,
+        metavar="N",
+        help="stop after N probe datagrams",
+    )
+    probe_listen.add_argument(
+        "--every",
+        type=_checked(_seconds),
+        default=None,
+        metavar="SECONDS",
+        help="print the report so far (PROGRESS lines) this often (default, 0: never)",
+    )
+    common(probe_listen, data=False)
+    probe_listen.set_defaults(handler=_cmd_probe_listen, recv_buffer=MAX_DATAGRAM)
     return parser
 
 

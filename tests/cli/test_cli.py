@@ -12,6 +12,7 @@ import ast
 import contextlib
 import dataclasses
 import importlib.util
+import io
 import os
 import queue
 import random
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import tokenize
 from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -64,8 +66,11 @@ class Event:
 
     @property
     def data(self) -> str:
-        """The detail as the str it is the repr of (RECEIVED / SENDED lines)."""
-        value = ast.literal_eval(self.detail)
+        """The str whose repr starts the detail (RECEIVED / SENDED lines; a ``cast
+        listen`` RECEIVED goes on to say where the datagram came from)."""
+        token = next(tokenize.generate_tokens(io.StringIO(self.detail).readline))
+        assert token.type == tokenize.STRING and token.start == (1, 0), self.detail
+        value = ast.literal_eval(token.string)
         assert isinstance(value, str), self.detail
         return value
 
@@ -899,7 +904,11 @@ def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
             "got 0",
         ),
         (("cast", "listen", "5000", "239.255.91.9", "--recv-buffer", "x"), "--recv-buffer", "'x'"),
-        (("cast", "listen", "5000", "239.255.91.9", "--interface", "lo"), "--interface", "'lo'"),
+        (
+            ("cast", "listen", "5000", "239.255.91.9", "--interface", "no-such"),
+            "--interface",
+            "'no-such'",
+        ),
         (("cast", "send", LOOPBACK, "9", "m", *SEND_SAFE), "group", "not a multicast address"),
         (("cast", "send", "239.255.91.9", "9", "m", "--interface", "any"), "--interface", "'any'"),
         (("cast", "send", "239.255.91.9", "9", "m", *SEND_SAFE, "--ttl", "-1"), "--ttl", "got -1"),
