@@ -362,6 +362,24 @@ def test_streams_see_every_event_and_end_with_the_last() -> None:
     assert (client.pushed, client.done) == (6, 6)  # nothing bound: all done at once
 
 
+def test_unsubscribe_stops_one_stream_and_leaves_the_others() -> None:
+    """A stream closed early gets nothing more; the others still see every event;
+    with none left, events are not built for streams any more."""
+    queue = Dispatcher(CallbackRegistry(Role.RECEIVER))
+    early, late = _Stream(), _Stream()
+    queue.subscribe(early)
+    queue.subscribe(late)
+    queue.received(SRC, ["a"])
+    queue.unsubscribe(early)
+    queue.unsubscribe(early)  # twice: nothing happens
+    queue.received(SRC, ["b"])
+    assert early.events == _received("a") and late.events == _received("a", "b")
+    assert queue.streamed
+    queue.unsubscribe(late)
+    assert not queue.streamed
+    queue.unsubscribe(late)  # none left at all: nothing happens
+
+
 def test_quiet_means_no_callback_and_no_stream() -> None:
     """quiet() is true only when neither a callback nor a stream (ours or the
     parent's) would see an event of that slot."""

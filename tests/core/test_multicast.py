@@ -7,6 +7,8 @@ import logging
 
 import pytest
 from jfsocket.core import (
+    ALL,
+    ANCILLARY_SIZE,
     CallbackRegistry,
     Dispatcher,
     EventTypes,
@@ -296,3 +298,42 @@ def test_sender_settle_makes_no_sended_nobody_would_see() -> None:
     queue.run()
     assert [a[1] for a in seen] == [b"heard", b"cut"]
     assert isinstance(seen[1][2], OSError)
+
+
+class _Sink:
+    """A stream that keeps nothing (only its being there matters)."""
+
+    def send_nowait(self, event: object) -> None:
+        """Drop it."""
+
+    def close(self) -> None:
+        """Nothing to end."""
+
+
+def test_ancillary_room_only_for_streams_and_pktinfo_per_family() -> None:
+    """recvmsg needs room for packet info only when a stream will see it; the
+    option that asks for it is the receiver's family's."""
+    queue = Dispatcher(CallbackRegistry(Role.RECEIVER))
+    model = receiver()
+    assert model.ancillary(queue) == 0
+    queue.subscribe(_Sink())
+    assert model.ancillary(queue) == ANCILLARY_SIZE
+    assert model.pktinfo == (0, 8)  # IPPROTO_IP, Linux's IP_PKTINFO
+    assert ReceiverModel("rx", ("::", 5000)).pktinfo == (41, 49)  # IPV6_RECVPKTINFO
+
+
+def test_receiver_interface_cannot_be_all() -> None:
+    """A receiver's default interface names one interface: ALL is for joinGroup."""
+    with pytest.raises(ValueError, match="ALL"):
+        ReceiverModel("rx", 5000, interface=ALL)
+
+
+def test_only_leaves_of_memberships_already_gone_count_as_done() -> None:
+    """A leave the OS refuses because the membership went with its interface is
+    done; a join refused so, or a leave refused otherwise, is not."""
+    leave = GroupChange(join=False, group=G1, interface="eth9", address=IFACE, index=9)
+    assert leave.done_anyway(OSError(errno.ENODEV, "gone"))
+    assert leave.done_anyway(OSError(errno.EADDRNOTAVAIL, "not a member"))
+    assert not leave.done_anyway(OSError(errno.EPERM, "no"))
+    assert not leave.done_anyway(ValueError("not an OSError"))
+    assert not leave.inverse().done_anyway(OSError(errno.ENODEV, "gone"))
