@@ -700,7 +700,7 @@ class TcpServer(AsyncServerOps, AsyncObject):
         await self.stop()
 
 
-#: Datagrams read per wake-up before the loop runs others (fairness).
+#: Most datagrams read per wake-up before the loop runs others (fairness).
 _DATAGRAMS_PER_WAKE: Final = 64
 _MSG_TRUNC: Final = int(_socket.MSG_TRUNC)  # an int: IntFlag's & is slow per datagram
 
@@ -717,6 +717,10 @@ class CastReceiver(ReceiverFacade, AsyncObject):
         self._dispatcher = Host(self._registry, last=(Stopped,))
         self._sock: _socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Reads per wake-up: as many as the last wake-up found, doubling while
+        # a batch finds more.  A read that finds none costs an exception; a
+        # wake-up of a fast loop (uvloop) costs less, of a slow one more.
+        self._batch = 1
 
     def events(self) -> EventStream:
         """``async for event in receiver.events()``: as ``async for event in receiver``."""
@@ -747,15 +751,18 @@ class CastReceiver(ReceiverFacade, AsyncObject):
     def _readable(self, sock: _socket.socket) -> None:
         model, dispatcher = self._model, self._dispatcher
         core = dispatcher.core
-        for _ in range(_DATAGRAMS_PER_WAKE):
+        batch = self._batch
+        for count in range(batch):
             try:
                 data, ancdata, flags, address = sock.recvmsg(
                     model.recv_buffer, model.ancillary(core)
                 )
-            except OSError:
-                return  # none left (or an ICMP error about some earlier datagram)
+            except OSError:  # none left (or an ICMP error about some earlier datagram)
+                self._batch = count or 1
+                return
             if model.feed(data, address, core, truncated=bool(flags & _MSG_TRUNC), ancdata=ancdata):
                 dispatcher.kick()
+        self._batch = min(batch * 2, _DATAGRAMS_PER_WAKE)
 
     async def stop(self) -> None:
         """Leave the groups and stop listening; STOPED has run when this returns."""
