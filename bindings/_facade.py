@@ -32,6 +32,7 @@ from jfsocket.core import (
     GaveUp,
     GroupChange,
     InterfaceSpec,
+    InterfaceTable,
     Keepalive,
     Membership,
     ReceiverModel,
@@ -360,7 +361,7 @@ class ReceiverFacade(_Bindable):
             interface=interface,
             encoding=encoding,
             recv_buffer=recv_buffer,
-            interfaces=host_interfaces,
+            interfaces=self._interface_table(),
             system=MULTICAST_OS,
         )
         self._registry = CallbackRegistry(Role.RECEIVER, evts)
@@ -370,6 +371,10 @@ class ReceiverFacade(_Bindable):
     def _init(self) -> None:
         """The binding's part: its dispatcher."""
         raise NotImplementedError
+
+    def _interface_table(self) -> InterfaceTable:
+        """Where the host's interfaces are read from (the memory binding's are virtual)."""
+        return host_interfaces
 
     def _guard(self) -> contextlib.AbstractContextManager[Any]:
         return self._membership_guard
@@ -462,7 +467,7 @@ class SenderFacade(_Bindable):
             interface=interface,
             loopback=loopback,
             encoding=encoding,
-            interfaces=host_interfaces,
+            interfaces=self._interface_table(),
             system=MULTICAST_OS,
         )
         self._registry = CallbackRegistry(Role.SENDER, evts)
@@ -471,6 +476,10 @@ class SenderFacade(_Bindable):
     def _init(self) -> None:
         """The binding's part: its dispatcher."""
         raise NotImplementedError
+
+    def _interface_table(self) -> InterfaceTable:
+        """Where the host's interfaces are read from (the memory binding's are virtual)."""
+        return host_interfaces
 
     def __repr__(self) -> str:
         model = self._model

@@ -453,13 +453,16 @@ class ReceiverModel:
         *,
         truncated: bool = False,
         ancdata: object = None,
+        arrival: tuple[int, str] | None = None,
     ) -> list[Event]:
         """One datagram: RECEIVED (flagged and logged if it was cut).
 
         *truncated*: the OS cut it at ``recv_buffer`` (MSG_TRUNC).  A binding
         that reads whole datagrams passes them as they are: one longer than
         ``recv_buffer`` is cut here, the same way.  *ancdata*: ``recvmsg``'s
-        ancillary data, which says where it arrived (see :attr:`pktinfo`).
+        ancillary data, which says where it arrived (see :attr:`pktinfo`);
+        or *arrival*, ``(interface index, destination group)``, from a binding
+        that knows it without asking the OS (the memory binding).
         """
         if len(data) > self._recv_buffer:
             data = data[: self._recv_buffer]
@@ -475,7 +478,8 @@ class ReceiverModel:
         payload: str | bytes = (
             data if self.encoding is None else data.decode(self.encoding, "surrogateescape")
         )
-        arrival = self._system.arrival(ancdata) if ancdata else None
+        if ancdata:
+            arrival = self._system.arrival(ancdata)
         if arrival is None:
             return [Received(source=self._source, data=payload, remote=remote, truncated=truncated)]
         return [
