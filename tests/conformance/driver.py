@@ -524,7 +524,8 @@ class Driver:
         self._pumps: list[Pump] = []
         self._kinds: dict[str, str] = {}
         self._closed = False
-        self.runner(binding)
+        runner = self.runner(binding)
+        self.recorder.driving = getattr(runner, "wait", None)
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -536,7 +537,7 @@ class Driver:
         return self._runners[name]
 
     def _async(self, runner: Runner) -> bool:
-        return runner.name != "threaded"
+        return runner.asynchronous
 
     def _next(self, prefix: str) -> str:
         self._counts[prefix] = self._counts.get(prefix, 0) + 1
@@ -619,6 +620,12 @@ class Driver:
 
     def _keep(self, thing: RawPeer | RawListener | socket.socket) -> None:
         self._raw.append(thing)
+
+    def real_sockets(self, what: str) -> None:
+        """Skip a scenario that needs *what*, a plain socket or thread, on a
+        runtime without sockets (the memory binding's virtual network)."""
+        if not self.runner().real_sockets:
+            pytest.skip(f"{self.binding}: the scenario needs real sockets ({what})")
 
     # -- objects -----------------------------------------------------------------------
 
@@ -777,6 +784,7 @@ class Driver:
         self, address: tuple[str, int], *, rcvbuf: int | None = None, sndbuf: int | None = None
     ) -> RawPeer:
         """A plain socket connected to *address* (``raw1``, ``raw2``...)."""
+        self.real_sockets("a raw peer")
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         self._keep(sock)
@@ -792,6 +800,7 @@ class Driver:
 
     def raw_listener(self, *, rcvbuf: int | None = None) -> RawListener:
         """A plain listening socket on 127.0.0.1 (``rawserver``)."""
+        self.real_sockets("a raw listener")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._keep(sock)
         if rcvbuf is not None:  # inherited by the accepted sockets
@@ -805,6 +814,10 @@ class Driver:
 
     def closed_port(self) -> int:
         """A port of 127.0.0.1 bound but not listening: connecting to it is refused."""
+        closed_port = getattr(self.runner(), "closed_port", None)
+        if closed_port is not None:
+            free: int = closed_port()
+            return free
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._keep(sock)
         sock.bind((LOCALHOST, 0))
@@ -813,6 +826,7 @@ class Driver:
 
     def pump(self, send: Callable[[object], None], items: Iterable[object]) -> Pump:
         """A :class:`Pump` sending *items* with *send* from its own thread."""
+        self.real_sockets("a sending thread")
         pump = Pump(send, items)
         self._pumps.append(pump)
         return pump

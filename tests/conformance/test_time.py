@@ -153,6 +153,7 @@ def _view(d: Driver, client: ClientH) -> socket.socket:
 def test_connect_timeout(d: Driver) -> None:
     """A listener whose accept queue is full never answers the SYN: connect with
     a timeout raises 1006 with a TimeoutError, and the client can be used again."""
+    d.real_sockets("a full accept queue")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     d._keep(sock)
     sock.bind(("127.0.0.1", 0))
