@@ -260,34 +260,34 @@ class Network:
         """When the next task is due (``None``: nothing is scheduled)."""
         return self._queue[0][0] if self._queue else None
 
-    def run(self) -> int:
-        """Run every task that is due now (and those they make due now);
-        returns how many ran.  The clock does not move."""
-        return self._run_until(self._now)
+    def due(self) -> bool:
+        """Something is due now: :meth:`run` would do something."""
+        return bool(self._queue) and self._queue[0][0] <= self._now
 
-    def advance(self, seconds: float) -> int:
-        """Move the clock *seconds* forward, running each task at its time; returns
-        how many ran."""
+    def run(self) -> None:
+        """Run every task that is due now (and those they make due now).
+        The clock does not move."""
+        self._run_until(self._now)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock *seconds* forward, running each task at its time."""
         if not seconds >= 0:
             raise ValueError(f"seconds must be >= 0, got {seconds!r}")
-        return self._run_until(self._now + seconds)
+        self._run_until(self._now + seconds)
 
-    def _run_until(self, end: float) -> int:
+    def _run_until(self, end: float) -> None:
         if self._running:
             raise RuntimeError("the network is already running (called from a callback?)")
         self._running = True
-        count = 0
         try:
             queue = self._queue
             while queue and queue[0][0] <= end:
                 when, _, task = heapq.heappop(queue)
                 self._now = when
                 task()
-                count += 1
             self._now = end
         finally:
             self._running = False
-        return count
 
     def settle(self) -> None:
         """:meth:`run`, unless running already (a blocking call from a callback

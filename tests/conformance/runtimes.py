@@ -575,7 +575,8 @@ class MemoryRunner(ThreadedRunner):
         while not predicate():
             if net.running:  # a wait from inside a callback cannot run the network
                 return False
-            if net.run():
+            if net.due():
+                net.run()
                 continue
             due = net.next_time()
             if due is None or due > end:
