@@ -41,6 +41,7 @@ from jfsocket.core import (
     SenderModel,
     ServerModel,
     SocketError,
+    Stats,
     StreamEvent,
     encode_payload,
     validate_reconnect,
@@ -203,6 +204,12 @@ class ClientFacade(_Bindable, Generic[_S]):
         return self._conn.is_open
 
     @property
+    def stats(self) -> Stats:
+        """What this client has done so far (all its connections): a snapshot."""
+        redial = self._redial
+        return self._conn.stats(redial.reconnects if redial is not None else 0)
+
+    @property
     def reconnecting(self) -> bool:
         """Down, and going to dial again (``reconnect``): a connection ended
         that the user did not close, and the client has not given up."""
@@ -279,6 +286,11 @@ class ServerFacade(_Bindable):
     def isAlive(self) -> bool:
         """Listening."""
         return self._model.is_listening
+
+    @property
+    def stats(self) -> Stats:
+        """Connections accepted, refused and current: a snapshot (each client has its own)."""
+        return self._model.stats()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.host} {self._model.state.name.lower()}>"
@@ -428,6 +440,11 @@ class ReceiverFacade(_Bindable):
         return self._model.groups
 
     @property
+    def stats(self) -> Stats:
+        """Datagrams and bytes received, and how many were cut: a snapshot."""
+        return self._model.stats()
+
+    @property
     def memberships(self) -> list[Membership]:
         """Every membership: ``(group, interface, source)`` records, in join order."""
         return self._model.memberships
@@ -480,6 +497,11 @@ class SenderFacade(_Bindable):
     def _interface_table(self) -> InterfaceTable:
         """Where the host's interfaces are read from (the memory binding's are virtual)."""
         return host_interfaces
+
+    @property
+    def stats(self) -> Stats:
+        """Datagrams and bytes sent, and sends failed: a snapshot."""
+        return self._model.stats()
 
     def __repr__(self) -> str:
         model = self._model

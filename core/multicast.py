@@ -66,6 +66,7 @@ from .interfaces import (
 )
 from .ledger import SendLedger
 from .platforms import ANCILLARY_SIZE, MulticastOS, SocketOption, multicast_os
+from .stats import Stats
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -225,6 +226,10 @@ class ReceiverModel:
         self._generation = 0
         self._state = ReceiverState.STOPPED
         self._host: Address | None = None
+        #: Datagrams delivered, their bytes (after any cut), and how many were cut.
+        self.datagrams_in = 0
+        self.bytes_in = 0
+        self.truncated = 0
 
     @property
     def state(self) -> ReceiverState:
@@ -444,6 +449,12 @@ class ReceiverModel:
         """The socket is closed: STOPPED."""
         return [Stopped(source=self._source)]
 
+    def stats(self) -> Stats:
+        """What this receiver has received so far."""
+        return Stats(
+            bytes_in=self.bytes_in, messages_in=self.datagrams_in, truncated=self.truncated
+        )
+
     # -- data ------------------------------------------------------------------
 
     def receive_datagram(
@@ -467,7 +478,10 @@ class ReceiverModel:
         if len(data) > self._recv_buffer:
             data = data[: self._recv_buffer]
             truncated = True
+        self.datagrams_in += 1
+        self.bytes_in += len(data)
         if truncated:
+            self.truncated += 1
             logger.warning(
                 "datagram from %s:%d is longer than recvBuffer=%d and was cut; "
                 "raise recvBuffer to receive it whole",
@@ -523,6 +537,8 @@ class ReceiverModel:
             return queue.push(
                 self.receive_datagram(data, remote, truncated=truncated, ancdata=ancdata)
             )
+        self.datagrams_in += 1
+        self.bytes_in += len(data)
         encoding = self.encoding
         if encoding is None:
             return queue.received(self._source, [data])
@@ -602,7 +618,7 @@ class SenderModel:
             raise ValueError(
                 f"data is {len(payload)} bytes; a datagram holds at most {MAX_DATAGRAM}"
             )
-        return self._ledger.open(data), payload, target
+        return self._ledger.open(data, len(payload)), payload, target
 
     def _check_remote(self, remote: object) -> Address:
         """Validate *remote* as ``(group, port)``; remember it (a sender sends to few)."""
@@ -623,6 +639,15 @@ class SenderModel:
                 self._targets.clear()
             self._targets[remote] = (group, port)
         return group, port
+
+    def stats(self) -> Stats:
+        """What this sender has sent so far."""
+        ledger = self._ledger
+        return Stats(
+            bytes_out=ledger.sent_bytes,
+            messages_out=ledger.sent_count,
+            sends_failed=ledger.failed_count,
+        )
 
     def sent(self, ticket: int) -> list[Event]:
         """The datagram went out: SENDED."""

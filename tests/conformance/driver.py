@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import pytest
-from jfsocket.core import EventTypes, SocketError
+from jfsocket.core import EventTypes, SocketError, Stats
 
 from .runtimes import CALL_TIMEOUT, Runner, in_action, make_runner
 from .trace import WAIT, Copied, Entry, LogLine, Recorder, Trace, format_diff, same
@@ -162,6 +162,12 @@ class Handle:
     def leave(self) -> None:
         """Leave the object's ``with``/``async with`` block: stops or closes it."""
         self.runner.leave(self.obj)
+
+    @property
+    def stats(self) -> Stats:
+        """``stats``: the object's counters, as the core counted them."""
+        stats: Stats = self._get("stats")
+        return stats
 
 
 class ClientH(Handle):
