@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from jfsocket.core import (
     OVERFLOW,
     Address,
+    CallbackRegistry,
     Connection,
     Dispatcher,
     ServerModel,
@@ -39,6 +40,7 @@ _T = TypeVar("_T")
 
 
 def where(network: Network | Host | None) -> Host:
+    """The host an object made with ``network=`` lives on (a network's: its localhost)."""
     if isinstance(network, Network):
         return network.localhost
     if isinstance(network, Host):
@@ -72,10 +74,11 @@ class _Object:
     _vhost: Host
     _net: Network
     _dispatcher: Dispatcher
+    _registry: CallbackRegistry
 
     def _attach(self, last: tuple[type, ...] = ()) -> None:
         self._net = self._vhost.network
-        self._dispatcher = Dispatcher(self._registry, last=last)  # type: ignore[attr-defined]
+        self._dispatcher = Dispatcher(self._registry, last=last)
         _Tracer(self._net, self._net.register(self), self._dispatcher)
 
     def _go(self, run: bool) -> None:
