@@ -37,8 +37,9 @@ from ._memsock import VirtualSocket
 
 __all__ = ["Host", "Link", "Network", "TraceEntry"]
 
-#: Bytes one direction of a connection holds, written and not yet read.
-DEFAULT_WINDOW: Final = 256 << 10
+#: Bytes one direction of a connection holds, written and not yet read: about
+#: what a loopback connection's two socket buffers hold on Linux.
+DEFAULT_WINDOW: Final = 16 << 20
 _EPHEMERAL: Final = 49152
 
 

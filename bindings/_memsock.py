@@ -72,6 +72,8 @@ class VirtualSocket:
         self._inbox: deque[tuple[float, bytes | None]] = deque()
         #: Bytes written to us and not read yet (what the peer's window counts).
         self.unread = 0
+        #: How many unread bytes we hold (``None``: the network's ``window``).
+        self.window: int | None = None
         self.stalled = False
         self.closed = False  # no more reading nor writing
         self.write_shut = False
@@ -92,11 +94,43 @@ class VirtualSocket:
                 self._reset_coming = True
                 self._arrive(None, peer.vhost)
             return len(data)
-        taken = min(self.net.window - peer.unread, len(data))
+        taken = min(self.room(), len(data))
         if taken > 0:
             peer.unread += taken
             peer._arrive(bytes(data[:taken]), self.vhost)
         return max(taken, 0)
+
+    def room(self) -> int:
+        """How many more bytes the peer's window takes now."""
+        peer = self.peer
+        if peer is None:
+            return 0
+        window = peer.window if peer.window is not None else self.net.window
+        return window - peer.unread
+
+    def take(self, limit: int) -> bytes | None:
+        """Read up to *limit* bytes that have arrived, for a reader that pulls
+        (a stalled socket keeps what arrives): ``b''`` at EOF, ``None`` if
+        nothing has; ``ConnectionResetError`` for a reset."""
+        inbox, net = self._inbox, self.net
+        if not inbox or inbox[0][0] > net.now:
+            return None
+        due, item = inbox[0]
+        if item is None:
+            inbox.popleft()
+            self.closed = True
+            raise ConnectionResetError(errno.ECONNRESET, "connection reset")
+        if not item:
+            return b""  # EOF stays: every later read sees it too
+        piece, rest = item[:limit], item[limit:]
+        if rest:
+            inbox[0] = (due, rest)
+        else:
+            inbox.popleft()
+        self.unread -= len(piece)
+        if self.peer is not None:
+            net.soon(self.peer._window_opened)
+        return piece
 
     def shutdown_write(self) -> None:
         """Send EOF after what was written (once)."""

@@ -628,10 +628,12 @@ class Driver:
         self._raw.append(thing)
 
     def real_sockets(self, what: str) -> None:
-        """Skip a scenario that needs *what*, a plain socket or thread, on a
-        runtime without sockets (the memory binding's virtual network)."""
+        """Skip a scenario that needs *what* (the OS's sockets, or threads that
+        block on them) on a runtime without either: the memory binding's
+        virtual network, where plain peers are virtual sockets driven by the
+        scenario's own thread."""
         if not self.runner().real_sockets:
-            pytest.skip(f"{self.binding}: the scenario needs real sockets ({what})")
+            pytest.skip(f"{self.binding}: the scenario needs real sockets or threads ({what})")
 
     # -- objects -----------------------------------------------------------------------
 
@@ -790,7 +792,12 @@ class Driver:
         self, address: tuple[str, int], *, rcvbuf: int | None = None, sndbuf: int | None = None
     ) -> RawPeer:
         """A plain socket connected to *address* (``raw1``, ``raw2``...)."""
-        self.real_sockets("a raw peer")
+        virtual = getattr(self.runner(), "raw_connect", None)
+        if virtual is not None:  # the memory network's own kind of plain socket
+            made: RawPeer = virtual(address, self._next("raw"), rcvbuf)
+            self._keep(made)
+            self.recorder.address(made.host, made.label)
+            return made
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         self._keep(sock)
@@ -806,7 +813,12 @@ class Driver:
 
     def raw_listener(self, *, rcvbuf: int | None = None) -> RawListener:
         """A plain listening socket on 127.0.0.1 (``rawserver``)."""
-        self.real_sockets("a raw listener")
+        virtual = getattr(self.runner(), "raw_listener", None)
+        if virtual is not None:
+            made: RawListener = virtual("rawserver", rcvbuf)
+            self._keep(made)
+            self.recorder.address(made.host, made.label)
+            return made
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._keep(sock)
         if rcvbuf is not None:  # inherited by the accepted sockets

@@ -565,6 +565,12 @@ class MemoryRunner(ThreadedRunner):
     def call(self, method: Callable[..., Any], *args: object) -> Any:
         result = method(*args)
         self.net.settle()
+        server: Any = getattr(method, "__self__", None)
+        if getattr(method, "__name__", "") == "stop" and hasattr(server, "clients"):
+            # A threaded stop(grace) returns once its grace period is over: the
+            # time it blocks passes here on the virtual clock.
+            self.wait(lambda: not server.clients, CALL_TIMEOUT)
+            self.net.settle()
         return result
 
     def wait(self, predicate: Callable[[], object], timeout: float) -> bool:
@@ -587,6 +593,20 @@ class MemoryRunner(ThreadedRunner):
     def closed_port(self) -> int:
         """A port nobody listens on (the virtual hosts use none below 49152)."""
         return 9
+
+    def raw_connect(self, address: tuple[str, int], label: str, rcvbuf: int | None) -> Any:
+        """A plain peer connected to *address*: a bare virtual socket (see memory_raw)."""
+        from .memory_raw import VirtualPeer
+
+        sock = self.net.connect(self.net.localhost, address[0], address[1])
+        self.net.settle()
+        return VirtualPeer(self.net, sock, label, rcvbuf)
+
+    def raw_listener(self, label: str, rcvbuf: int | None) -> Any:
+        """A plain listener on the network's localhost (see memory_raw)."""
+        from .memory_raw import VirtualListener
+
+        return VirtualListener(self.net, label, rcvbuf)
 
     def close(self) -> list[str]:
         problems = super().close()
