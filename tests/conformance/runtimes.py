@@ -546,7 +546,10 @@ class MemoryRunner(ThreadedRunner):
     :class:`~jfsocket.bindings.memory.Network` per test.  The network runs
     after every call made from the scenario (as a real one would meanwhile),
     and a wait runs it, moving its clock to each next deadline, until the
-    condition holds or the wait's timeout has passed on the virtual clock."""
+    condition holds or the wait's timeout has passed on the virtual clock.
+    Plain peers and listeners are bare virtual sockets (:mod:`.memory_raw`);
+    what needs the OS's sockets, or threads blocking on them, is skipped
+    (``Driver.real_sockets``)."""
 
     name = "memory"
     real_sockets = False
