@@ -143,11 +143,13 @@ def test_ipv6_memberships_by_os() -> None:
     )
     assert LINUX.membership(False, "ff15::1", "::", 3, None)[1] == 21
     level, option, body = LINUX.membership(True, "ff35::1", "::", 3, "2001:db8::9")
+    assert isinstance(body, bytes)
     assert (level, option, len(body)) == (41, 46, 4 + 4 + 128 + 128)
     assert body[:8] == struct.pack("=I", 3) + bytes(4)
     assert body[8:10] == struct.pack("=H", 10) and body[16:32] == _packed("ff35::1")
     assert body[136 + 8 : 136 + 24] == _packed("2001:db8::9")
     level, option, body = DARWIN.membership(False, "ff35::1", "::", 3, "2001:db8::9")
+    assert isinstance(body, bytes)
     assert (option, len(body)) == (83, 4 + 128 + 128)
     assert body[4:6] == struct.pack("=BB", 28, 30)
     assert multicast_os("linux", 4).gsr_pad == 0
