@@ -379,14 +379,18 @@ class Network:
                 end._schedule()
 
     def stall(self, client: Any) -> None:
-        """*client* stops reading (its peer's writes wait once the window is full)."""
-        self._socket_of(client).stalled = True
+        """*client*'s peer stops reading: what *client* sends waits, once ``window``
+        bytes are unread (so its ``send_timeout`` and ``max_pending`` act)."""
+        peer = self._socket_of(client).peer
+        if peer is not None:
+            peer.stalled = True
 
     def resume(self, client: Any) -> None:
-        """*client* reads again (after :meth:`stall`)."""
-        sock = self._socket_of(client)
-        sock.stalled = False
-        sock._schedule()
+        """*client*'s peer reads again (after :meth:`stall`)."""
+        peer = self._socket_of(client).peer
+        if peer is not None:
+            peer.stalled = False
+            peer._schedule()
 
     def in_flight(self, client: Any) -> int:
         """Bytes *client* has written that its peer has not read yet."""

@@ -139,11 +139,20 @@ class TcpClient(ClientFacade[VirtualSocket], _Object):
         self._alarm = Alarm(self._net, self._on_timer)
         self._redial_alarm = Alarm(self._net, self._redial_due)
         self._reset = False
+        self._hello = False  # a server's client: its CONNECTED waits to be drained
 
     def _given(self, socket: VirtualSocket) -> None:
-        self._adopt(socket)
+        run = self._adopt(socket)
+        if self._server is None:
+            self._step(run)
+        else:  # a server's: its CONNECTED runs once it is registered (see _registered)
+            self._hello = run
 
-    def _adopt(self, sock: VirtualSocket) -> None:
+    def _registered(self) -> None:
+        self._step(self._hello)
+
+    def _adopt(self, sock: VirtualSocket) -> bool:
+        """The connection is made: CONNECTED is queued (``True``: drain it)."""
         conn = self._conn
         sock.owner = self
         self._sock = self._live = sock
@@ -151,7 +160,7 @@ class TcpClient(ClientFacade[VirtualSocket], _Object):
         events = conn.connection_made(sock.address, sock.peer_address, now=self._net.now)
         if self._redial is not None:
             self._redial.connected(self._net.now)
-        self._step(self._dispatcher.push(list(events)))
+        return self._dispatcher.push(list(events))
 
     def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
         """Connect to ``(ip, port)`` (an address, or a host's name, of the network).
@@ -168,7 +177,7 @@ class TcpClient(ClientFacade[VirtualSocket], _Object):
             sock = self._net.connect(self._vhost, host, port)
         except OSError as exc:
             raise self._conn.connect_failed(exc) from exc
-        self._adopt(sock)
+        self._step(self._adopt(sock))
         self._net.settle()
 
     # -- what the socket reports -------------------------------------------------------
@@ -385,7 +394,9 @@ class TcpServer(ServerFacade, _Object):
             return False
         client = TcpClient(sock, _server=self)
         assert client.remote is not None
-        return self._model.accept(client.remote, client)
+        self._model.accept(client.remote, client)  # listening: it is taken
+        client._registered()
+        return True
 
     def _client_gone(self, client: TcpClient) -> None:
         model = self._model

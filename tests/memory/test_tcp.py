@@ -184,3 +184,18 @@ def test_objects_need_a_network() -> None:
     """Without network= the object does not know where it lives."""
     with pytest.raises(TypeError, match="network="):
         TcpClient()
+
+
+def test_a_connect_from_inside_the_network_registers_before_connected() -> None:
+    """A client dialling from a task (a redial, a callback): the server's side
+    is in ``clients`` when its CONNECTED runs, as on the threaded binding."""
+    net = Network()
+    server = net.host("a", "10.0.0.1").TcpServer("10.0.0.1", 80)
+    listed: list[bool] = []
+    server.bind("onConnected", lambda side, host, remote: listed.append(remote in server.clients))
+    server.start()
+    client = net.host("b", "10.0.0.2").TcpClient()
+    net.soon(lambda: client.connect("10.0.0.1", 80))
+    net.run()
+    assert listed == [True] and client.isAlive
+    server.stop()
