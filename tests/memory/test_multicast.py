@@ -130,3 +130,23 @@ def test_source_specific_membership() -> None:
     net.run()
     assert [r.data for r in _received(net, "CastReceiver#1")] == ["yes"]
     receiver.stop()
+
+
+def test_events_are_what_the_runs_produced() -> None:
+    """receiver.events(): the typed events so far; nothing more is a TimeoutError
+    at once (no real time passes); STOPED ends it."""
+    net = Network()
+    receiver = net.CastReceiver(5100)
+    receiver.joinGroup(GROUP)
+    stream = receiver.events()
+    receiver.start()
+    net.CastSender().send((GROUP, 5100), "one")
+    net.run()
+    assert type(stream.get()).__name__ == "Started"
+    got = stream.get()
+    assert isinstance(got, Received) and got.data == "one" and got.group == GROUP
+    with pytest.raises(TimeoutError):
+        stream.get()
+    receiver.stop()
+    assert type(next(stream)).__name__ == "Stopped"
+    assert list(stream) == []
