@@ -16,9 +16,8 @@ def _forbidden(*args: object, **kwargs: object) -> object:
     raise NetworkForbiddenError("the memory binding opens no socket and looks up no name")
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any socket creation or name lookup in a memory test fails the test."""
+def forbid_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any socket creation or name lookup fail (until *monkeypatch* undoes it)."""
     for name in (
         "socket",
         "create_connection",
@@ -29,3 +28,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         "gethostbyname",
     ):
         monkeypatch.setattr(socket, name, _forbidden)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any socket creation or name lookup in a memory test fails the test."""
+    forbid_network(monkeypatch)
