@@ -191,7 +191,15 @@ class Host:
 
 
 class Network:
-    """An in-process network with a virtual clock; see the module docstring."""
+    """An in-process network with a virtual clock (see the module docstring).
+
+    *seed* seeds the random source of every fault and of reconnect jitter;
+    *latency*, *loss*, *duplicate*, *reorder* and *reorder_delay* are the
+    default :class:`Link` between any two hosts (and on one); *max_datagram*
+    is the longest datagram a sender may send; *window* the bytes one
+    direction of a connection holds unread before writes wait; *segment*
+    the most bytes one read delivers (``None``: what arrived at once).
+    """
 
     def __init__(
         self,
