@@ -32,6 +32,7 @@ from jfsocket.core import (
     GaveUp,
     GroupChange,
     InterfaceSpec,
+    InterfaceTable,
     Keepalive,
     Membership,
     ReceiverModel,
@@ -40,6 +41,7 @@ from jfsocket.core import (
     SenderModel,
     ServerModel,
     SocketError,
+    Stats,
     StreamEvent,
     encode_payload,
     validate_reconnect,
@@ -202,6 +204,12 @@ class ClientFacade(_Bindable, Generic[_S]):
         return self._conn.is_open
 
     @property
+    def stats(self) -> Stats:
+        """What this client has done so far (all its connections): a snapshot."""
+        redial = self._redial
+        return self._conn.stats(redial.reconnects if redial is not None else 0)
+
+    @property
     def reconnecting(self) -> bool:
         """Down, and going to dial again (``reconnect``): a connection ended
         that the user did not close, and the client has not given up."""
@@ -278,6 +286,11 @@ class ServerFacade(_Bindable):
     def isAlive(self) -> bool:
         """Listening."""
         return self._model.is_listening
+
+    @property
+    def stats(self) -> Stats:
+        """Connections accepted, refused and current: a snapshot (each client has its own)."""
+        return self._model.stats()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.host} {self._model.state.name.lower()}>"
@@ -360,7 +373,7 @@ class ReceiverFacade(_Bindable):
             interface=interface,
             encoding=encoding,
             recv_buffer=recv_buffer,
-            interfaces=host_interfaces,
+            interfaces=self._interface_table(),
             system=MULTICAST_OS,
         )
         self._registry = CallbackRegistry(Role.RECEIVER, evts)
@@ -370,6 +383,10 @@ class ReceiverFacade(_Bindable):
     def _init(self) -> None:
         """The binding's part: its dispatcher."""
         raise NotImplementedError
+
+    def _interface_table(self) -> InterfaceTable:
+        """Where the host's interfaces are read from (the memory binding's are virtual)."""
+        return host_interfaces
 
     def _guard(self) -> contextlib.AbstractContextManager[Any]:
         return self._membership_guard
@@ -423,6 +440,11 @@ class ReceiverFacade(_Bindable):
         return self._model.groups
 
     @property
+    def stats(self) -> Stats:
+        """Datagrams and bytes received, and how many were cut: a snapshot."""
+        return self._model.stats()
+
+    @property
     def memberships(self) -> list[Membership]:
         """Every membership: ``(group, interface, source)`` records, in join order."""
         return self._model.memberships
@@ -462,7 +484,7 @@ class SenderFacade(_Bindable):
             interface=interface,
             loopback=loopback,
             encoding=encoding,
-            interfaces=host_interfaces,
+            interfaces=self._interface_table(),
             system=MULTICAST_OS,
         )
         self._registry = CallbackRegistry(Role.SENDER, evts)
@@ -471,6 +493,15 @@ class SenderFacade(_Bindable):
     def _init(self) -> None:
         """The binding's part: its dispatcher."""
         raise NotImplementedError
+
+    def _interface_table(self) -> InterfaceTable:
+        """Where the host's interfaces are read from (the memory binding's are virtual)."""
+        return host_interfaces
+
+    @property
+    def stats(self) -> Stats:
+        """Datagrams and bytes sent, and sends failed: a snapshot."""
+        return self._model.stats()
 
     def __repr__(self) -> str:
         model = self._model

@@ -104,6 +104,7 @@ from .multicast import (
 )
 from .platforms import ANCILLARY_SIZE, MulticastOS, SocketOption, multicast_os
 from .server import ACCEPT_RETRY_DELAY, AcceptAction, ServerModel, ServerState, validate_backlog
+from .stats import Stats
 from .timing import (
     DEFAULT_MAX_PENDING,
     Backoff,
@@ -189,6 +190,7 @@ __all__ = [
     "SocketError",
     "SocketOption",
     "Started",
+    "Stats",
     "Stopped",
     "StreamEvent",
     "begin_drain",

@@ -25,7 +25,7 @@ Rules of this module (the tables below are the whole of them):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum, IntEnum, auto
 from typing import Final
 
@@ -53,6 +53,7 @@ from .framing import (
     validate_recv_buffer,
 )
 from .ledger import SendLedger
+from .stats import Stats
 from .timing import (
     DEFAULT_MAX_PENDING,
     validate_keepalive,
@@ -290,11 +291,13 @@ class Connection:
         "_source",
         "_state",
         "asked",
+        "bytes_in",
         "clocked",
         "closed",
         "ended_by",
         "epoch",
         "host",
+        "messages_in",
         "remote",
         "sooner",
     )
@@ -334,6 +337,9 @@ class Connection:
         self.asked = False
         #: What ended the last connection (``None``: an orderly close).
         self.ended_by: BaseException | None = None
+        #: Bytes read, and RECEIVED events made of them (statistics, every connection's).
+        self.bytes_in = 0
+        self.messages_in = 0
 
     def _new_reader(self) -> MessageReader:
         opts = self._options
@@ -433,7 +439,7 @@ class Connection:
             error = error or exc
         self.ended_by = error
         # Data that completed before the end still arrives before DISCONNECT.
-        events[:0] = [Received(source=self._source, data=data) for data in tail]
+        events[:0] = self._messages(tail)
         events.append(Disconnected(source=self._source, host=host, remote=remote, error=error))
         if not self._raw_bytes:  # a raw bytes reader holds nothing: the next connection's too
             self._reader = self._new_reader()
@@ -589,10 +595,16 @@ class Connection:
         if state is not ConnectionState.OPEN and state is not ConnectionState.WRITE_CLOSED:
             return []
         self._last_input = self._clock(now)
+        self.bytes_in += len(data)
         try:
             payloads = self._reader.feed(data, self._options.recv_buffer)
         except RemoteProtocolError as exc:
             return self._framing_failed(exc)
+        return self._messages(payloads)
+
+    def _messages(self, payloads: Sequence[str | bytes]) -> list[Event]:
+        """A RECEIVED for each of *payloads*, counted."""
+        self.messages_in += len(payloads)
         source = self._source
         return [Received(source=source, data=p) for p in payloads]
 
@@ -601,8 +613,7 @@ class Connection:
         logger.error("connection %s -> %s closed: %s", self.host, self.remote, exc)
         self._move(ConnectionState.CLOSED)
         self._reader = self._new_reader()
-        whole: list[Event] = [Received(source=self._source, data=p) for p in exc.complete]
-        return whole + self._disconnect(exc)
+        return self._messages(exc.complete) + self._disconnect(exc)
 
     def feed(self, data: bytes, now: float | None = None) -> bool:
         """:meth:`receive_data`, pushed onto the dispatch queue: ``True`` if the
@@ -615,12 +626,15 @@ class Connection:
             self._last_input = now
         elif self.clocked:
             raise LocalProtocolError("this connection has deadlines: pass now")
+        self.bytes_in += len(data)
         if self._raw_bytes and len(data) <= self._options.recv_buffer:
+            self.messages_in += 1
             return queue.received(self._source, [data])  # MessageReader.feed's answer, inline
         try:
             payloads = self._reader.feed(data, self._options.recv_buffer)
         except RemoteProtocolError as exc:
             return queue.push(self._framing_failed(exc))
+        self.messages_in += len(payloads)
         return queue.received(self._source, payloads)
 
     def settle(self, ticket: int) -> bool:
@@ -653,7 +667,7 @@ class Connection:
                 return self._disconnect(exc)
             self._step(Input.EOF)
             source = self._source
-            events: list[Event] = [Received(source=source, data=data) for data in tail]
+            events = self._messages(tail)
             if self._options.half_open:
                 empty = b"" if self._options.encoding is None else ""
                 events.append(Received(source=source, data=empty, eof=True))
@@ -688,6 +702,21 @@ class Connection:
         if before in _LIVE:
             return self._disconnect(None)
         return []
+
+    # -- statistics ------------------------------------------------------------
+
+    def stats(self, reconnects: int = 0) -> Stats:
+        """What this client has done so far, every connection of it (and the
+        *reconnects* its redialer counted)."""
+        ledger = self._ledger
+        return Stats(
+            bytes_in=self.bytes_in,
+            messages_in=self.messages_in,
+            bytes_out=ledger.sent_bytes,
+            messages_out=ledger.sent_count,
+            sends_failed=ledger.failed_count,
+            reconnects=reconnects,
+        )
 
     # -- time ------------------------------------------------------------------
 

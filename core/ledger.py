@@ -33,6 +33,9 @@ class SendLedger:
         "_open",
         "_source",
         "bytes",
+        "failed_count",
+        "sent_bytes",
+        "sent_count",
     )
 
     def __init__(self, source: object) -> None:
@@ -48,6 +51,10 @@ class SendLedger:
         self._epoch = 0
         #: What the open tickets write, in bytes (``max_pending`` counts it).
         self.bytes = 0
+        #: Settled so far (statistics): tickets written and their bytes, tickets failed.
+        self.sent_count = 0
+        self.sent_bytes = 0
+        self.failed_count = 0
 
     def __len__(self) -> int:
         return len(self._open) + (self._first_data is not None)
@@ -82,24 +89,34 @@ class SendLedger:
         """A new connection: tickets taken before it are late from now on."""
         self._epoch = self._next
 
-    def _settle(self, ticket: int, *, late_ok: bool) -> Data | None:
-        """The data of open *ticket*, no longer open; ``None`` for a late one."""
+    def _settle(self, ticket: int, *, late_ok: bool, written: bool) -> Data | None:
+        """The data of open *ticket* (*written*, or failed), no longer open;
+        ``None`` for a late one."""
         data = self._first_data
         if ticket == self._first and data is not None:
             self._first_data = None
             self._first = -1
             self.bytes -= self._first_size
+            self._count(written, self._first_size)
             return data
         open_ = self._open
         entry = open_.get(ticket)
         if entry is not None:
             del open_[ticket]
             self.bytes -= entry[1]
+            self._count(written, entry[1])
             return entry[0]
         late_ok = late_ok or 0 <= ticket < self._epoch
         if not (late_ok and 0 <= ticket < self._next):
             raise LocalProtocolError(f"ticket {ticket} was never issued or is already settled")
         return None
+
+    def _count(self, written: bool, size: int) -> None:
+        if written:
+            self.sent_count += 1
+            self.sent_bytes += size
+        else:
+            self.failed_count += 1
 
     def settle(self, ticket: int) -> None:
         """*ticket* was written, and nobody will see its SENDED: close it quietly."""
@@ -107,19 +124,22 @@ class SendLedger:
             self._first_data = None
             self._first = -1
             self.bytes -= self._first_size
+            self.sent_count += 1
+            self.sent_bytes += self._first_size
         else:
-            self._settle(ticket, late_ok=False)  # in the dict, or late, or never issued
+            # In the dict, or late, or never issued.
+            self._settle(ticket, late_ok=False, written=True)
 
     def sent(self, ticket: int, *, late_ok: bool = False) -> list[Sent]:
         """SENDED for *ticket*; ``late_ok`` tolerates a ticket already failed."""
-        data = self._settle(ticket, late_ok=late_ok)
+        data = self._settle(ticket, late_ok=late_ok, written=True)
         return [] if data is None else [Sent(source=self._source, data=data)]
 
     def failed(
         self, ticket: int, error: BaseException, *, late_ok: bool = False
     ) -> list[SendFailed]:
         """SENDFAIL for *ticket*."""
-        data = self._settle(ticket, late_ok=late_ok)
+        data = self._settle(ticket, late_ok=late_ok, written=False)
         return [] if data is None else [SendFailed(source=self._source, data=data, error=error)]
 
     def fail_all(self, error: BaseException) -> list[SendFailed]:
@@ -133,4 +153,5 @@ class SendLedger:
         self._first = -1
         self._open.clear()
         self.bytes = 0
+        self.failed_count += len(pending)
         return [SendFailed(source=source, data=data, error=error) for data in pending]

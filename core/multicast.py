@@ -66,6 +66,7 @@ from .interfaces import (
 )
 from .ledger import SendLedger
 from .platforms import ANCILLARY_SIZE, MulticastOS, SocketOption, multicast_os
+from .stats import Stats
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -255,6 +256,10 @@ class ReceiverModel:
         self._generation = 0
         self._state = ReceiverState.STOPPED
         self._host: Address | None = None
+        #: Datagrams delivered, their bytes (after any cut), and how many were cut.
+        self.datagrams_in = 0
+        self.bytes_in = 0
+        self.truncated = 0
 
     @property
     def state(self) -> ReceiverState:
@@ -483,6 +488,12 @@ class ReceiverModel:
         """The socket is closed: STOPPED."""
         return [Stopped(source=self._source)]
 
+    def stats(self) -> Stats:
+        """What this receiver has received so far."""
+        return Stats(
+            bytes_in=self.bytes_in, messages_in=self.datagrams_in, truncated=self.truncated
+        )
+
     # -- data ------------------------------------------------------------------
 
     def receive_datagram(
@@ -492,18 +503,24 @@ class ReceiverModel:
         *,
         truncated: bool = False,
         ancdata: object = None,
+        arrival: tuple[int, str] | None = None,
     ) -> list[Event]:
         """One datagram: RECEIVED (flagged and logged if it was cut).
 
         *truncated*: the OS cut it at ``recv_buffer`` (MSG_TRUNC).  A binding
         that reads whole datagrams passes them as they are: one longer than
         ``recv_buffer`` is cut here, the same way.  *ancdata*: ``recvmsg``'s
-        ancillary data, which says where it arrived (see :attr:`pktinfo`).
+        ancillary data, which says where it arrived (see :attr:`pktinfo`);
+        or *arrival*, ``(interface index, destination group)``, from a binding
+        that knows it without asking the OS (the memory binding).
         """
         if len(data) > self._recv_buffer:
             data = data[: self._recv_buffer]
             truncated = True
+        self.datagrams_in += 1
+        self.bytes_in += len(data)
         if truncated:
+            self.truncated += 1
             logger.warning(
                 "datagram from %s:%d is longer than recvBuffer=%d and was cut; "
                 "raise recvBuffer to receive it whole",
@@ -514,7 +531,8 @@ class ReceiverModel:
         payload: str | bytes = (
             data if self.encoding is None else data.decode(self.encoding, "surrogateescape")
         )
-        arrival = self._system.arrival(ancdata) if ancdata else None
+        if ancdata:
+            arrival = self._system.arrival(ancdata)
         if arrival is None:
             return [Received(source=self._source, data=payload, remote=remote, truncated=truncated)]
         return [
@@ -558,6 +576,8 @@ class ReceiverModel:
             return queue.push(
                 self.receive_datagram(data, remote, truncated=truncated, ancdata=ancdata)
             )
+        self.datagrams_in += 1
+        self.bytes_in += len(data)
         encoding = self.encoding
         if encoding is None:
             return queue.received(self._source, [data])
@@ -641,7 +661,7 @@ class SenderModel:
             raise ValueError(
                 f"data is {len(payload)} bytes; a datagram holds at most {MAX_DATAGRAM}"
             )
-        return self._ledger.open(data), payload, target
+        return self._ledger.open(data, len(payload)), payload, target
 
     def _check_remote(self, remote: object) -> Address:
         """Validate *remote* as ``(group, port)``; remember it (a sender sends to few)."""
@@ -663,6 +683,15 @@ class SenderModel:
                 self._targets.clear()
             self._targets[remote] = (group, port)
         return group, port
+
+    def stats(self) -> Stats:
+        """What this sender has sent so far."""
+        ledger = self._ledger
+        return Stats(
+            bytes_out=ledger.sent_bytes,
+            messages_out=ledger.sent_count,
+            sends_failed=ledger.failed_count,
+        )
 
     def sent(self, ticket: int) -> list[Event]:
         """The datagram went out: SENDED."""

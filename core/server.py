@@ -26,6 +26,7 @@ from typing import Final, Generic, TypeVar
 from .addresses import validate_ip, validate_port, validate_remote
 from .errors import ErrorCode, LocalProtocolError, OsContext, SocketError, translate_os_error
 from .events import Address, Event, Started, Stopped
+from .stats import Stats
 from .timing import validate_timeout
 
 __all__ = ["ACCEPT_RETRY_DELAY", "AcceptAction", "ServerModel", "ServerState", "validate_backlog"]
@@ -126,6 +127,9 @@ class ServerModel(Generic[C]):
         self._accept_trouble = False  # logged once until an accept succeeds again
         #: While stopping: when the clients still connected are closed.
         self._close_at: float | None = None
+        #: Connections registered, and refused for arriving while not listening.
+        self.accepted = 0
+        self.refused = 0
 
     @property
     def state(self) -> ServerState:
@@ -254,9 +258,11 @@ class ServerModel(Generic[C]):
         """A connection from *remote* arrived: register it, or ``False`` to refuse it."""
         self._accept_trouble = False
         if self._state is not ServerState.LISTENING:
+            self.refused += 1
             return False
         if remote in self._clients:
             raise LocalProtocolError(f"{remote} is already registered")
+        self.accepted += 1
         self._clients[remote] = client
         self._departed.pop(remote, None)
         return True
@@ -274,6 +280,10 @@ class ServerModel(Generic[C]):
         self._departed[remote] = None
         if len(self._departed) > _DEPARTED_MEMORY:
             self._departed.popitem(last=False)
+
+    def stats(self) -> Stats:
+        """Connections accepted and refused so far, and connected now."""
+        return Stats(accepted=self.accepted, refused=self.refused, current=len(self._clients))
 
     def targets(self, remote: object = None) -> list[C]:
         """Clients a ``send``/``close`` with *remote* addresses: one, or all."""

@@ -192,7 +192,16 @@ class Redialer:
     for when to dial.  The random draw for the jitter is an input too.
     """
 
-    __slots__ = ("_at", "_attempt", "_backoff", "_since", "_source", "active")
+    __slots__ = (
+        "_at",
+        "_attempt",
+        "_backoff",
+        "_down",
+        "_since",
+        "_source",
+        "active",
+        "reconnects",
+    )
 
     def __init__(self, source: object, backoff: Backoff) -> None:
         self._source = source
@@ -202,9 +211,15 @@ class Redialer:
         self._at: float | None = None  # when to dial next
         #: Still redialing (``False`` once closed by the user, or given up).
         self.active = True
+        self._down = False  # a connection was lost and none has come up since
+        #: Connections made again after one was lost (statistics).
+        self.reconnects = 0
 
     def connected(self, now: float) -> None:
         """A connection is up (a redial's, or the first)."""
+        if self._down:
+            self.reconnects += 1
+            self._down = False
         self.active = True
         self._since = now
         self._at = None
@@ -218,6 +233,7 @@ class Redialer:
             self.stop()
         if not self.active:
             return []
+        self._down = True
         since = self._since
         if since is not None and now - since >= self._backoff.reset_after:
             self._attempt = 0  # it lasted: start the count afresh
@@ -245,6 +261,7 @@ class Redialer:
     def stop(self) -> None:
         """The user closed the client: no more dialing."""
         self.active = False
+        self._down = False
         self._at = None
 
     def timer(self) -> float | None:

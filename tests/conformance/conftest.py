@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from ..memory.conftest import forbid_network
 from .driver import Driver
 from .runtimes import AVAILABLE, BINDINGS
 
@@ -89,8 +90,11 @@ def binding(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def d(binding: str, no_leaks: None) -> Iterator[Driver]:
-    """A :class:`Driver` for *binding*; at the end everything is closed and checked."""
+def d(binding: str, no_leaks: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Driver]:
+    """A :class:`Driver` for *binding*; at the end everything is closed and checked.
+    On the memory binding, as in its own tests, no socket can be made."""
+    if binding == "memory":
+        forbid_network(monkeypatch)
     driver = Driver(binding)
     try:
         yield driver

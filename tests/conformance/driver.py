@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import pytest
-from jfsocket.core import EventTypes, SocketError
+from jfsocket.core import EventTypes, SocketError, Stats
 
 from .runtimes import CALL_TIMEOUT, Runner, in_action, make_runner
 from .trace import WAIT, Copied, Entry, LogLine, Recorder, Trace, format_diff, same
@@ -162,6 +162,12 @@ class Handle:
     def leave(self) -> None:
         """Leave the object's ``with``/``async with`` block: stops or closes it."""
         self.runner.leave(self.obj)
+
+    @property
+    def stats(self) -> Stats:
+        """``stats``: the object's counters, as the core counted them."""
+        stats: Stats = self._get("stats")
+        return stats
 
 
 class ClientH(Handle):
@@ -524,7 +530,8 @@ class Driver:
         self._pumps: list[Pump] = []
         self._kinds: dict[str, str] = {}
         self._closed = False
-        self.runner(binding)
+        runner = self.runner(binding)
+        self.recorder.driving = getattr(runner, "wait", None)
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -536,7 +543,7 @@ class Driver:
         return self._runners[name]
 
     def _async(self, runner: Runner) -> bool:
-        return runner.name != "threaded"
+        return runner.asynchronous
 
     def _next(self, prefix: str) -> str:
         self._counts[prefix] = self._counts.get(prefix, 0) + 1
@@ -619,6 +626,14 @@ class Driver:
 
     def _keep(self, thing: RawPeer | RawListener | socket.socket) -> None:
         self._raw.append(thing)
+
+    def real_sockets(self, what: str) -> None:
+        """Skip a scenario that needs *what* (the OS's sockets, or threads that
+        block on them) on a runtime without either: the memory binding's
+        virtual network, where plain peers are virtual sockets driven by the
+        scenario's own thread."""
+        if not self.runner().real_sockets:
+            pytest.skip(f"{self.binding}: the scenario needs real sockets or threads ({what})")
 
     # -- objects -----------------------------------------------------------------------
 
@@ -777,6 +792,12 @@ class Driver:
         self, address: tuple[str, int], *, rcvbuf: int | None = None, sndbuf: int | None = None
     ) -> RawPeer:
         """A plain socket connected to *address* (``raw1``, ``raw2``...)."""
+        virtual = getattr(self.runner(), "raw_connect", None)
+        if virtual is not None:  # the memory network's own kind of plain socket
+            made: RawPeer = virtual(address, self._next("raw"), rcvbuf)
+            self._keep(made)
+            self.recorder.address(made.host, made.label)
+            return made
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         self._keep(sock)
@@ -792,6 +813,12 @@ class Driver:
 
     def raw_listener(self, *, rcvbuf: int | None = None) -> RawListener:
         """A plain listening socket on 127.0.0.1 (``rawserver``)."""
+        virtual = getattr(self.runner(), "raw_listener", None)
+        if virtual is not None:
+            made: RawListener = virtual("rawserver", rcvbuf)
+            self._keep(made)
+            self.recorder.address(made.host, made.label)
+            return made
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._keep(sock)
         if rcvbuf is not None:  # inherited by the accepted sockets
@@ -805,6 +832,10 @@ class Driver:
 
     def closed_port(self) -> int:
         """A port of 127.0.0.1 bound but not listening: connecting to it is refused."""
+        closed_port = getattr(self.runner(), "closed_port", None)
+        if closed_port is not None:
+            free: int = closed_port()
+            return free
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._keep(sock)
         sock.bind((LOCALHOST, 0))
@@ -813,6 +844,7 @@ class Driver:
 
     def pump(self, send: Callable[[object], None], items: Iterable[object]) -> Pump:
         """A :class:`Pump` sending *items* with *send* from its own thread."""
+        self.real_sockets("a sending thread")
         pump = Pump(send, items)
         self._pumps.append(pump)
         return pump

@@ -24,9 +24,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import importlib
 import inspect
 import threading
+import types
 from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, Final
@@ -41,6 +43,7 @@ __all__ = [
     "BINDINGS",
     "CALL_TIMEOUT",
     "AsyncioRunner",
+    "MemoryRunner",
     "Runner",
     "Step",
     "ThreadedRunner",
@@ -75,13 +78,14 @@ def _has_uvloop() -> bool:
 
 
 #: Every runtime the suite knows, in the order tests are parametrised.
-BINDINGS: Final = ("threaded", "trio", "asyncio", "uvloop")
+BINDINGS: Final = ("threaded", "trio", "asyncio", "uvloop", "memory")
 #: Which of them can run here (the asyncio binding may not exist yet; uvloop is optional).
 AVAILABLE: Final = {
     "threaded": True,
     "trio": True,
     "asyncio": _module("asyncio") is not None,
     "uvloop": _module("asyncio") is not None and _has_uvloop(),
+    "memory": _module("memory") is not None,
 }
 
 
@@ -96,6 +100,10 @@ class Runner:
     #: The binding's module: ``TcpServer``, ``TcpClient``, ... come from it.
     module: Any
     name: str
+    #: Plain sockets can talk to its objects (raw peers, listeners, ports).
+    real_sockets = True
+    #: Its calls are awaited and its lifetimes are ``async with`` blocks.
+    asynchronous = True
 
     def call(self, method: Callable[..., Any], *args: object) -> Any:
         """Call a method that waits (async in async bindings) and return its result."""
@@ -143,6 +151,7 @@ class ThreadedRunner(Runner):
     """The threaded binding: direct calls; ``with`` exit at the end of a lifetime."""
 
     name = "threaded"
+    asynchronous = False
 
     def __init__(self) -> None:
         self.module = importlib.import_module("jfsocket.bindings.threaded")
@@ -532,6 +541,82 @@ class AsyncioRunner(_LoopRunner):
         return found
 
 
+class MemoryRunner(ThreadedRunner):
+    """The memory binding: the threaded runner's direct calls, on one virtual
+    :class:`~jfsocket.bindings.memory.Network` per test.  The network runs
+    after every call made from the scenario (as a real one would meanwhile),
+    and a wait runs it, moving its clock to each next deadline, until the
+    condition holds or the wait's timeout has passed on the virtual clock.
+    Plain peers and listeners are bare virtual sockets (:mod:`.memory_raw`);
+    what needs the OS's sockets, or threads blocking on them, is skipped
+    (``Driver.real_sockets``)."""
+
+    name = "memory"
+    real_sockets = False
+
+    def __init__(self) -> None:
+        memory = importlib.import_module("jfsocket.bindings.memory")
+        self.net = memory.Network()
+        self.module = types.SimpleNamespace(
+            __name__=memory.__name__,
+            **{name: getattr(memory, name) for name in memory.__all__},
+        )
+        for cls in ("TcpServer", "TcpClient", "CastReceiver", "CastSender"):
+            setattr(self.module, cls, functools.partial(getattr(memory, cls), network=self.net))
+        self._open = {}
+
+    def call(self, method: Callable[..., Any], *args: object) -> Any:
+        result = method(*args)
+        self.net.settle()
+        server: Any = getattr(method, "__self__", None)
+        if getattr(method, "__name__", "") == "stop" and hasattr(server, "clients"):
+            # A threaded stop(grace) returns once its grace period is over: the
+            # time it blocks passes here on the virtual clock.
+            self.wait(lambda: not server.clients, CALL_TIMEOUT)
+            self.net.settle()
+        return result
+
+    def wait(self, predicate: Callable[[], object], timeout: float) -> bool:
+        """Run the network until *predicate* holds; ``False`` once *timeout*
+        virtual seconds passed, or nothing is left to happen, without it."""
+        net = self.net
+        end = net.now + timeout
+        while not predicate():
+            if net.running:  # a wait from inside a callback cannot run the network
+                return False
+            if net.due():
+                net.run()
+                continue
+            due = net.next_time()
+            if due is None or due > end:
+                return bool(predicate())
+            net.advance(due - net.now)
+        return True
+
+    def closed_port(self) -> int:
+        """A port nobody listens on (the virtual hosts use none below 49152)."""
+        return 9
+
+    def raw_connect(self, address: tuple[str, int], label: str, rcvbuf: int | None) -> Any:
+        """A plain peer connected to *address*: a bare virtual socket (see memory_raw)."""
+        from .memory_raw import VirtualPeer
+
+        sock = self.net.connect(self.net.localhost, address[0], address[1])
+        self.net.settle()
+        return VirtualPeer(self.net, sock, label, rcvbuf)
+
+    def raw_listener(self, label: str, rcvbuf: int | None) -> Any:
+        """A plain listener on the network's localhost (see memory_raw)."""
+        from .memory_raw import VirtualListener
+
+        return VirtualListener(self.net, label, rcvbuf)
+
+    def close(self) -> list[str]:
+        problems = super().close()
+        self.net.settle()
+        return problems
+
+
 def make_runner(name: str) -> Runner:
     """A runner for the binding called *name* (one of :data:`BINDINGS`)."""
     if name == "threaded":
@@ -540,4 +625,6 @@ def make_runner(name: str) -> Runner:
         return TrioRunner()
     if name in ("asyncio", "uvloop"):
         return AsyncioRunner(uvloop=name == "uvloop")
+    if name == "memory":
+        return MemoryRunner()
     raise ValueError(f"unknown binding {name!r}")

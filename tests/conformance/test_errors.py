@@ -218,14 +218,15 @@ _NOT_HERE = "10.255.255.254"
 
 def test_1007_address_not_of_this_host(d: Driver) -> None:
     """start bound to an address this host does not have: 1007 (beyond the seed)."""
-    with socket.socket() as probe:
-        try:
-            probe.bind((_NOT_HERE, 0))
-        except OSError as exc:
-            refused = exc.errno
-        else:
-            pytest.skip(f"{_NOT_HERE} is an address of this host")
-    assert refused == errno.EADDRNOTAVAIL
+    if d.runner().real_sockets:  # (the memory network's localhost has only loopback)
+        with socket.socket() as probe:
+            try:
+                probe.bind((_NOT_HERE, 0))
+            except OSError as exc:
+                refused = exc.errno
+            else:
+                pytest.skip(f"{_NOT_HERE} is an address of this host")
+        assert refused == errno.EADDRNOTAVAIL
     server = d.server(_NOT_HERE, start=False)
     with pytest.raises(d.SocketError) as info:
         server.start()

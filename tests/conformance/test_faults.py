@@ -183,6 +183,7 @@ def test_stop_while_clients_are_busy(d: Driver) -> None:
     """stop while two plain peers flood the server, a server send is stuck on a peer
     that never reads, and a jfsocket client streams: stop returns; one DISCONNECT per
     connection, STOPED after all of them; every send settled exactly once."""
+    d.real_sockets("flooding threads")
     server = d.server(recv_buffer=4096)
     floods = [_Flood(d.raw_connect(server.host)) for _ in range(2)]
     idle = d.raw_connect(server.host, rcvbuf=4096)

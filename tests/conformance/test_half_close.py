@@ -139,6 +139,7 @@ def test_big_echo_is_byte_exact_under_half_close(d: Driver, kind: str, encoding:
     the echo is read, then EOF: every byte comes back, in order, then EOF."""
     data = random.Random(11).randbytes((5 << 20) - 1) + b"\xe4"
     ours, peer, _, _, _ = _pair(d, kind, _echo, encoding=encoding, recv_buffer=64 << 10)
+    d.real_sockets("a writing thread beside the reading one")
     writer = _Writer(peer, data)
     echoed = peer.read_until_eof(BIG_WAIT)
     writer.join(BIG_WAIT)
@@ -249,6 +250,7 @@ class _Reader:
 def test_shutdown_while_streaming(d: Driver, kind: str) -> None:
     """shutdown while another thread streams sends: every send that returned reaches the
     peer, in order, before its EOF, with its SENDED; the next send is 1001."""
+    d.real_sockets("a reading thread")
     ours, peer, _, _, _ = _pair(d, kind, None, encoding=NONE)
     items = [bytes([65 + i % 26]) * 1000 for i in range(20_000)]
     pump = d.pump(ours.send, items)

@@ -149,6 +149,14 @@ def lo_entry() -> Interface:
     return lo
 
 
+@pytest.fixture(autouse=True)
+def _host_interfaces(d: Driver) -> None:
+    """These scenarios are about the host's own interfaces (lo, its index, the
+    kernel's SSM filter): the memory binding's virtual interfaces have their
+    tests in tests/memory/test_multicast.py."""
+    d.real_sockets("the host's interface table and the kernel's multicast filters")
+
+
 @pytest.fixture
 def tap_closer() -> Iterator[list[Tap]]:
     """Taps to close at the end of the test."""

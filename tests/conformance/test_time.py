@@ -81,6 +81,7 @@ def test_send_timeout_fails_a_send_the_peer_does_not_read(d: Driver) -> None:
 def test_a_slow_consumer_is_closed_and_holds_nobody(d: Driver) -> None:
     """A server broadcasting to one stalled and four reading clients: the four get
     every byte, the stalled one is closed with 1009 for each unwritten send."""
+    d.real_sockets("reading threads")
     server = d.server(encoding=NONE, max_pending=512 << 10)
     stalled = _stalled(d, server.host)
     readers = [d.raw_connect(server.host) for _ in range(4)]
@@ -128,6 +129,7 @@ def test_keepalive_is_set_on_the_socket(d: Driver) -> None:
     client = d.client(keepalive=Keepalive(idle=7, interval=3, count=4))
     client.connect(*listener.host)
     listener.accept()
+    d.real_sockets("the OS's socket options")
     sock = _view(d, client)
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     if hasattr(socket, "TCP_KEEPIDLE"):
@@ -153,6 +155,7 @@ def _view(d: Driver, client: ClientH) -> socket.socket:
 def test_connect_timeout(d: Driver) -> None:
     """A listener whose accept queue is full never answers the SYN: connect with
     a timeout raises 1006 with a TimeoutError, and the client can be used again."""
+    d.real_sockets("a full accept queue")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     d._keep(sock)
     sock.bind(("127.0.0.1", 0))

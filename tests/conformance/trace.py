@@ -180,6 +180,9 @@ class Recorder:
         self._inside: Counter[int] = Counter()
         self._counts: Counter[tuple[int, str]] = Counter()
         self._logs: list[LogLine] = []
+        #: A runtime that only moves when driven (the memory binding's): waits
+        #: run it instead of waiting for time to pass.
+        self.driving: Callable[[Callable[[], object], float], bool] | None = None
         self._handler = _LogHandler(self)
         logging.getLogger("jfsocket").addHandler(self._handler)
 
@@ -373,6 +376,8 @@ class Recorder:
         The predicate runs without the lock held: it may call into a binding
         (whose callbacks need the lock to record).
         """
+        if self.driving is not None:
+            return self.driving(predicate, timeout)
         deadline = time.monotonic() + timeout
         while True:
             with self._cond:
