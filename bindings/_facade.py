@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 from jfsocket.core import (
@@ -348,6 +349,27 @@ class AsyncServerOps(ServerFacade):
         """Close one remote's connection, or all of them."""
         for client in self._model.targets(remote):
             await client.close()
+
+
+_Self = TypeVar("_Self")
+
+
+class SyncLifetime:
+    """``with obj:`` guarantees ``stop``/``close`` on exit (the sync bindings)."""
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        raise NotImplementedError
 
 
 class ReceiverFacade(_Bindable):

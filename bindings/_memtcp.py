@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from types import TracebackType
 from typing import Any, TypeVar
 
 from jfsocket.core import (
@@ -30,7 +29,7 @@ from jfsocket.core import (
     validate_timeout,
 )
 
-from ._facade import ClientFacade, Evts, ServerFacade
+from ._facade import ClientFacade, Evts, ServerFacade, SyncLifetime
 from ._memnet import Host, Network
 from ._memsock import Alarm, VirtualSocket
 
@@ -68,7 +67,7 @@ class _Tracer:
         self._dispatcher.subscribe(self)
 
 
-class _Object:
+class _Object(SyncLifetime):
     """What every memory object has: its host, network, dispatcher and trace name."""
 
     _vhost: Host
@@ -93,20 +92,6 @@ class _Object:
 
     def _push(self, events: list[Any]) -> None:
         self._go(self._dispatcher.push(events))
-
-    def __enter__(self: _T) -> _T:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._finish()
-
-    def _finish(self) -> None:
-        raise NotImplementedError
 
 
 class TcpClient(ClientFacade[VirtualSocket], _Object):

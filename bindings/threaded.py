@@ -28,7 +28,6 @@ import socket as _socket
 import threading
 from collections import deque
 from collections.abc import Callable
-from types import TracebackType
 from typing import Final, TypeVar
 
 from jfsocket.core import (
@@ -64,6 +63,7 @@ from ._facade import (
     ReceiverFacade,
     SenderFacade,
     ServerFacade,
+    SyncLifetime,
 )
 from ._sockopts import (
     apply_changes,
@@ -173,25 +173,7 @@ def _join(thread: threading.Thread | None) -> None:
         thread.join()
 
 
-class _Lifetime:
-    """``with obj:`` guarantees ``stop``/``close`` on exit."""
-
-    def __enter__(self: _T) -> _T:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._finish()
-
-    def _finish(self) -> None:
-        raise NotImplementedError
-
-
-class TcpClient(ClientFacade[_socket.socket], _Lifetime):
+class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
     _socket_type = _socket.socket
@@ -588,7 +570,7 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         self.close()
 
 
-class TcpServer(ServerFacade, _Lifetime):
+class TcpServer(ServerFacade, SyncLifetime):
     """A TCP server; its clients are :class:`TcpClient` objects that inherit its callbacks."""
 
     _model: ServerModel[TcpClient]
@@ -734,7 +716,7 @@ class TcpServer(ServerFacade, _Lifetime):
         self.stop()
 
 
-class CastReceiver(ReceiverFacade, _Lifetime):
+class CastReceiver(ReceiverFacade, SyncLifetime):
     """Receives UDP multicast datagrams on a port, for the groups joined."""
 
     def _init(self) -> None:
@@ -819,7 +801,7 @@ class CastReceiver(ReceiverFacade, _Lifetime):
         self.stop()
 
 
-class CastSender(SenderFacade, _Lifetime):
+class CastSender(SenderFacade, SyncLifetime):
     """Sends UDP multicast datagrams; SENDED/SENDFAIL for each."""
 
     def _init(self) -> None:
