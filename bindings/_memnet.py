@@ -28,12 +28,15 @@ import ipaddress
 import itertools
 import random
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 from jfsocket.core import MAX_DATAGRAM, Address, Interface, StreamEvent
 
 from ._memsock import VirtualSocket
+
+if TYPE_CHECKING:
+    from . import memory
 
 __all__ = ["Host", "Link", "Network", "TraceEntry"]
 
@@ -173,21 +176,29 @@ class Host:
         return next(self._ports)
 
     # Constructors of the binding's objects, living on this host.
-    def TcpServer(self, *args: Any, **kwargs: Any) -> Any:
+    def TcpServer(self, *args: Any, **kwargs: Any) -> memory.TcpServer:
         """``memory.TcpServer(..., network=this host)``."""
-        return self.network._make("TcpServer", self, args, kwargs)
+        from . import memory  # the classes live there; this module is their network
 
-    def TcpClient(self, *args: Any, **kwargs: Any) -> Any:
+        return memory.TcpServer(*args, network=self, **kwargs)
+
+    def TcpClient(self, *args: Any, **kwargs: Any) -> memory.TcpClient:
         """``memory.TcpClient(..., network=this host)``."""
-        return self.network._make("TcpClient", self, args, kwargs)
+        from . import memory  # the classes live there; this module is their network
 
-    def CastReceiver(self, *args: Any, **kwargs: Any) -> Any:
+        return memory.TcpClient(*args, network=self, **kwargs)
+
+    def CastReceiver(self, *args: Any, **kwargs: Any) -> memory.CastReceiver:
         """``memory.CastReceiver(..., network=this host)``."""
-        return self.network._make("CastReceiver", self, args, kwargs)
+        from . import memory  # the classes live there; this module is their network
 
-    def CastSender(self, *args: Any, **kwargs: Any) -> Any:
+        return memory.CastReceiver(*args, network=self, **kwargs)
+
+    def CastSender(self, *args: Any, **kwargs: Any) -> memory.CastSender:
         """``memory.CastSender(..., network=this host)``."""
-        return self.network._make("CastSender", self, args, kwargs)
+        from . import memory  # the classes live there; this module is their network
+
+        return memory.CastSender(*args, network=self, **kwargs)
 
 
 class Network:
@@ -494,26 +505,29 @@ class Network:
 
     # -- objects and the trace ---------------------------------------------------------
 
-    def _make(self, kind: str, host: Host, args: Iterable[Any], kwargs: dict[str, Any]) -> Any:
-        from . import memory  # the classes live there; this module is their network
-
-        return getattr(memory, kind)(*args, network=host, **kwargs)
-
-    def TcpServer(self, *args: Any, **kwargs: Any) -> Any:
+    def TcpServer(self, *args: Any, **kwargs: Any) -> memory.TcpServer:
         """``memory.TcpServer(..., network=net)``: on :attr:`localhost`."""
-        return self._make("TcpServer", self.localhost, args, kwargs)
+        from . import memory
 
-    def TcpClient(self, *args: Any, **kwargs: Any) -> Any:
+        return memory.TcpServer(*args, network=self.localhost, **kwargs)
+
+    def TcpClient(self, *args: Any, **kwargs: Any) -> memory.TcpClient:
         """``memory.TcpClient(..., network=net)``: on :attr:`localhost`."""
-        return self._make("TcpClient", self.localhost, args, kwargs)
+        from . import memory
 
-    def CastReceiver(self, *args: Any, **kwargs: Any) -> Any:
+        return memory.TcpClient(*args, network=self.localhost, **kwargs)
+
+    def CastReceiver(self, *args: Any, **kwargs: Any) -> memory.CastReceiver:
         """``memory.CastReceiver(..., network=net)``: on :attr:`localhost`."""
-        return self._make("CastReceiver", self.localhost, args, kwargs)
+        from . import memory
 
-    def CastSender(self, *args: Any, **kwargs: Any) -> Any:
+        return memory.CastReceiver(*args, network=self.localhost, **kwargs)
+
+    def CastSender(self, *args: Any, **kwargs: Any) -> memory.CastSender:
         """``memory.CastSender(..., network=net)``: on :attr:`localhost`."""
-        return self._make("CastSender", self.localhost, args, kwargs)
+        from . import memory
+
+        return memory.CastSender(*args, network=self.localhost, **kwargs)
 
     def name(self, obj: object) -> str:
         """*obj*'s name in the trace, given when it joined the network."""
