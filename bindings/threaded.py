@@ -17,7 +17,13 @@ joins groups, and dispatches what the core returns.  Its shape:
 * a socket's fd is closed by its reader thread, under the write lock, so a
   concurrent ``send`` can never write into a recycled fd; ``close``/``stop``
   only shut the socket down (which wakes the reader) and then join it, unless
-  they are called from that very thread or from inside its callbacks.
+  they are called from that very thread or from inside its callbacks;
+* TLS (``ssl=``) is an :class:`ssl.SSLObject` over memory buffers
+  (:class:`~._tls.TlsPipe`) on the same blocking socket: the reader decrypts
+  what it reads, a writer encrypts under the write lock, so records go out
+  whole and in order.  The handshake runs in the connecting thread (a
+  client) or the connection's reader thread (a server's, so that a silent
+  peer never holds the accept loop), bounded by the core's deadline.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from jfsocket.core import (
     Redialer,
     ServerModel,
     SocketError,
+    TlsInfo,
     encode_payload,
     innermost,
     inside,
@@ -71,7 +78,9 @@ from ._sockopts import (
     prepare_listener,
     prepare_receiver,
 )
+from ._threaded_tls import ThreadedTls
 from ._timers import Alarm, join_idle, now
+from ._tls import READ_SIZE, TlsPipe, server_name
 
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
@@ -177,7 +186,7 @@ class _Lifetime:
         raise NotImplementedError
 
 
-class TcpClient(ClientFacade[_socket.socket], _Lifetime):
+class TcpClient(ClientFacade[_socket.socket], _Lifetime, ThreadedTls):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
     _socket_type = _socket.socket
@@ -192,8 +201,10 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         self._conn = Connection(self, options, self._dispatcher)
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
-        #: Bytes a broadcast could not write at once, for the writer thread.
-        self._outbox: deque[tuple[int, bytes | memoryview]] | None = None
+        #: Bytes a broadcast could not write at once, for the writer thread:
+        #: (ticket, bytes, already encrypted); no ticket: TLS's own bytes.
+        self._outbox: deque[tuple[int | None, bytes | memoryview, bool]] | None = None
+        self._pipe: TlsPipe | None = None  # the connection's TLS, once its handshake is done
         self._writer: threading.Thread | None = None
         #: Wakes us at the core's deadlines (only a connection that has some).
         self._alarm = Alarm(self._on_timer) if self._conn.clocked else None
@@ -213,23 +224,29 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
 
     # -- properties --------------------------------------------------------------
 
-    def _adopt(self, sock: _socket.socket) -> bool:
-        """The connection is made: CONNECTED is queued first, in the same step."""
-        try:
-            host = normalize_sockaddr(sock.getsockname())
-            remote = normalize_sockaddr(sock.getpeername())
-        except OSError as exc:
-            raise translate_os_error(OsContext.ADOPT, exc) from exc
+    def _adopt(self, sock: _socket.socket, tls: TlsInfo | None = None) -> bool:
+        """The connection is made (and secured by *tls*): CONNECTED is queued
+        first, in the same step."""
+        host, remote = self._addresses(sock)
         sock.settimeout(None)
         configure_stream(sock, self._conn.options)
         with self._lock:
+            if tls is not None and not self._conn.handshaking:  # closed meanwhile
+                raise SocketError(1006, ConnectionAbortedError("closed during the TLS handshake"))
             self._sock = sock
             self._reset = False
-            events = self._conn.connection_made(host, remote, now=now())
+            events = self._conn.connection_made(host, remote, now=now(), tls=tls)
             if self._redial is not None:
                 self._redial.connected(now())
             self._arm()
             return self._dispatcher.push(events)
+
+    @staticmethod
+    def _addresses(sock: _socket.socket) -> tuple[Address, Address]:
+        try:
+            return normalize_sockaddr(sock.getsockname()), normalize_sockaddr(sock.getpeername())
+        except OSError as exc:
+            raise translate_os_error(OsContext.ADOPT, exc) from exc
 
     def _arm(self) -> None:
         """Be woken at the core's next deadline (lock held)."""
@@ -251,15 +268,26 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         elif run:
             self._dispatcher.run_all(_me())
 
-    def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
+    def connect(
+        self,
+        ip: str,
+        port: int,
+        *,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
         """Connect to ``(ip, port)``; CONNECTED has fired when this returns.
 
         Already connected: SocketError 1000; refused, unreachable, timed out or
         unresolvable: 1006.  ``timeout`` (beyond the seed) bounds the attempt.
+        With ``ssl=``, CONNECTED follows the TLS handshake, whose failure is 1006
+        (``err`` the ``ssl.SSLError``, or 1008 after ``handshake_timeout``); the
+        certificate is checked against *server_hostname*, by default *ip*.
         """
         host = validate_host(ip)
         port = validate_port(port)
         seconds = validate_timeout(timeout, "timeout")
+        hostname = server_name(ip, server_hostname, self._tls_context)
         with self._lock:
             self._conn.start_connect()
             previous = self._reader
@@ -271,7 +299,7 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                 error = self._conn.connect_failed(exc)
             raise error from exc
         try:
-            run = self._adopt(sock)
+            run = self._adopt(sock) if hostname is None else self._secure(sock, hostname)
         except BaseException:
             sock.close()
             raise
@@ -279,9 +307,13 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
             self._dispatcher.run_all(_me())
         self._start_reader()
 
-    def _start_reader(self) -> None:
+    def _start_reader(self, accepted: _socket.socket | None = None) -> None:
+        """The reader thread; for a server's TLS client (*accepted*), it runs the
+        handshake first."""
         reader = threading.Thread(
-            target=self._read_loop, args=(self._sock,), name=f"jfsocket reader {self.remote}"
+            target=self._read_loop if accepted is None else self._serve_tls,
+            args=(self._sock if accepted is None else accepted,),
+            name=f"jfsocket reader {self.remote or 'handshaking'}",
         )
         reader.start()
         # Published once started: a close() racing with this never joins an unstarted thread.
@@ -295,16 +327,30 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         if run:
             dispatcher.run_all(_me())
         run = False
+        pipe = self._pipe
+        size = conn.recv_buffer if pipe is None else READ_SIZE
         try:
             while True:
                 try:
-                    data = sock.recv(conn.recv_buffer)
-                except OSError as exc:
+                    data = sock.recv(size)
+                    ended = not data
+                    if pipe is not None and data:
+                        data, ended, reply = pipe.receive(data)
+                        if reply:
+                            self._flush_tls(sock, pipe)
+                except OSError as exc:  # ssl.SSLError too: a broken record
                     run = self._stream_ended(sock, exc)
                     break
-                if not data:
+                if ended:
+                    if data:  # the last plaintext, then TLS's close_notify
+                        with lock:
+                            run = conn.feed(data, now() if conn.clocked else None)
+                        if run:
+                            dispatcher.run_all(_me())
                     self._input_ended()
                     break
+                if not data:
+                    continue  # part of a TLS record
                 with lock:
                     run = conn.feed(data, now() if conn.clocked else None)
                     # Not the drainer: another thread is, and may be slow.
@@ -315,6 +361,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                 if run:
                     dispatcher.run_all(_me())
         finally:
+            if not self._reset:
+                self._notify_close(sock)
             self._end_socket(sock)  # a send blocked on a peer that stopped reading gives up now
             with self._write_lock:
                 sock.close()
@@ -402,7 +450,7 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                     self._arm()
                 if self._outbox is not None:  # the writer holds earlier bytes: they go first
                     if threading.current_thread() is self._writer:  # its own callback
-                        self._outbox.append((ticket, payload))
+                        self._outbox.append((ticket, payload, False))
                         return
                     self._waiters.wait(lambda: self._outbox is None)
         if ticket == OVERFLOW:
@@ -411,21 +459,32 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         assert sock is not None
         self._write(sock, ticket, payload)
 
-    def _write(self, sock: _socket.socket, ticket: int, payload: bytes | memoryview) -> None:
-        """Write *payload* in full (waiting for the peer), settle *ticket*, dispatch."""
-        conn, lock = self._conn, self._lock
+    def _write(
+        self,
+        sock: _socket.socket,
+        ticket: int | None,
+        payload: bytes | memoryview,
+        sealed: bool = False,
+    ) -> None:
+        """Write *payload* in full (waiting for the peer), settle *ticket*, dispatch.
+
+        Over TLS it is encrypted first, unless *sealed* already; with no
+        *ticket* it is TLS's own bytes, which settle nothing.
+        """
+        conn, lock, pipe = self._conn, self._lock, self._pipe
         try:
             with self._write_lock:
-                sock.sendall(payload)
+                sock.sendall(payload if pipe is None or sealed else pipe.seal(payload))
                 with lock:  # settled before the write lock goes: see _stream_ended
-                    run = conn.settle(ticket)
+                    run = conn.settle(ticket) if ticket is not None else False
                     if conn.closed:
                         _shutdown(sock)
                     if self._dispatcher.waiting:  # shutdown() or an ended reader may wait
                         self._waiters.notify()
         except OSError as exc:
             with lock:
-                events = conn.send_failed(ticket, exc) + conn.connection_lost(exc)
+                events = conn.send_failed(ticket, exc) if ticket is not None else []
+                events += conn.connection_lost(exc)
                 run = self._dispatcher.push(events)
                 self._waiters.notify()
             _shutdown(sock)
@@ -446,19 +505,22 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                 run = self._overflowed(data)
             elif self._outbox is not None or not write_lock.acquire(blocking=False):
                 # Another thread is writing, or the writer is busy: behind them.
-                self._hand_to_writer(sock, ticket, payload)
+                self._hand_to_writer(sock, ticket, payload, False)
                 if conn.sooner:
                     self._arm()
                 return
             else:
+                pipe, sealed = self._pipe, False
                 try:
+                    if pipe is not None:  # encrypted now: the rest goes as these very bytes
+                        payload, sealed = pipe.seal(payload), True
                     written = sock.send(payload, _MSG_DONTWAIT)
                 except OSError:  # it would block, or it failed: the writer finds out
                     written = 0
                 finally:
                     write_lock.release()
                 if written != len(payload):
-                    self._hand_to_writer(sock, ticket, memoryview(payload)[written:])
+                    self._hand_to_writer(sock, ticket, memoryview(payload)[written:], sealed)
                     if conn.sooner:
                         self._arm()
                     return
@@ -485,11 +547,13 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
         if run:
             self._dispatcher.run_all(_me())
 
-    def _hand_to_writer(self, sock: _socket.socket, ticket: int, rest: bytes | memoryview) -> None:
+    def _hand_to_writer(
+        self, sock: _socket.socket, ticket: int | None, rest: bytes | memoryview, sealed: bool
+    ) -> None:
         """Queue *rest* for the writer thread, started if there is none (lock held)."""
         if self._outbox is None:
             self._outbox = deque()
-        self._outbox.append((ticket, rest))
+        self._outbox.append((ticket, rest, sealed))
         if self._writer is None:
             self._writer = threading.Thread(
                 target=self._write_loop, args=(sock,), name=f"jfsocket writer {self.remote}"
@@ -507,8 +571,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
                     self._writer = None
                     waiters.notify()  # a send waiting for us goes now
                     return
-                ticket, rest = outbox.popleft()
-            self._write(sock, ticket, rest)
+                ticket, rest, sealed = outbox.popleft()
+            self._write(sock, ticket, rest, sealed)
 
     def close(self, abort: bool = False) -> None:
         """Close the connection; DISCONNECT fires once.  Idempotent, callable from callbacks.
@@ -529,6 +593,8 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime):
             self._waiters.notify()
         # Sends in flight in other threads are aborted, not awaited: a peer that
         # does not read must not be able to hang close().
+        if live and not abort:
+            self._notify_close(sock)
         self._end_socket(sock)
         self._unregister()
         if run:
@@ -587,6 +653,8 @@ class TcpServer(ServerFacade, _Lifetime):
         self._acceptor: threading.Thread | None = None
         self._readers: list[threading.Thread] = []
         self._prune_at = 64
+        #: TLS clients whose handshake is under way (not in the registry yet).
+        self._handshaking: set[TcpClient] = set()
 
     @property
     def clients(self) -> dict[Address, TcpClient]:
@@ -629,6 +697,13 @@ class TcpServer(ServerFacade, _Lifetime):
                 if action is AcceptAction.WAIT:
                     retry.wait(ACCEPT_RETRY_DELAY)
                 continue
+            if self._tls_context is not None:  # the handshake is the reader thread's
+                client = TcpClient(_server=self)
+                with self._lock:
+                    self._handshaking.add(client)
+                client._start_reader(sock)
+                self._keep_reader(client)
+                continue
             try:
                 client = TcpClient(sock, _server=self)
             except SocketError:
@@ -640,12 +715,20 @@ class TcpServer(ServerFacade, _Lifetime):
                 sock.close()  # stop() won the race: no CONNECTED, so no DISCONNECT
                 continue
             client._start_reader()
-            with self._lock:
-                if len(self._readers) >= self._prune_at:  # amortised: not O(n) per accept
-                    self._readers = [t for t in self._readers if t.is_alive()]
-                    self._prune_at = max(64, 2 * len(self._readers))
-                if client._reader is not None:
-                    self._readers.append(client._reader)
+            self._keep_reader(client)
+
+    def _keep_reader(self, client: TcpClient) -> None:
+        """Remember *client*'s reader, for stop() to join."""
+        with self._lock:
+            if len(self._readers) >= self._prune_at:  # amortised: not O(n) per accept
+                self._readers = [t for t in self._readers if t.is_alive()]
+                self._prune_at = max(64, 2 * len(self._readers))
+            if client._reader is not None:
+                self._readers.append(client._reader)
+
+    def _handshake_over(self, client: TcpClient) -> None:
+        with self._lock:
+            self._handshaking.discard(client)
 
     def _client_gone(self, client: TcpClient) -> None:
         with self._lock:
@@ -671,6 +754,10 @@ class TcpServer(ServerFacade, _Lifetime):
         _shutdown(listener)
         _join(acceptor)
         listener.close()
+        with self._lock:
+            handshaking = list(self._handshaking)
+        for client in handshaking:  # no CONNECTED yet: closed with no event
+            client.close()
         with self._lock:
             # Those accepted while stopping too; with a grace period, once it is over.
             while not (clients := model.handle_timer(now())) and model.connected:
