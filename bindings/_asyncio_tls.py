@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from jfsocket.core import Address, Connection, SocketError, TlsInfo
 
+from ._asyncio_host import _Resumed
 from ._facade import raise_failure
 from ._tls import CLOSE_NOTIFY_GRACE, tls_info
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from ._asyncio_host import Host
     from .asyncio import _Stream
 
-__all__ = ["AsyncioTls", "secured_info", "start_tls"]
+__all__ = ["AsyncioTls", "close_notify", "secured_info", "start_tls"]
 
 #: asyncio's own handshake deadline is set past the core's, which comes first.
 _LATER: float = 1.0
@@ -38,15 +40,21 @@ async def start_tls(
     server_side: bool,
     hostname: str | None,
     handshake_timeout: float | None,
+    early: Callable[[], list[bytes]],
 ) -> asyncio.Transport:
-    """Upgrade *transport* (its reading paused since it connected, so the
-    peer's first flight waits in the kernel); the TLS transport once done."""
+    """Upgrade *transport*; the TLS transport once the handshake is done.
+
+    Its reading was paused when it connected, so that the peer's first
+    flight waits in the kernel for TLS; but uvloop may have read some
+    already, which *protocol* kept: *early* hands it over, and it goes to
+    TLS's protocol as soon as that one is in place, before it reads a byte.
+    """
     loop = asyncio.get_running_loop()
     extra: dict[str, Any] = {}
     if sys.version_info >= (3, 11):
         # close() waits this long at most for the peer's close_notify.
         extra["ssl_shutdown_timeout"] = CLOSE_NOTIFY_GRACE
-    secured = await loop.start_tls(
+    upgrade = loop.start_tls(
         transport,
         protocol,
         context,
@@ -55,13 +63,94 @@ async def start_tls(
         ssl_handshake_timeout=None if handshake_timeout is None else handshake_timeout + _LATER,
         **extra,
     )
+    # Its first step puts TLS's protocol on the transport (and schedules the
+    # rest): the bytes read before go to that protocol now, in order.
+    secured: asyncio.BaseTransport | None
+    try:
+        first = upgrade.send(None)
+    except StopIteration as done:
+        secured = done.value
+    else:
+        _feed(transport.get_protocol(), early())
+        secured = cast("asyncio.BaseTransport | None", await _Resumed(upgrade, first))
     # uvloop may hand back a transport that was aborted under the handshake.
     if secured is None or secured.is_closing() or secured.get_extra_info("ssl_object") is None:
         raise ConnectionAbortedError("the connection closed during the TLS handshake")
-    # Paused only while bytes wait in TLS's own buffer for the socket's: the
-    # socket's transport (high water 0) pauses TLS as soon as the OS holds back.
-    secured.set_write_buffer_limits(high=1, low=0)
-    return secured
+    # Paused while bytes wait in TLS's own buffer for the socket's; the
+    # socket's transport (high water 0) holding some is the watch's to tell.
+    tls = cast(asyncio.Transport, secured)  # uvloop's quack alike, and do not inherit
+    tls.set_write_buffer_limits(high=1, low=0)
+    return tls
+
+
+class _Watch(asyncio.BufferedProtocol):
+    """Between the socket's transport and TLS's protocol: passes everything
+    on, and tells our stream when the socket's transport holds bytes back
+    and when it has flushed them, so that SENDED still means "in the OS"
+    (TLS's transport only tells about its own buffer)."""
+
+    __slots__ = ("_inner", "_stream")
+
+    def __init__(self, inner: Any, stream: _Stream) -> None:
+        self._inner = inner
+        self._stream = stream
+
+    def get_buffer(self, sizehint: int) -> Any:
+        return self._inner.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._inner.buffer_updated(nbytes)
+
+    def eof_received(self) -> bool | None:
+        result: bool | None = self._inner.eof_received()
+        return result
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+        self._stream.socket_paused()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()  # TLS writes what it held: that may pause again
+        if not _socket_holds(self._stream):
+            self._stream.socket_resumed()
+
+
+def close_notify(stream: _Stream, transport: asyncio.Transport) -> None:
+    """Close TLS *transport*: its close_notify, then the socket's FIN, waiting
+    neither for the peer's reply nor for a peer that stopped reading (then
+    the connection is simply dropped, as on plaintext)."""
+    raw = stream.raw
+    if raw is None or transport.get_write_buffer_size() or raw.get_write_buffer_size():
+        transport.abort()
+        return
+    transport.close()  # TLS writes its close_notify to the socket's transport now
+    raw.close()  # and the socket closes once that is in the OS, not after a reply
+    if raw.get_write_buffer_size():
+        raw.abort()
+
+
+def _socket_holds(stream: _Stream) -> bool:
+    raw = stream.raw
+    return raw is not None and raw.get_write_buffer_size() > 0
+
+
+def _feed(protocol: asyncio.BaseProtocol, chunks: list[bytes]) -> None:
+    """Hand *chunks* to *protocol* as if the transport had read them."""
+    for data in chunks:
+        if not isinstance(protocol, asyncio.Protocol):  # a buffered one (asyncio's, uvloop's)
+            buffered = cast(asyncio.BufferedProtocol, protocol)
+            view = memoryview(data)
+            while view:
+                buffer = memoryview(buffered.get_buffer(len(view)))
+                size = min(len(buffer), len(view))
+                buffer[:size] = view[:size]
+                buffered.buffer_updated(size)
+                view = view[size:]
+        else:
+            protocol.data_received(data)
 
 
 def secured_info(transport: asyncio.BaseTransport) -> TlsInfo:
@@ -96,6 +185,10 @@ class AsyncioTls:
         """The socket is connected: the handshake begins, under the core's deadline.
         A server's client runs it in a task; a client, in ``connect``."""
         host, remote = self._addresses(transport)
+        server = self._server
+        if server is not None and not server.isAlive:  # accepted as it stopped: no event
+            transport.abort()
+            return
         transport.pause_reading()  # the peer's first flight waits for start_tls
         proto._early = []
         loop = asyncio.get_running_loop()
@@ -133,6 +226,7 @@ class AsyncioTls:
                 server_side=self._server is not None,
                 hostname=hostname,
                 handshake_timeout=conn.options.handshake_timeout,
+                early=proto.take_early,
             )
         except BaseException as exc:
             raw.abort()
@@ -140,11 +234,14 @@ class AsyncioTls:
         finally:
             self._shaking = None
             self._disarm()
-        proto.transport, proto.secured = transport, True
+        raw.set_protocol(_Watch(raw.get_protocol(), proto))
+        proto.raw, proto.transport, proto.secured = raw, transport, True
         try:
             adopted = self._adopt(proto, transport, secured_info(transport))
         except BaseException:
             transport.abort()
+            conn.close()  # closed or late meanwhile: no event, out of the registry
+            self._unregister()
             raise
         if not adopted:  # the server is stopping: closed with no event
             conn.close()

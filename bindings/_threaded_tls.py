@@ -46,26 +46,33 @@ class ThreadedTls:
         def _unregister(self) -> None: ...
         def _read_loop(self, sock: _socket.socket) -> None: ...
 
-    def _secure(self, sock: _socket.socket, hostname: str | None) -> bool:
-        """The TLS handshake on connected *sock*, then :meth:`_adopt`; raises the
-        core's 1006 if it fails, is late, or the connection was closed meanwhile."""
-        conn, lock, server = self._conn, self._lock, self._server
+    def _begin_tls(self, sock: _socket.socket, hostname: str | None) -> None:
+        """The TLS handshake on connected *sock* begins, for the core: a
+        ``close()`` from now on ends it.  The peer gone already: 1001."""
+        conn = self._conn
         context = self._tls_context
         assert context is not None
         host, remote = self._addresses(sock)
         configure_stream(sock, conn.options)  # TCP_NODELAY: the handshake's flights go at once
-        pipe = TlsPipe(context, server_side=server is not None, server_hostname=hostname)
-        with lock:
+        pipe = TlsPipe(context, server_side=self._server is not None, server_hostname=hostname)
+        with self._lock:
             conn.handshake_started(host, remote, now=now())
             self._sock = sock  # close() shuts it down: the handshake ends
+            self._pipe = pipe  # unused until it is done: sends are refused meanwhile
+
+    def _secure(self, sock: _socket.socket) -> bool:
+        """The rest of the TLS handshake on *sock*, then :meth:`_adopt`; raises the
+        core's 1006 if it fails, is late, or the connection was closed meanwhile."""
+        conn, lock, server, pipe = self._conn, self._lock, self._server, self._pipe
+        assert pipe is not None
         try:
             self._handshake(sock, pipe)
         except OSError as exc:  # ssl.SSLError, a socket error, our deadline
             with lock:
                 error = conn.handshake_failed(exc)
             raise error from exc
-        self._pipe = pipe
-        if server is not None:
+        remote = conn.remote
+        if server is not None and remote is not None:
             with server._lock:
                 accepted = server._model.accept(remote, self)
             if not accepted:  # stopping: closed with no event
@@ -74,6 +81,8 @@ class ThreadedTls:
         try:
             return self._adopt(sock, pipe.info())
         except SocketError:
+            with lock:
+                conn.close()  # closed meanwhile, or the server is stopping: no event
             self._unregister()
             raise
 
@@ -102,11 +111,12 @@ class ThreadedTls:
                 continue  # the core, asked at the top, decides
 
     def _serve_tls(self, sock: _socket.socket) -> None:
-        """A server's TLS client: the handshake, then the reader's loop."""
+        """A server's TLS client, whose handshake began: the rest of it, then the
+        reader's loop."""
         server = self._server
         assert server is not None
         try:
-            run = self._secure(sock, None)
+            run = self._secure(sock)
         except SocketError:  # the core logged why
             with self._write_lock:
                 sock.close()

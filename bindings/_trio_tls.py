@@ -12,11 +12,24 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 import trio
-from jfsocket.core import Connection, SocketError, normalize_sockaddr
+from jfsocket.core import Connection, OsContext, SocketError, normalize_sockaddr, translate_os_error
 
 from ._sockopts import configure_stream
 
-__all__ = ["TrioTls", "handshake"]
+__all__ = ["TrioTls", "begin", "handshake"]
+
+
+def begin(conn: Connection, transport: trio.SocketStream, *, attempt: int | None) -> None:
+    """The socket is connected: the handshake begins now, for the core (so a
+    ``close()`` from here on ends it).  The peer gone already: 1001."""
+    sock = transport.socket
+    try:
+        host = normalize_sockaddr(sock.getsockname())
+        remote = normalize_sockaddr(sock.getpeername())
+    except OSError as exc:
+        raise translate_os_error(OsContext.ADOPT, exc) from exc
+    configure_stream(sock, conn.options)  # TCP_NODELAY: the handshake's flights go at once
+    conn.handshake_started(host, remote, attempt=attempt, now=trio.current_time())
 
 
 async def handshake(
@@ -29,22 +42,21 @@ async def handshake(
     attempt: int | None,
     scope: trio.CancelScope,
 ) -> trio.SSLStream[trio.SocketStream]:
-    """TLS over connected *transport*; the secured stream once the handshake is done.
+    """TLS over *transport*, whose handshake :func:`begin` began; the secured
+    stream once it is done.
 
     *scope* is the caller's: ``close()`` cancels it, and it ends at the core's
     deadline.  A failure, a late handshake or a close raises the core's 1006
     (``err`` the ``ssl.SSLError``, or 1008); a cancellation goes on as itself,
     after the core heard of it.  An accepted connection's failure is logged.
     """
-    sock = transport.socket
-    host, remote = normalize_sockaddr(sock.getsockname()), normalize_sockaddr(sock.getpeername())
-    configure_stream(sock, conn.options)  # TCP_NODELAY: the handshake's flights go at once
-    conn.handshake_started(host, remote, attempt=attempt, now=trio.current_time())
     secured = trio.SSLStream(transport, context, server_side=server_side, server_hostname=hostname)
     try:
         deadline = conn.timer()
         scope.deadline = math.inf if deadline is None else deadline
         with scope:
+            if not conn.handshaking:  # closed before we got here
+                raise ConnectionAbortedError("the TLS handshake was stopped")
             await secured.do_handshake()
         if scope.cancelled_caught:  # late (the core decides), or closed
             conn.handle_timer(trio.current_time())
@@ -81,13 +93,17 @@ class TrioTls:
         ) -> None: ...
         def _start_reader(self, nursery: trio.Nursery) -> None: ...
 
+    def _begin_tls(self, stream: trio.SocketStream, attempt: int | None = None) -> None:
+        """The handshake begins (see :func:`begin`); ``close()`` can end it from now."""
+        begin(self._conn, stream, attempt=attempt)
+        self._handshaking = trio.CancelScope()
+
     async def _secure(
         self, stream: trio.SocketStream, hostname: str | None, attempt: int | None
     ) -> trio.SSLStream[trio.SocketStream]:
-        """The TLS handshake on *stream* (a 1006 if it fails; see :mod:`._trio_tls`)."""
-        context = self._tls_context
-        assert context is not None
-        self._handshaking = scope = trio.CancelScope()
+        """The TLS handshake on *stream* (a 1006 if it fails; see :func:`handshake`)."""
+        context, scope = self._tls_context, self._handshaking
+        assert context is not None and scope is not None
         try:
             return await handshake(
                 self._conn,
@@ -102,7 +118,8 @@ class TrioTls:
             self._handshaking = None
 
     async def _serve_tls(self, stream: trio.SocketStream, nursery: trio.Nursery) -> None:
-        """A server's TLS client: the handshake, then as any accepted connection."""
+        """A server's TLS client, whose handshake began: the rest of it, then as
+        any accepted connection."""
         server = self._server
         assert server is not None
         try:
@@ -117,7 +134,7 @@ class TrioTls:
             return
         try:
             self._adopt(stream, None, secured)
-        except SocketError:
+        except SocketError:  # closed meanwhile
             self._conn.close()
             server._client_gone(self)
             await trio.aclose_forcefully(secured)

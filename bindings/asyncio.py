@@ -40,7 +40,7 @@ import contextvars
 import random
 import socket as _socket
 from collections.abc import Awaitable, Coroutine
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from jfsocket.core import (
     OVERFLOW,
@@ -75,7 +75,7 @@ from ._asyncio_host import (
     running_loop,
     sendto,
 )
-from ._asyncio_tls import AsyncioTls
+from ._asyncio_tls import AsyncioTls, close_notify
 from ._facade import (
     AsyncServerOps,
     ClientFacade,
@@ -97,6 +97,10 @@ from ._tls import server_name
 
 __all__ = ["CastReceiver", "CastSender", "EventTypes", "SocketError", "TcpClient", "TcpServer"]
 
+#: Who paused our writes: the transport we write to, or (TLS) the socket's under it.
+_APP: Final = 1
+_SOCKET: Final = 2
+
 
 class _Stream(asyncio.Protocol):
     """One transport's protocol: feeds the client's core, honours flow control."""
@@ -107,6 +111,7 @@ class _Stream(asyncio.Protocol):
         "_dispatcher",
         "_early",
         "_flushed",
+        "_held",
         "_lost",
         "_lost_waiter",
         "_reading",
@@ -114,6 +119,7 @@ class _Stream(asyncio.Protocol):
         "epoch",
         "error",
         "paused",
+        "raw",
         "secured",
         "transport",
         "unsettled",
@@ -128,12 +134,14 @@ class _Stream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.error: SocketError | None = None  # the adoption failed: connect() raises it
         self.paused = False  # the transport is buffering: writes are not in the OS yet
+        self._held = 0  # which transports hold bytes (_APP, _SOCKET): paused while any does
         self.unsettled: list[int] = []  # tickets written while paused
         self._flushed: asyncio.Future[None] | None = None
         self._lost = False
         self._lost_waiter: asyncio.Future[None] | None = None  # made only if someone waits
         self._reading = True
         self.secured = False  # the transport is TLS (its handshake is done)
+        self.raw: asyncio.Transport | None = None  # TLS's: the socket's transport under it
         #: While not ``None``, what arrives is kept here (TLS reads on from its
         #: handshake before start_tls returns to us); ``b''`` is the EOF.
         self._early: list[bytes] | None = None
@@ -212,6 +220,12 @@ class _Stream(asyncio.Protocol):
             self._ended()
         self._deliver(events)
 
+    def take_early(self) -> list[bytes]:
+        """What arrived before TLS took over the transport (kept from now on: TLS's)."""
+        early = self._early or []
+        self._early = []
+        return [data for data in early if data]
+
     def replay(self) -> None:
         """From the loop, once adopted: what arrived meanwhile, in order."""
         early, self._early = self._early, None
@@ -280,9 +294,26 @@ class _Stream(asyncio.Protocol):
     # -- flow control ------------------------------------------------------------
 
     def pause_writing(self) -> None:
+        self._held |= _APP
         self.paused = True
 
     def resume_writing(self) -> None:
+        self._held &= ~_APP
+        if not self._held:
+            self._flushed_all()
+
+    def socket_paused(self) -> None:
+        """Over TLS: the socket's transport holds bytes TLS gave it (see _asyncio_tls)."""
+        self._held |= _SOCKET
+        self.paused = True
+
+    def socket_resumed(self) -> None:
+        self._held &= ~_SOCKET
+        if not self._held:
+            self._flushed_all()
+
+    def _flushed_all(self) -> None:
+        """No transport holds our bytes: what was written while held is in the OS."""
         self.paused = False
         tickets, self.unsettled = self.unsettled, []
         transport = self.transport
@@ -354,15 +385,17 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject, AsyncioTls):
         data, which then delivers it first), so nothing can overtake it.
         ``False``: the server refused it (it is stopping): no event at all.
         """
-        host, remote = self._addresses(transport)
         conn = self._conn
-        if tls is not None and not conn.handshaking:  # closed meanwhile
-            raise SocketError(1006, ConnectionAbortedError("closed during the TLS handshake"))
+        host, remote = self._addresses(transport) if tls is None else (conn.host, conn.remote)
+        assert host is not None and remote is not None
         server = self._server
         if server is not None and not server._model.accept(remote, self):
             return False
         now = asyncio.get_running_loop().time() if conn.clocked else None
-        events = conn.connection_made(host, remote, attempt=proto.attempt, now=now, tls=tls)
+        if tls is None:
+            events = conn.connection_made(host, remote, attempt=proto.attempt, now=now)
+        else:  # 1006 if closed meanwhile
+            events = conn.handshake_done(tls, attempt=proto.attempt, now=now)
         proto.epoch = conn.epoch
         self._proto = proto
         if self._redial is not None:
@@ -576,7 +609,8 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject, AsyncioTls):
         proto = self._proto
         transport = proto.transport if proto is not None else None
         if conn.write_closed and transport is not None and not transport.is_closing():
-            transport.write_eof()
+            # TLS has no half-close of its own (its close_notify ends it all): a FIN.
+            (proto.raw if proto is not None and proto.raw is not None else transport).write_eof()
         if conn.closed and proto is not None:  # after the peer's EOF (half open)
             proto._ended()
         await self._dispatcher.emit(events)
@@ -603,8 +637,8 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject, AsyncioTls):
             sock = transport.get_extra_info("socket")
             if abort and live and sock is not None:
                 linger_zero(sock)
-            if proto.secured and live and not abort and not transport.get_write_buffer_size():
-                transport.close()  # TLS's close_notify first (start_tls bounds the wait)
+            if proto.secured and live and not abort:
+                close_notify(proto, transport)
             else:
                 transport.abort()
         self._unregister()

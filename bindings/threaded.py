@@ -227,15 +227,18 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime, ThreadedTls):
     def _adopt(self, sock: _socket.socket, tls: TlsInfo | None = None) -> bool:
         """The connection is made (and secured by *tls*): CONNECTED is queued
         first, in the same step."""
-        host, remote = self._addresses(sock)
+        conn = self._conn
+        if tls is None:
+            host, remote = self._addresses(sock)
         sock.settimeout(None)
-        configure_stream(sock, self._conn.options)
+        configure_stream(sock, conn.options)
         with self._lock:
-            if tls is not None and not self._conn.handshaking:  # closed meanwhile
-                raise SocketError(1006, ConnectionAbortedError("closed during the TLS handshake"))
+            if tls is None:
+                events = conn.connection_made(host, remote, now=now())
+            else:  # 1006 if closed meanwhile
+                events = conn.handshake_done(tls, now=now())
             self._sock = sock
             self._reset = False
-            events = self._conn.connection_made(host, remote, now=now(), tls=tls)
             if self._redial is not None:
                 self._redial.connected(now())
             self._arm()
@@ -299,7 +302,11 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime, ThreadedTls):
                 error = self._conn.connect_failed(exc)
             raise error from exc
         try:
-            run = self._adopt(sock) if hostname is None else self._secure(sock, hostname)
+            if hostname is None:
+                run = self._adopt(sock)
+            else:
+                self._begin_tls(sock, hostname)
+                run = self._secure(sock)
         except BaseException:
             sock.close()
             raise
@@ -329,12 +336,15 @@ class TcpClient(ClientFacade[_socket.socket], _Lifetime, ThreadedTls):
         run = False
         pipe = self._pipe
         size = conn.recv_buffer if pipe is None else READ_SIZE
+        # TLS: the handshake's last read may have brought data (or an end) too.
+        leftover = pipe is not None
         try:
             while True:
                 try:
-                    data = sock.recv(size)
-                    ended = not data
-                    if pipe is not None and data:
+                    data = sock.recv(size) if not leftover else b""
+                    ended = not data and not leftover
+                    if pipe is not None and (data or leftover):
+                        leftover = False
                         data, ended, reply = pipe.receive(data)
                         if reply:
                             self._flush_tls(sock, pipe)
@@ -699,6 +709,11 @@ class TcpServer(ServerFacade, _Lifetime):
                 continue
             if self._tls_context is not None:  # the handshake is the reader thread's
                 client = TcpClient(_server=self)
+                try:
+                    client._begin_tls(sock, None)
+                except SocketError:
+                    sock.close()  # the peer left before we could look at it
+                    continue
                 with self._lock:
                     self._handshaking.add(client)
                 client._start_reader(sock)

@@ -58,7 +58,6 @@ from jfsocket.core import (
     SocketError,
     Stopped,
     StreamEvent,
-    TlsInfo,
     innermost,
     inside,
     mark_inside,
@@ -307,17 +306,17 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
         It waits there for the reader (or an earlier sender, which then drains
         it first), so nothing can overtake it.
         """
-        try:
-            host = normalize_sockaddr(stream.socket.getsockname())
-            remote = normalize_sockaddr(stream.socket.getpeername())
-        except OSError as exc:
-            raise translate_os_error(OsContext.ADOPT, exc) from exc
         conn = self._conn
         now = trio.current_time() if conn.clocked else None
-        tls: TlsInfo | None = None
-        if secured is not None:
-            tls = tls_info(secured)
-        events = conn.connection_made(host, remote, attempt=attempt, now=now, tls=tls)
+        if secured is not None:  # 1006 if closed meanwhile
+            events = conn.handshake_done(tls_info(secured), attempt=attempt, now=now)
+        else:
+            try:
+                host = normalize_sockaddr(stream.socket.getsockname())
+                remote = normalize_sockaddr(stream.socket.getpeername())
+            except OSError as exc:
+                raise translate_os_error(OsContext.ADOPT, exc) from exc
+            events = conn.connection_made(host, remote, attempt=attempt, now=now)
         if self._redial is not None:
             self._redial.connected(trio.current_time())
         configure_stream(stream.socket, conn.options)
@@ -403,6 +402,11 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
             raise_failure(self._conn.connect_failed(exc, attempt=attempt), exc)
         secured = None
         if hostname is not None:
+            try:
+                self._begin_tls(stream, attempt)
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
             secured = await self._secure(stream, hostname, attempt)
         try:
             self._adopt(stream, attempt, secured)
@@ -736,6 +740,11 @@ class TcpServer(AsyncServerOps, _Object):
                 continue
             if self._tls_context is not None:  # the handshake is a task of its own
                 client = TcpClient(_server=self)
+                try:
+                    client._begin_tls(stream)
+                except SocketError:
+                    await trio.aclose_forcefully(stream)  # the peer left before we looked
+                    continue
                 self._handshakes.add(client)
                 nursery.start_soon(client._serve_tls, stream, nursery)
                 continue

@@ -582,6 +582,22 @@ class Connection:
         else:
             self._handshake_deadline = now + limit
 
+    def handshake_done(
+        self, tls: TlsInfo, *, attempt: int | None = None, now: float | None = None
+    ) -> list[Event]:
+        """The handshake succeeded, agreeing on *tls*: CONNECTED, between the
+        addresses :meth:`handshake_started` was given (the socket may have
+        lost them since).  Closed or late meanwhile: 1006, and the binding
+        closes the socket.
+        """
+        if self._abandoned(attempt) or self._state is not ConnectionState.HANDSHAKING:
+            raise SocketError(
+                ErrorCode.CONNECT_FAILED, ConnectionAbortedError("closed during the TLS handshake")
+            )
+        host, remote = self.host, self.remote
+        assert host is not None and remote is not None  # set when the handshake began
+        return self.connection_made(host, remote, now=now, tls=tls)
+
     def handshake_failed(self, exc: BaseException, *, attempt: int | None = None) -> SocketError:
         """The handshake failed with *exc* (or the binding stopped it once
         :meth:`handle_timer` said it was late): returns the 1006 for ``connect``

@@ -178,6 +178,29 @@ def test_close_after_a_dial_before_the_handshake_is_reported() -> None:
     assert conn.handshaking
 
 
+def test_handshake_done_uses_the_addresses_it_began_with() -> None:
+    """handshake_done: CONNECTED between the addresses given when it began; closed
+    or late meanwhile, 1006 (the binding closes the socket)."""
+    conn = accepted()
+    assert conn.handshake_done(INFO, now=101.0) == [
+        Connected(source="me", host=HOST, remote=REMOTE)
+    ]
+    assert conn.tls is INFO and conn.is_open
+    closed = accepted()
+    closed.close()
+    with pytest.raises(SocketError) as refused:
+        closed.handshake_done(INFO, now=101.0)
+    assert refused.value.errno == ErrorCode.CONNECT_FAILED
+    late = dialing()
+    late.handle_timer(200.0)
+    with pytest.raises(SocketError):
+        late.handshake_done(INFO, now=200.0)
+    abandoned = dialing()
+    abandoned.close()
+    with pytest.raises(SocketError):
+        abandoned.handshake_done(INFO, now=101.0)
+
+
 def test_a_new_connection_forgets_the_last_record() -> None:
     conn = dialing()
     conn.connection_made(HOST, REMOTE, now=100.0, tls=INFO)
