@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from ..certs import Certs
 from .driver import Driver
 from .runtimes import AVAILABLE, BINDINGS
 
-__all__ = ["binding", "d", "no_leaks", "open_fds"]
+__all__ = ["binding", "certs", "d", "no_leaks", "open_fds", "td"]
 
 
 def open_fds() -> dict[str, str]:
@@ -92,6 +93,23 @@ def binding(request: pytest.FixtureRequest) -> str:
 def d(binding: str, no_leaks: None) -> Iterator[Driver]:
     """A :class:`Driver` for *binding*; at the end everything is closed and checked."""
     driver = Driver(binding)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture(scope="session")
+def certs() -> Certs:
+    """This run's CA and server certificate (made by trustme, never stored)."""
+    return Certs()
+
+
+@pytest.fixture
+def td(binding: str, certs: Certs, no_leaks: None) -> Iterator[Driver]:
+    """A :class:`Driver` for *binding* over TLS: every server and client has
+    ``ssl=``, and plain peers are Python's ssl sockets."""
+    driver = Driver(binding, tls=certs)
     try:
         yield driver
     finally:
