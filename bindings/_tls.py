@@ -155,24 +155,32 @@ class TlsPipe:
     def receive(self, data: bytes) -> tuple[bytes, bool, bool]:
         """Ciphertext read: (plaintext, the peer's close_notify came, there is
         ciphertext to send back).  A broken record raises ``ssl.SSLError``."""
-        chunks: list[bytes] = []
-        ended = False
+        incoming, obj = self._incoming, self._obj
         with self._lock:
-            self._incoming.write(data)
-            while True:
+            incoming.write(data)
+            try:
+                first = obj.read(READ_SIZE)
+            except ssl.SSLWantReadError:  # part of a record, or TLS's own (a ticket)
+                return b"", False, self._outgoing.pending > 0
+            except ssl.SSLZeroReturnError:
+                return b"", True, self._outgoing.pending > 0
+            # The common case, one whole record, is done without asking again (a
+            # want-read costs an exception).
+            if not incoming.pending and not obj.pending():
+                return first, not first, self._outgoing.pending > 0
+            chunks = [first]
+            ended = not first
+            while not ended:
                 try:
-                    chunk = self._obj.read(READ_SIZE)
+                    chunk = obj.read(READ_SIZE)
                 except ssl.SSLWantReadError:
                     break
                 except ssl.SSLZeroReturnError:
                     ended = True
                     break
-                if not chunk:
-                    ended = True
-                    break
+                ended = not chunk
                 chunks.append(chunk)
-            reply = self._outgoing.pending > 0
-        return b"".join(chunks) if len(chunks) != 1 else chunks[0], ended, reply
+            return b"".join(chunks), ended, self._outgoing.pending > 0
 
     def seal(self, payload: bytes | memoryview) -> bytes:
         """*payload* encrypted, with whatever else was waiting to go (in order)."""

@@ -671,7 +671,9 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
             # if nothing else is writing or reading it (briefly: see _tls).
             with trio.CancelScope(shield=True):
                 if stream is not raw and live and not abort and not self._writing:
-                    with trio.move_on_after(CLOSE_NOTIFY_GRACE):
+                    # Best effort: whatever stops it (the peer gone, a reader in
+                    # the middle of a record), the close goes on without it.
+                    with trio.move_on_after(CLOSE_NOTIFY_GRACE), contextlib.suppress(Exception):
                         await stream.aclose()
                 await trio.aclose_forcefully(stream)
         self._unregister()
