@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from jfsocket.core import Address, Connection, SocketError, TlsInfo
 
-from ._asyncio_host import _Resumed
+from ._asyncio_host import _Resumed  # finishes a coroutine whose first step ran here
 from ._facade import raise_failure
 from ._tls import CLOSE_NOTIFY_GRACE, tls_info
 
@@ -52,7 +52,8 @@ async def start_tls(
     loop = asyncio.get_running_loop()
     extra: dict[str, Any] = {}
     if sys.version_info >= (3, 11):
-        # close() waits this long at most for the peer's close_notify.
+        # asyncio's own TLS shutdown (after the peer's EOF) waits this long at
+        # most for the peer's close_notify; our close() does not wait for it.
         extra["ssl_shutdown_timeout"] = CLOSE_NOTIFY_GRACE
     upgrade = loop.start_tls(
         transport,
