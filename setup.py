@@ -34,8 +34,8 @@ C_OUT = pathlib.Path("build", "mypyc-c")
 #: events.py holds the user's attrs event classes, which mypyc would leave
 #: interpreted classes anyway (with their ``type`` ClassVar made a field), so
 #: compiling it gains nothing; timing.py likewise (Keepalive, Backoff), and it
-#: runs only when objects are made.
-INTERPRETED = frozenset({"events", "timing"})
+#: runs only when objects are made; tls.py too (TlsInfo, made once per handshake).
+INTERPRETED = frozenset({"events", "timing", "tls"})
 
 
 def say(message: str) -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import random
+import ssl as _ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 from jfsocket.core import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_PENDING,
     DEFAULT_RECV_BUFFER,
@@ -44,12 +46,14 @@ from jfsocket.core import (
     SocketError,
     Stats,
     StreamEvent,
+    TlsInfo,
     encode_payload,
     validate_reconnect,
 )
 
 from ._interfaces import host_interfaces
 from ._sockopts import MULTICAST_OS, SetsOptions, apply_changes
+from ._tls import check_context
 
 __all__ = [
     "AsyncServerOps",
@@ -148,6 +152,8 @@ class ClientFacade(_Bindable, Generic[_S]):
         max_pending: int = DEFAULT_MAX_PENDING,
         keepalive: bool | Keepalive = False,
         reconnect: bool | Backoff | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
         _server: Any = None,
     ) -> None:
         if socket is not None and not isinstance(socket, self._socket_type):
@@ -156,6 +162,8 @@ class ClientFacade(_Bindable, Generic[_S]):
                 f"socket must be a {kind.__module__}.{kind.__qualname__}, "
                 f"not {type(socket).__name__}"
             )
+        if socket is not None and ssl is not None:
+            raise ValueError("ssl= with socket=: adopt a socket whose TLS is already set up")
         self._registry, options = client_parts(
             _server,
             evts,
@@ -169,6 +177,11 @@ class ClientFacade(_Bindable, Generic[_S]):
             send_timeout=send_timeout,
             max_pending=max_pending,
             keepalive=keepalive,
+            handshake_timeout=handshake_timeout,
+        )
+        #: The user's TLS context (a server's client: the server's); ``None``: plaintext.
+        self._tls_context: _ssl.SSLContext | None = (
+            _server._tls_context if _server is not None else check_context(ssl, server=False)
         )
         backoff = validate_reconnect(reconnect)
         #: Dials again after a connection the user did not close ended (a client's own).
@@ -224,6 +237,12 @@ class ClientFacade(_Bindable, Generic[_S]):
         return self._conn.host
 
     @property
+    def tls(self) -> TlsInfo | None:
+        """What the TLS handshake agreed on (version, cipher, peer certificate,
+        ALPN protocol); ``None`` on plaintext or before the first connection."""
+        return self._conn.tls
+
+    @property
     def remote(self) -> Address | None:
         """The peer's ``(ip, port)`` (``None`` before the first connection)."""
         return self._conn.remote
@@ -257,9 +276,13 @@ class ServerFacade(_Bindable):
         keepalive: bool | Keepalive = False,
         backlog: int = 128,
         dual_stack: bool = True,
+        ssl: _ssl.SSLContext | None = None,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
         self._model = ServerModel(self, ip, port, backlog, dual_stack)
         self._registry = CallbackRegistry(Role.SERVER, evts)
+        #: Clients must complete a TLS handshake with this context (``None``: plaintext).
+        self._tls_context = check_context(ssl, server=True)
         self._options = ConnectionOptions(
             encoding=encoding,
             framing=framing,
@@ -271,6 +294,7 @@ class ServerFacade(_Bindable):
             send_timeout=send_timeout,
             max_pending=max_pending,
             keepalive=keepalive,
+            handshake_timeout=handshake_timeout,
         )
         self._init()
 

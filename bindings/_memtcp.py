@@ -32,6 +32,7 @@ from jfsocket.core import (
 from ._facade import ClientFacade, Evts, ServerFacade, SyncLifetime
 from ._memnet import Host, Network
 from ._memsock import Alarm, VirtualSocket
+from ._tls import server_name
 
 __all__ = ["TcpClient", "TcpServer", "where"]
 
@@ -48,6 +49,12 @@ def where(network: Network | Host | None) -> Host:
         "a memory binding object needs network=Network() (or one of its hosts), "
         f"not {type(network).__name__}"
     )
+
+
+def _no_tls(context: object) -> None:
+    """``ssl=`` is refused, not ignored: the virtual network carries plaintext only."""
+    if context is not None:
+        raise ValueError("ssl: the memory binding has no TLS; test TLS code on a real binding")
 
 
 class _Tracer:
@@ -112,6 +119,7 @@ class TcpClient(ClientFacade[VirtualSocket], _Object):
         server = options.get("_server")
         self._vhost = server._vhost if server is not None else where(network)
         super().__init__(socket, evts, **options)
+        _no_tls(self._tls_context)
 
     def _init(self, options: Any, server: TcpServer | None) -> None:
         self._server = server
@@ -147,7 +155,14 @@ class TcpClient(ClientFacade[VirtualSocket], _Object):
             self._redial.connected(self._net.now)
         return self._dispatcher.push(list(events))
 
-    def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
+    def connect(
+        self,
+        ip: str,
+        port: int,
+        *,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
         """Connect to ``(ip, port)`` (an address, or a host's name, of the network).
 
         CONNECTED has fired when this returns (from outside the network; see
@@ -157,6 +172,7 @@ class TcpClient(ClientFacade[VirtualSocket], _Object):
         host = validate_host(ip)
         port = validate_port(port)
         validate_timeout(timeout, "timeout")
+        server_name(host, server_hostname, self._tls_context)  # only its checks: no TLS here
         self._conn.start_connect()
         try:
             sock = self._net.connect(self._vhost, host, port)
@@ -335,6 +351,7 @@ class TcpServer(ServerFacade, _Object):
         """The threaded ``TcpServer``'s arguments, and where it lives (*network*)."""
         self._vhost = where(network)
         super().__init__(ip, port, evts, **options)
+        _no_tls(self._tls_context)
 
     def _init(self) -> None:
         self._attach()

@@ -57,6 +57,7 @@ from jfsocket.core import (
     ServerModel,
     SocketError,
     Stopped,
+    TlsInfo,
     mark_inside,
     normalize_sockaddr,
     translate_os_error,
@@ -76,6 +77,7 @@ from ._asyncio_host import (
     running_loop,
     sendto,
 )
+from ._asyncio_tls import AsyncioTls, close_notify
 from ._facade import (
     AsyncServerOps,
     ClientFacade,
@@ -93,6 +95,7 @@ from ._sockopts import (
     prepare_listener,
     prepare_receiver,
 )
+from ._tls import server_name
 
 __all__ = [
     "ALL",
@@ -104,6 +107,10 @@ __all__ = [
     "TcpServer",
 ]
 
+#: Who paused our writes: the transport we write to, or (TLS) the socket's under it.
+_APP: Final = 1
+_SOCKET: Final = 2
+
 
 class _Stream(asyncio.Protocol):
     """One transport's protocol: feeds the client's core, honours flow control."""
@@ -112,7 +119,9 @@ class _Stream(asyncio.Protocol):
         "_client",
         "_conn",
         "_dispatcher",
+        "_early",
         "_flushed",
+        "_held",
         "_lost",
         "_lost_waiter",
         "_reading",
@@ -120,6 +129,8 @@ class _Stream(asyncio.Protocol):
         "epoch",
         "error",
         "paused",
+        "raw",
+        "secured",
         "transport",
         "unsettled",
     )
@@ -133,11 +144,17 @@ class _Stream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.error: SocketError | None = None  # the adoption failed: connect() raises it
         self.paused = False  # the transport is buffering: writes are not in the OS yet
+        self._held = 0  # which transports hold bytes (_APP, _SOCKET): paused while any does
         self.unsettled: list[int] = []  # tickets written while paused
         self._flushed: asyncio.Future[None] | None = None
         self._lost = False
         self._lost_waiter: asyncio.Future[None] | None = None  # made only if someone waits
         self._reading = True
+        self.secured = False  # the transport is TLS (its handshake is done)
+        self.raw: asyncio.Transport | None = None  # TLS's: the socket's transport under it
+        #: While not ``None``, what arrives is kept here (TLS reads on from its
+        #: handshake before start_tls returns to us); ``b''`` is the EOF.
+        self._early: list[bytes] | None = None
 
     @property
     def current(self) -> bool:
@@ -152,8 +169,12 @@ class _Stream(asyncio.Protocol):
         if sock is not None and sock.family != _socket.AF_UNIX:
             # asyncio sets TCP_NODELAY only on sockets made with IPPROTO_TCP, not on all it accepts.
             configure_stream(sock, self._conn.options)
+        client = self._client
         try:
-            adopted = self._client._adopt(self, transport)
+            if client._tls_context is not None:
+                client._begin_tls(self, transport)  # CONNECTED waits for the handshake
+                return
+            adopted = client._adopt(self, transport)
         except SocketError as exc:
             self.error = exc
             adopted = False
@@ -161,6 +182,9 @@ class _Stream(asyncio.Protocol):
             transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self._early is not None:
+            self._early.append(bytes(data))
+            return
         conn = self._conn
         # Cut at recvBuffer by the core, with no copy; the time only if a deadline needs it.
         run = conn.feed(data, asyncio.get_running_loop().time() if conn.clocked else None)
@@ -172,6 +196,9 @@ class _Stream(asyncio.Protocol):
             self._dispatched(run)
 
     def eof_received(self) -> bool:
+        if self._early is not None:
+            self._early.append(b"")
+            return False  # a TLS transport: it closes itself either way
         conn = self._conn
         events = conn.receive_eof()
         if conn.closed:  # after our shutdown(), or a message cut short: the end
@@ -187,7 +214,9 @@ class _Stream(asyncio.Protocol):
             self._dispatcher.core.on_idle = self._eof_dispatched_soon
         else:
             self._eof_dispatched()
-        return True  # keep the transport: we may still write
+        # Keep the transport: we may still write.  (TLS's closes itself on EOF
+        # whatever we say, and a True would only be logged as having no effect.)
+        return not self.secured
 
     def _eof_dispatched_soon(self) -> None:
         asyncio.get_running_loop().call_soon(self._eof_dispatched)
@@ -201,9 +230,26 @@ class _Stream(asyncio.Protocol):
             self._ended()
         self._deliver(events)
 
+    def take_early(self) -> list[bytes]:
+        """What arrived before TLS took over the transport (kept from now on: TLS's)."""
+        early = self._early or []
+        self._early = []
+        return [data for data in early if data]
+
+    def replay(self) -> None:
+        """From the loop, once adopted: what arrived meanwhile, in order."""
+        early, self._early = self._early, None
+        for data in early or ():
+            if data:
+                self.data_received(data)
+            else:
+                self.eof_received()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
             return  # reported already (see TcpClient.connect)
+        if self._early is not None and self.current:
+            self.replay()
         if self._conn.current(self.epoch):
             events = self._conn.connection_lost(exc)
             self._ended()
@@ -258,9 +304,26 @@ class _Stream(asyncio.Protocol):
     # -- flow control ------------------------------------------------------------
 
     def pause_writing(self) -> None:
+        self._held |= _APP
         self.paused = True
 
     def resume_writing(self) -> None:
+        self._held &= ~_APP
+        if not self._held:
+            self._flushed_all()
+
+    def socket_paused(self) -> None:
+        """Over TLS: the socket's transport holds bytes TLS gave it (see _asyncio_tls)."""
+        self._held |= _SOCKET
+        self.paused = True
+
+    def socket_resumed(self) -> None:
+        self._held &= ~_SOCKET
+        if not self._held:
+            self._flushed_all()
+
+    def _flushed_all(self) -> None:
+        """No transport holds our bytes: what was written while held is in the OS."""
         self.paused = False
         tickets, self.unsettled = self.unsettled, []
         transport = self.transport
@@ -291,7 +354,7 @@ class _Stream(asyncio.Protocol):
         await asyncio.shield(self._flushed)  # a cancelled send leaves its bytes settling
 
 
-class TcpClient(ClientFacade[_socket.socket], AsyncObject):
+class TcpClient(ClientFacade[_socket.socket], AsyncObject, AsyncioTls):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
     _socket_type = _socket.socket
@@ -308,35 +371,48 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         self._alarm: asyncio.TimerHandle | None = None
         self._redialing: asyncio.Task[None] | None = None  # waiting to dial again
         self._redialed = 0  # the connection (epoch) whose end the core was told of
+        self._shaking: _Stream | None = None  # its TLS handshake is under way
 
     def _given(self, socket: _socket.socket) -> None:
         self._adoptee = socket  # adopted on entering ``async with``: it needs the loop
 
-    def _adopt(self, proto: _Stream, transport: asyncio.Transport) -> bool:
-        """The transport is up: CONNECTED is queued before any data can arrive.
-
-        It waits there for whoever made the connection (or for the first
-        data, which then delivers it first), so nothing can overtake it.
-        ``False``: the server refused it (it is stopping): no event at all.
-        """
+    @staticmethod
+    def _addresses(transport: asyncio.BaseTransport) -> tuple[Address, Address]:
         try:
             host = normalize_sockaddr(transport.get_extra_info("sockname"))
             remote = normalize_sockaddr(transport.get_extra_info("peername"))
         except (OSError, TypeError) as exc:  # the peer left first: no address to read
             raise translate_os_error(OsContext.ADOPT, exc) from exc
+        return host, remote
+
+    def _adopt(
+        self, proto: _Stream, transport: asyncio.Transport, tls: TlsInfo | None = None
+    ) -> bool:
+        """The transport is up (and secured by *tls*): CONNECTED is queued
+        before any data can arrive.
+
+        It waits there for whoever made the connection (or for the first
+        data, which then delivers it first), so nothing can overtake it.
+        ``False``: the server refused it (it is stopping): no event at all.
+        """
+        conn = self._conn
+        host, remote = self._addresses(transport) if tls is None else (conn.host, conn.remote)
+        assert host is not None and remote is not None
         server = self._server
         if server is not None and not server._model.accept(remote, self):
             return False
-        conn = self._conn
         now = asyncio.get_running_loop().time() if conn.clocked else None
-        events = conn.connection_made(host, remote, attempt=proto.attempt, now=now)
+        if tls is None:
+            events = conn.connection_made(host, remote, attempt=proto.attempt, now=now)
+        else:  # 1006 if closed meanwhile
+            events = conn.handshake_done(tls, attempt=proto.attempt, now=now)
         proto.epoch = conn.epoch
         self._proto = proto
         if self._redial is not None:
             self._redial.connected(asyncio.get_running_loop().time())
         self._arm()
         if self._dispatcher.push(events):
-            if server is not None:
+            if server is not None and tls is None:
                 self._dispatcher.kick()  # nobody awaits an accepted connection
             else:
                 self._dispatcher.core.release()  # connect() or the first data drains it
@@ -357,16 +433,27 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
             raise proto.error
         await self._drain_connected()
 
-    async def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
+    async def connect(
+        self,
+        ip: str,
+        port: int,
+        *,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
         """Connect to ``(ip, port)``; CONNECTED has run when this returns.
 
         Already connected: SocketError 1000; refused, unreachable,
         unresolvable or not connected within *timeout* seconds: 1006 (``err``
-        a ``TimeoutError`` then).
+        a ``TimeoutError`` then).  With ``ssl=``, CONNECTED follows the TLS
+        handshake, whose failure is 1006 (``err`` the ``ssl.SSLError``, or 1008
+        after ``handshake_timeout``); the certificate is checked against
+        *server_hostname*, by default *ip*.
         """
         host = validate_host(ip)
         port = validate_port(port)
         seconds = validate_timeout(timeout, "timeout")
+        hostname = server_name(ip, server_hostname, self._tls_context)
         loop = running_loop(self)
         attempt = self._conn.start_connect()
         proto: _Stream | None = None
@@ -392,6 +479,8 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         assert proto is not None
         if proto.error is not None:  # closed while connecting
             raise proto.error
+        if hostname is not None:
+            await self._secure(proto, hostname)
         await self._drain_connected()
 
     def _arm(self) -> None:
@@ -530,7 +619,8 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         proto = self._proto
         transport = proto.transport if proto is not None else None
         if conn.write_closed and transport is not None and not transport.is_closing():
-            transport.write_eof()
+            # TLS has no half-close of its own (its close_notify ends it all): a FIN.
+            (proto.raw if proto is not None and proto.raw is not None else transport).write_eof()
         if conn.closed and proto is not None:  # after the peer's EOF (half open)
             proto._ended()
         await self._dispatcher.emit(events)
@@ -550,12 +640,17 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject):
         events = self._conn.close(abort=abort)
         self._dispatcher.retire()
         self._disarm()
+        self._handshake_stopped()  # the handshake fails, and connect() raises 1006
         proto = self._proto
         if proto is not None and proto.transport is not None:
-            sock = proto.transport.get_extra_info("socket")
+            transport = proto.transport
+            sock = transport.get_extra_info("socket")
             if abort and live and sock is not None:
                 linger_zero(sock)
-            proto.transport.abort()
+            if proto.secured and live and not abort:
+                close_notify(proto, transport)
+            else:
+                transport.abort()
         self._unregister()
         dispatcher = self._dispatcher
         if dispatcher.push(events):
@@ -580,6 +675,8 @@ class TcpServer(AsyncServerOps, AsyncObject):
         self._dispatcher = Host(self._registry, last=(Stopped,))
         self._server: asyncio.Server | None = None
         self._all_gone: asyncio.Future[None] | None = None
+        #: TLS clients whose handshake is under way (not in the registry yet).
+        self._handshakes: set[TcpClient] = set()
 
     @property
     def clients(self) -> dict[Address, TcpClient]:
@@ -636,6 +733,9 @@ class TcpServer(AsyncServerOps, AsyncObject):
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        for client in list(self._handshakes):  # no CONNECTED yet: closed with no event
+            client._conn.close()
+            client._handshake_stopped()
         # Once begun, stopping finishes even if we are cancelled: no half-stopped server.
         # The callback we are in, if any: STOPED queues behind it.  (Taken now:
         # what a task drains changes once that callback suspends.)

@@ -64,6 +64,7 @@ from ._cli_base import (
     _wait_forever,
 )
 from ._cli_cast import add_cast_commands
+from ._cli_tls import add_client_options, add_server_options, client_context, server_context
 
 if TYPE_CHECKING:
     from jfsocket.bindings import asyncio as asyncio_binding
@@ -202,7 +203,7 @@ def _cmd_demo(args: argparse.Namespace, printer: Printer) -> int:
 
 
 def _cmd_server(args: argparse.Namespace, printer: Printer) -> int:
-    options = _connection_options(args)
+    options = {**_connection_options(args), "ssl": server_context(args)}
     evts = printer.callbacks("server", _SERVER_KEYS)
     if args.runtime != "threaded":
         runtime = _async_runtime(args)
@@ -243,7 +244,11 @@ _LINE_ENDINGS = {"lf": "\n", "crlf": "\r\n"}
 
 def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     """The TcpClient keywords the command line sets."""
-    return {**_connection_options(args), "reconnect": True if args.reconnect else None}
+    return {
+        **_connection_options(args),
+        "reconnect": True if args.reconnect else None,
+        "ssl": client_context(args),
+    }
 
 
 def _connection_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -627,6 +632,7 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("port", type=_PORT, help="port (0: any free port)")
     server.add_argument("--echo", action="store_true", help="send received data back")
     common(server, framing=True)
+    add_server_options(server)
     server.set_defaults(handler=_cmd_server)
 
     client = commands.add_parser(
@@ -660,6 +666,7 @@ def _parser() -> argparse.ArgumentParser:
         "many seconds (default: wait for it)",
     )
     common(client, framing=True)
+    add_client_options(client)
     client.set_defaults(handler=_cmd_client)
 
     add_cast_commands(commands, common)

@@ -17,7 +17,13 @@ joins groups, and dispatches what the core returns.  Its shape:
 * a socket's fd is closed by its reader thread, under the write lock, so a
   concurrent ``send`` can never write into a recycled fd; ``close``/``stop``
   only shut the socket down (which wakes the reader) and then join it, unless
-  they are called from that very thread or from inside its callbacks.
+  they are called from that very thread or from inside its callbacks;
+* TLS (``ssl=``) is an :class:`ssl.SSLObject` over memory buffers
+  (:class:`~._tls.TlsPipe`) on the same blocking socket: the reader decrypts
+  what it reads, a writer encrypts under the write lock, so records go out
+  whole and in order.  The handshake runs in the connecting thread (a
+  client) or the connection's reader thread (a server's, so that a silent
+  peer never holds the accept loop), bounded by the core's deadline.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from jfsocket.core import (
     ServerModel,
     SocketError,
     Stopped,
+    TlsInfo,
     encode_payload,
     innermost,
     inside,
@@ -75,7 +82,9 @@ from ._sockopts import (
     prepare_receiver,
 )
 from ._sync_stream import EventQueue
+from ._threaded_tls import ThreadedTls
 from ._timers import Alarm, join_idle, now
+from ._tls import READ_SIZE, TlsPipe, server_name
 
 __all__ = [
     "ALL",
@@ -173,7 +182,7 @@ def _join(thread: threading.Thread | None) -> None:
         thread.join()
 
 
-class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
+class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
     _socket_type = _socket.socket
@@ -188,8 +197,10 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
         self._conn = Connection(self, options, self._dispatcher)
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
-        #: Bytes a broadcast could not write at once, for the writer thread.
-        self._outbox: deque[tuple[int, bytes | memoryview]] | None = None
+        #: Bytes a broadcast could not write at once, for the writer thread:
+        #: (ticket, bytes, already encrypted); no ticket: TLS's own bytes.
+        self._outbox: deque[tuple[int | None, bytes | memoryview, bool]] | None = None
+        self._pipe: TlsPipe | None = None  # the connection's TLS, once its handshake is done
         self._writer: threading.Thread | None = None
         #: Wakes us at the core's deadlines (only a connection that has some).
         self._alarm = Alarm(self._on_timer) if self._conn.clocked else None
@@ -209,23 +220,32 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
 
     # -- properties --------------------------------------------------------------
 
-    def _adopt(self, sock: _socket.socket) -> bool:
-        """The connection is made: CONNECTED is queued first, in the same step."""
-        try:
-            host = normalize_sockaddr(sock.getsockname())
-            remote = normalize_sockaddr(sock.getpeername())
-        except OSError as exc:
-            raise translate_os_error(OsContext.ADOPT, exc) from exc
+    def _adopt(self, sock: _socket.socket, tls: TlsInfo | None = None) -> bool:
+        """The connection is made (and secured by *tls*): CONNECTED is queued
+        first, in the same step."""
+        conn = self._conn
+        if tls is None:
+            host, remote = self._addresses(sock)
         sock.settimeout(None)
-        configure_stream(sock, self._conn.options)
+        configure_stream(sock, conn.options)
         with self._lock:
+            if tls is None:
+                events = conn.connection_made(host, remote, now=now())
+            else:  # 1006 if closed meanwhile
+                events = conn.handshake_done(tls, now=now())
             self._sock = sock
             self._reset = False
-            events = self._conn.connection_made(host, remote, now=now())
             if self._redial is not None:
                 self._redial.connected(now())
             self._arm()
             return self._dispatcher.push(events)
+
+    @staticmethod
+    def _addresses(sock: _socket.socket) -> tuple[Address, Address]:
+        try:
+            return normalize_sockaddr(sock.getsockname()), normalize_sockaddr(sock.getpeername())
+        except OSError as exc:
+            raise translate_os_error(OsContext.ADOPT, exc) from exc
 
     def _arm(self) -> None:
         """Be woken at the core's next deadline (lock held)."""
@@ -247,15 +267,26 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
         elif run:
             self._dispatcher.run_all(_me())
 
-    def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
+    def connect(
+        self,
+        ip: str,
+        port: int,
+        *,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
         """Connect to ``(ip, port)``; CONNECTED has fired when this returns.
 
         Already connected: SocketError 1000; refused, unreachable, timed out or
         unresolvable: 1006.  ``timeout`` (beyond the seed) bounds the attempt.
+        With ``ssl=``, CONNECTED follows the TLS handshake, whose failure is 1006
+        (``err`` the ``ssl.SSLError``, or 1008 after ``handshake_timeout``); the
+        certificate is checked against *server_hostname*, by default *ip*.
         """
         host = validate_host(ip)
         port = validate_port(port)
         seconds = validate_timeout(timeout, "timeout")
+        hostname = server_name(ip, server_hostname, self._tls_context)
         with self._lock:
             self._conn.start_connect()
             previous = self._reader
@@ -267,7 +298,11 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
                 error = self._conn.connect_failed(exc)
             raise error from exc
         try:
-            run = self._adopt(sock)
+            if hostname is None:
+                run = self._adopt(sock)
+            else:
+                self._begin_tls(sock, hostname)
+                run = self._secure(sock)
         except BaseException:
             sock.close()
             raise
@@ -275,9 +310,13 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
             self._dispatcher.run_all(_me())
         self._start_reader()
 
-    def _start_reader(self) -> None:
+    def _start_reader(self, accepted: _socket.socket | None = None) -> None:
+        """The reader thread; for a server's TLS client (*accepted*), it runs the
+        handshake first."""
         reader = threading.Thread(
-            target=self._read_loop, args=(self._sock,), name=f"jfsocket reader {self.remote}"
+            target=self._read_loop if accepted is None else self._serve_tls,
+            args=(self._sock if accepted is None else accepted,),
+            name=f"jfsocket reader {self.remote or 'handshaking'}",
         )
         reader.start()
         # Published once started: a close() racing with this never joins an unstarted thread.
@@ -291,16 +330,33 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
         if run:
             dispatcher.run_all(_me())
         run = False
+        pipe = self._pipe
+        size = conn.recv_buffer if pipe is None else READ_SIZE
+        # TLS: the handshake's last read may have brought data (or an end) too.
+        leftover = pipe is not None
         try:
             while True:
                 try:
-                    data = sock.recv(conn.recv_buffer)
-                except OSError as exc:
+                    data = sock.recv(size) if not leftover else b""
+                    ended = not data and not leftover
+                    if pipe is not None and (data or leftover):
+                        leftover = False
+                        data, ended, reply = pipe.receive(data)
+                        if reply:
+                            self._flush_tls(sock, pipe)
+                except OSError as exc:  # ssl.SSLError too: a broken record
                     run = self._stream_ended(sock, exc)
                     break
-                if not data:
+                if ended:
+                    if data:  # the last plaintext, then TLS's close_notify
+                        with lock:
+                            run = conn.feed(data, now() if conn.clocked else None)
+                        if run:
+                            dispatcher.run_all(_me())
                     self._input_ended()
                     break
+                if not data:
+                    continue  # part of a TLS record
                 with lock:
                     run = conn.feed(data, now() if conn.clocked else None)
                     # Not the drainer: another thread is, and may be slow.
@@ -311,6 +367,8 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
                 if run:
                     dispatcher.run_all(_me())
         finally:
+            if not self._reset:
+                self._notify_close(sock)
             self._end_socket(sock)  # a send blocked on a peer that stopped reading gives up now
             with self._write_lock:
                 sock.close()
@@ -398,7 +456,7 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
                     self._arm()
                 if self._outbox is not None:  # the writer holds earlier bytes: they go first
                     if threading.current_thread() is self._writer:  # its own callback
-                        self._outbox.append((ticket, payload))
+                        self._outbox.append((ticket, payload, False))
                         return
                     self._waiters.wait(lambda: self._outbox is None)
         if ticket == OVERFLOW:
@@ -407,21 +465,32 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
         assert sock is not None
         self._write(sock, ticket, payload)
 
-    def _write(self, sock: _socket.socket, ticket: int, payload: bytes | memoryview) -> None:
-        """Write *payload* in full (waiting for the peer), settle *ticket*, dispatch."""
-        conn, lock = self._conn, self._lock
+    def _write(
+        self,
+        sock: _socket.socket,
+        ticket: int | None,
+        payload: bytes | memoryview,
+        sealed: bool = False,
+    ) -> None:
+        """Write *payload* in full (waiting for the peer), settle *ticket*, dispatch.
+
+        Over TLS it is encrypted first, unless *sealed* already; with no
+        *ticket* it is TLS's own bytes, which settle nothing.
+        """
+        conn, lock, pipe = self._conn, self._lock, self._pipe
         try:
             with self._write_lock:
-                sock.sendall(payload)
+                sock.sendall(payload if pipe is None or sealed else pipe.seal(payload))
                 with lock:  # settled before the write lock goes: see _stream_ended
-                    run = conn.settle(ticket)
+                    run = conn.settle(ticket) if ticket is not None else False
                     if conn.closed:
                         _shutdown(sock)
                     if self._dispatcher.waiting:  # shutdown() or an ended reader may wait
                         self._waiters.notify()
         except OSError as exc:
             with lock:
-                events = conn.send_failed(ticket, exc) + conn.connection_lost(exc)
+                events = conn.send_failed(ticket, exc) if ticket is not None else []
+                events += conn.connection_lost(exc)
                 run = self._dispatcher.push(events)
                 self._waiters.notify()
             _shutdown(sock)
@@ -442,19 +511,22 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
                 run = self._overflowed(data)
             elif self._outbox is not None or not write_lock.acquire(blocking=False):
                 # Another thread is writing, or the writer is busy: behind them.
-                self._hand_to_writer(sock, ticket, payload)
+                self._hand_to_writer(sock, ticket, payload, False)
                 if conn.sooner:
                     self._arm()
                 return
             else:
+                pipe, sealed = self._pipe, False
                 try:
+                    if pipe is not None:  # encrypted now: the rest goes as these very bytes
+                        payload, sealed = pipe.seal(payload), True
                     written = sock.send(payload, _MSG_DONTWAIT)
                 except OSError:  # it would block, or it failed: the writer finds out
                     written = 0
                 finally:
                     write_lock.release()
                 if written != len(payload):
-                    self._hand_to_writer(sock, ticket, memoryview(payload)[written:])
+                    self._hand_to_writer(sock, ticket, memoryview(payload)[written:], sealed)
                     if conn.sooner:
                         self._arm()
                     return
@@ -481,11 +553,13 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
         if run:
             self._dispatcher.run_all(_me())
 
-    def _hand_to_writer(self, sock: _socket.socket, ticket: int, rest: bytes | memoryview) -> None:
+    def _hand_to_writer(
+        self, sock: _socket.socket, ticket: int | None, rest: bytes | memoryview, sealed: bool
+    ) -> None:
         """Queue *rest* for the writer thread, started if there is none (lock held)."""
         if self._outbox is None:
             self._outbox = deque()
-        self._outbox.append((ticket, rest))
+        self._outbox.append((ticket, rest, sealed))
         if self._writer is None:
             self._writer = threading.Thread(
                 target=self._write_loop, args=(sock,), name=f"jfsocket writer {self.remote}"
@@ -503,8 +577,8 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
                     self._writer = None
                     waiters.notify()  # a send waiting for us goes now
                     return
-                ticket, rest = outbox.popleft()
-            self._write(sock, ticket, rest)
+                ticket, rest, sealed = outbox.popleft()
+            self._write(sock, ticket, rest, sealed)
 
     def close(self, abort: bool = False) -> None:
         """Close the connection; DISCONNECT fires once.  Idempotent, callable from callbacks.
@@ -525,6 +599,8 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime):
             self._waiters.notify()
         # Sends in flight in other threads are aborted, not awaited: a peer that
         # does not read must not be able to hang close().
+        if live and not abort:
+            self._notify_close(sock)
         self._end_socket(sock)
         self._unregister()
         if run:
@@ -583,6 +659,8 @@ class TcpServer(ServerFacade, SyncLifetime):
         self._acceptor: threading.Thread | None = None
         self._readers: list[threading.Thread] = []
         self._prune_at = 64
+        #: TLS clients whose handshake is under way (not in the registry yet).
+        self._handshaking: set[TcpClient] = set()
 
     @property
     def clients(self) -> dict[Address, TcpClient]:
@@ -625,6 +703,18 @@ class TcpServer(ServerFacade, SyncLifetime):
                 if action is AcceptAction.WAIT:
                     retry.wait(ACCEPT_RETRY_DELAY)
                 continue
+            if self._tls_context is not None:  # the handshake is the reader thread's
+                client = TcpClient(_server=self)
+                try:
+                    client._begin_tls(sock, None)
+                except SocketError:
+                    sock.close()  # the peer left before we could look at it
+                    continue
+                with self._lock:
+                    self._handshaking.add(client)
+                client._start_reader(sock)
+                self._keep_reader(client)
+                continue
             try:
                 client = TcpClient(sock, _server=self)
             except SocketError:
@@ -636,12 +726,20 @@ class TcpServer(ServerFacade, SyncLifetime):
                 sock.close()  # stop() won the race: no CONNECTED, so no DISCONNECT
                 continue
             client._start_reader()
-            with self._lock:
-                if len(self._readers) >= self._prune_at:  # amortised: not O(n) per accept
-                    self._readers = [t for t in self._readers if t.is_alive()]
-                    self._prune_at = max(64, 2 * len(self._readers))
-                if client._reader is not None:
-                    self._readers.append(client._reader)
+            self._keep_reader(client)
+
+    def _keep_reader(self, client: TcpClient) -> None:
+        """Remember *client*'s reader, for stop() to join."""
+        with self._lock:
+            if len(self._readers) >= self._prune_at:  # amortised: not O(n) per accept
+                self._readers = [t for t in self._readers if t.is_alive()]
+                self._prune_at = max(64, 2 * len(self._readers))
+            if client._reader is not None:
+                self._readers.append(client._reader)
+
+    def _handshake_over(self, client: TcpClient) -> None:
+        with self._lock:
+            self._handshaking.discard(client)
 
     def _client_gone(self, client: TcpClient) -> None:
         with self._lock:
@@ -667,6 +765,10 @@ class TcpServer(ServerFacade, SyncLifetime):
         _shutdown(listener)
         _join(acceptor)
         listener.close()
+        with self._lock:
+            handshaking = list(self._handshaking)
+        for client in handshaking:  # no CONNECTED yet: closed with no event
+            client.close()
         with self._lock:
             # Those accepted while stopping too; with a grace period, once it is over.
             while not (clients := model.handle_timer(now())) and model.connected:

@@ -19,7 +19,10 @@ joins groups and awaits what the core returns.  Its shape:
   part of it); events a cancelled callback left queued are dispatched by a
   task in the object's nursery, so DISCONNECT is never lost;
 * ``async for event in obj`` yields the core's typed events, as an alternative
-  to callbacks (a server's stream includes its clients' events).
+  to callbacks (a server's stream includes its clients' events);
+* TLS (``ssl=``) is ``trio.SSLStream`` over the socket stream; its handshake
+  runs in ``connect`` or, for a server's client, in a task of its own, under
+  the core's deadline (:mod:`._trio_tls`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import random
 import socket as _socket
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import trio
 from jfsocket.core import (
@@ -85,6 +88,8 @@ from ._sockopts import (
     prepare_listener,
     prepare_receiver,
 )
+from ._tls import CLOSE_NOTIFY_GRACE, READ_SIZE, ragged_eof, server_name, tls_info
+from ._trio_tls import TrioTls
 
 __all__ = [
     "ALL",
@@ -288,7 +293,7 @@ class _Object:
         raise NotImplementedError
 
 
-class TcpClient(ClientFacade[trio.SocketStream], _Object):
+class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
     """A TCP connection: to a server (``connect``), adopted, or a server's side of one."""
 
     _socket_type = trio.SocketStream
@@ -301,7 +306,9 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         self._conn = Connection(self, options, self._dispatcher.core)
         if server is not None:
             self._dispatcher.nursery = server._dispatcher.nursery
-        self._stream: trio.SocketStream | None = None
+        self._stream: trio.abc.Stream | None = None  # what we read and write (maybe TLS)
+        self._raw: trio.SocketStream | None = None  # its socket stream
+        self._handshaking: trio.CancelScope | None = None  # close() cancels a TLS handshake
         self._writing = False
         #: What broadcasts could not write at once, for the writer task.
         self._outbox: collections.deque[tuple[int, bytes | memoryview]] | None = None
@@ -317,24 +324,34 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
     def _given(self, socket: trio.SocketStream) -> None:
         self._adopt(socket)
 
-    def _adopt(self, stream: trio.SocketStream, attempt: int | None = None) -> None:
-        """The connection is made: CONNECTED is queued in the same step.
+    def _adopt(
+        self,
+        stream: trio.SocketStream,
+        attempt: int | None = None,
+        secured: trio.SSLStream[trio.SocketStream] | None = None,
+    ) -> None:
+        """The connection is made (over *secured*, if TLS): CONNECTED is queued
+        in the same step.
 
         It waits there for the reader (or an earlier sender, which then drains
         it first), so nothing can overtake it.
         """
-        try:
-            host = normalize_sockaddr(stream.socket.getsockname())
-            remote = normalize_sockaddr(stream.socket.getpeername())
-        except OSError as exc:
-            raise translate_os_error(OsContext.ADOPT, exc) from exc
         conn = self._conn
         now = trio.current_time() if conn.clocked else None
-        events = conn.connection_made(host, remote, attempt=attempt, now=now)
+        if secured is not None:  # 1006 if closed meanwhile
+            events = conn.handshake_done(tls_info(secured), attempt=attempt, now=now)
+        else:
+            try:
+                host = normalize_sockaddr(stream.socket.getsockname())
+                remote = normalize_sockaddr(stream.socket.getpeername())
+            except OSError as exc:
+                raise translate_os_error(OsContext.ADOPT, exc) from exc
+            events = conn.connection_made(host, remote, attempt=attempt, now=now)
         if self._redial is not None:
             self._redial.connected(trio.current_time())
         configure_stream(stream.socket, conn.options)
-        self._stream = stream
+        self._stream = stream if secured is None else secured
+        self._raw = stream
         if self._dispatcher.push(events):
             self._dispatcher.core.release()
 
@@ -349,7 +366,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         if self._conn.clocked:
             nursery.start_soon(self._timer, self._stream, self._conn.epoch)
 
-    async def _timer(self, stream: trio.SocketStream, epoch: int) -> None:
+    async def _timer(self, stream: trio.abc.Stream, epoch: int) -> None:
         """Sleep until the core's next deadline, hand it the time, repeat;
         a timeout closes the stream (the reader then ends)."""
         conn = self._conn
@@ -380,16 +397,27 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         if self._alarm is not None:
             self._alarm.cancel()
 
-    async def connect(self, ip: str, port: int, *, timeout: float | None = None) -> None:
+    async def connect(
+        self,
+        ip: str,
+        port: int,
+        *,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
         """Connect to ``(ip, port)``; CONNECTED has run when this returns.
 
         Already connected: SocketError 1000; refused, unreachable,
         unresolvable or not connected within *timeout* seconds: 1006 (``err``
-        a ``TimeoutError`` then).
+        a ``TimeoutError`` then).  With ``ssl=``, CONNECTED follows the TLS
+        handshake, whose failure is 1006 (``err`` the ``ssl.SSLError``, or 1008
+        after ``handshake_timeout``); the certificate is checked against
+        *server_hostname*, by default *ip*.
         """
         host = validate_host(ip)
         port = validate_port(port)
         seconds = validate_timeout(timeout, "timeout")
+        hostname = server_name(ip, server_hostname, self._tls_context)
         nursery = self._require_nursery()
         attempt = self._conn.start_connect()
         try:
@@ -402,10 +430,18 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         except BaseException as exc:
             # Back to IDLE, also when cancelled.
             raise_failure(self._conn.connect_failed(exc, attempt=attempt), exc)
+        secured = None
+        if hostname is not None:
+            try:
+                self._begin_tls(stream, attempt)
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
+            secured = await self._secure(stream, hostname, attempt)
         try:
-            self._adopt(stream, attempt)
+            self._adopt(stream, attempt, secured)
         except BaseException:
-            await trio.aclose_forcefully(stream)
+            await trio.aclose_forcefully(secured or stream)
             raise
         self._start_reader(nursery)
         if self._dispatcher.core.claim():
@@ -413,15 +449,20 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         else:
             await self._dispatcher.wait_done(self._dispatcher.core.pushed)
 
-    async def _reader(self, stream: trio.SocketStream, epoch: int) -> None:
+    async def _reader(self, stream: trio.abc.Stream, epoch: int) -> None:
         conn, dispatcher, done = self._conn, self._dispatcher, self._reader_done
+        size = conn.recv_buffer if stream is self._raw else READ_SIZE  # TLS: whole records
         try:
             if dispatcher.core.claim():  # CONNECTED, unless a sender drained it already
                 await dispatcher.drain()
             while True:
                 try:
-                    data = await stream.receive_some(conn.recv_buffer)
+                    # bytes: a SocketStream's and an SSLStream's (a Stream may say bytearray).
+                    data = cast(bytes, await stream.receive_some(size))
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    if ragged_eof(exc):  # TLS: the peer closed without close_notify
+                        await self._input_ended(epoch)
+                        break
                     run = dispatcher.push(conn.connection_lost(exc.__cause__ or exc, epoch=epoch))
                 else:
                     if not data:
@@ -532,9 +573,9 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         if conn.sooner:
             self._arm()
         written = 0
-        if not self._writing and self._outbox is None and _WRITE_NOW:
-            stream = self._stream
-            assert stream is not None
+        stream = self._stream
+        if not self._writing and self._outbox is None and _WRITE_NOW and stream is self._raw:
+            assert isinstance(stream, trio.SocketStream)
             # The socket is non-blocking (trio's); trio's own send_all makes
             # this call after its checkpoint.  The caller checkpoints once.
             with contextlib.suppress(OSError):  # would block, or failed: the writer finds out
@@ -624,7 +665,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
         """
         conn = self._conn
         events = conn.shutdown()
-        stream = self._stream
+        stream = self._raw  # over TLS too: a TCP FIN, no close_notify (which would end it all)
         if conn.write_closed and stream is not None:
             while self._writing or self._outbox is not None:  # the accepted writes go first
                 await self._writers().park()
@@ -649,13 +690,21 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object):
             self._redialing.cancel()
         events = self._conn.close(abort=abort)
         self._disarm()
-        stream = self._stream
-        if stream is not None and abort and live:
-            linger_zero(stream.socket)
+        if self._handshaking is not None:
+            self._handshaking.cancel()
+        stream, raw = self._stream, self._raw
+        if raw is not None and abort and live:
+            linger_zero(raw.socket)
         if stream is not None:
             # In-flight sends are aborted, not awaited: a peer that does not
-            # read must not be able to hang close().
+            # read must not be able to hang close().  TLS's close_notify goes
+            # if nothing else is writing or reading it (briefly: see _tls).
             with trio.CancelScope(shield=True):
+                if stream is not raw and live and not abort and not self._writing:
+                    # Best effort: whatever stops it (the peer gone, a reader in
+                    # the middle of a record), the close goes on without it.
+                    with trio.move_on_after(CLOSE_NOTIFY_GRACE), contextlib.suppress(Exception):
+                        await stream.aclose()
                 await trio.aclose_forcefully(stream)
         self._unregister()
         with trio.CancelScope(shield=True):
@@ -679,6 +728,8 @@ class TcpServer(AsyncServerOps, _Object):
         self._dispatcher = _Host(self._registry, last=(Stopped,))
         self._listener: trio.SocketListener | None = None
         self._clients_gone = trio.lowlevel.ParkingLot()
+        #: TLS clients whose handshake is under way (not in the registry yet).
+        self._handshakes: set[TcpClient] = set()
 
     @property
     def clients(self) -> dict[Address, TcpClient]:
@@ -719,6 +770,16 @@ class TcpServer(AsyncServerOps, _Object):
                 if action is AcceptAction.WAIT:
                     await trio.sleep(ACCEPT_RETRY_DELAY)
                 continue
+            if self._tls_context is not None:  # the handshake is a task of its own
+                client = TcpClient(_server=self)
+                try:
+                    client._begin_tls(stream)
+                except SocketError:
+                    await trio.aclose_forcefully(stream)  # the peer left before we looked
+                    continue
+                self._handshakes.add(client)
+                nursery.start_soon(client._serve_tls, stream, nursery)
+                continue
             try:
                 client = TcpClient(stream, _server=self)
             except SocketError:
@@ -746,6 +807,8 @@ class TcpServer(AsyncServerOps, _Object):
         with trio.CancelScope(shield=True):
             if self._listener is not None:
                 await self._listener.aclose()
+            for client in list(self._handshakes):  # no CONNECTED yet: closed with no event
+                await client.close()
             # Those accepted while stopping too; with a grace period, once it is over.
             while not (clients := model.handle_timer(trio.current_time())) and model.connected:
                 deadline = model.timer()

@@ -37,7 +37,13 @@ from .callbacks import (
     log_call_error,
     log_callback_error,
 )
-from .connection import OVERFLOW, Connection, ConnectionOptions, ConnectionState
+from .connection import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    OVERFLOW,
+    Connection,
+    ConnectionOptions,
+    ConnectionState,
+)
 from .dispatch import (
     Call,
     Dispatcher,
@@ -115,6 +121,7 @@ from .timing import (
     validate_reconnect,
     validate_timeout,
 )
+from .tls import TlsInfo
 
 #: The core is compiled (mypyc built it as extension modules; setup.py says
 #: which modules stay Python), not the pure-Python package.
@@ -126,6 +133,7 @@ __all__ = [
     "ALL",
     "ANCILLARY_SIZE",
     "COMPILED",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MAX_PENDING",
     "DEFAULT_RECV_BUFFER",
@@ -193,6 +201,7 @@ __all__ = [
     "Stats",
     "Stopped",
     "StreamEvent",
+    "TlsInfo",
     "begin_drain",
     "callback_args",
     "encode_payload",

@@ -6,6 +6,13 @@ Rules of this module (the tables below are the whole of them):
   -> CLOSING (a local close waits for sends already accepted) -> CLOSED.
   An accepted or adopted socket goes IDLE -> OPEN directly.  A client may
   connect again from CLOSED;
+* TLS: once the socket is connected, HANDSHAKING comes before OPEN (from
+  CONNECTING for a client that dials, from IDLE for an accepted socket), with
+  a deadline ``handshake_timeout`` after it began.  CONNECTED waits for the
+  handshake; a failed or late one sends a dialing client back to IDLE (its
+  ``connect`` raises 1006 around the TLS error, or around 1008) and closes an
+  accepted one with a warning that names the remote and the reason, with no
+  event at all: there was no CONNECTED, so there is no DISCONNECT;
 * half-close: the peer's EOF moves OPEN -> READ_CLOSED, where we may still
   send.  What the framer and decoder held is delivered first; once the
   binding has run every event up to the EOF (:meth:`Connection.eof_dispatched`)
@@ -60,8 +67,16 @@ from .timing import (
     validate_max_pending,
     validate_timeout,
 )
+from .tls import TlsInfo
 
-__all__ = ["OVERFLOW", "Connection", "ConnectionOptions", "ConnectionState", "Input"]
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "OVERFLOW",
+    "Connection",
+    "ConnectionOptions",
+    "ConnectionState",
+    "Input",
+]
 
 logger = logging.getLogger("jfsocket")
 
@@ -71,6 +86,7 @@ class ConnectionState(Enum):
 
     IDLE = auto()
     CONNECTING = auto()
+    HANDSHAKING = auto()  # the socket is connected; TLS is not yet agreed
     OPEN = auto()
     READ_CLOSED = auto()  # the peer sent EOF; we may still send
     WRITE_CLOSED = auto()  # we shut our sending side; we still receive
@@ -83,7 +99,8 @@ class Input(IntEnum):
 
     CONNECT = auto()  # user: connect()
     MADE = auto()  # binding: the socket is connected
-    CONNECT_FAILED = auto()  # binding: it is not
+    CONNECT_FAILED = auto()  # binding: it is not (or its TLS handshake failed)
+    HANDSHAKE = auto()  # binding: the socket is connected, its TLS handshake begins
     SEND = auto()  # user: send()
     SETTLE = auto()  # binding: a write finished or failed
     DATA = auto()  # binding: bytes arrived
@@ -102,15 +119,27 @@ _SEND: Final = Input.SEND
 _RAW: Final = Framing.RAW
 #: The ticket ``send`` gives for a send that makes the connection a slow consumer.
 OVERFLOW: Final = -1
+#: Seconds a TLS handshake may take (SPEC section 10).
+DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
 
 #: Allowed (state, input) -> next state.  CLOSING -> CLOSED on the last
-#: settlement, and SETTLE in CLOSED (a late writer), are decided in code.
+#: settlement, SETTLE in CLOSED (a late writer), and HANDSHAKING -> CLOSED when
+#: an accepted connection's handshake fails, are decided in code.
 _TRANSITIONS: Final[Mapping[tuple[ConnectionState, Input], ConnectionState]] = {
     (_S.IDLE, _I.CONNECT): _S.CONNECTING,
     (_S.CLOSED, _I.CONNECT): _S.CONNECTING,
     (_S.IDLE, _I.MADE): _S.OPEN,
     (_S.CONNECTING, _I.MADE): _S.OPEN,
     (_S.CONNECTING, _I.CONNECT_FAILED): _S.IDLE,
+    # TLS: the handshake, then OPEN; an accepted one that fails is closed in code.
+    (_S.IDLE, _I.HANDSHAKE): _S.HANDSHAKING,
+    (_S.CONNECTING, _I.HANDSHAKE): _S.HANDSHAKING,
+    (_S.HANDSHAKING, _I.MADE): _S.OPEN,
+    (_S.HANDSHAKING, _I.CONNECT_FAILED): _S.IDLE,
+    (_S.HANDSHAKING, _I.CLOSE): _S.CLOSED,
+    (_S.HANDSHAKING, _I.ABORT): _S.CLOSED,
+    (_S.HANDSHAKING, _I.SETTLE): _S.HANDSHAKING,
+    (_S.HANDSHAKING, _I.DISPATCHED): _S.HANDSHAKING,
     (_S.CONNECTING, _I.CLOSE): _S.CLOSED,
     (_S.OPEN, _I.SEND): _S.OPEN,
     (_S.OPEN, _I.SETTLE): _S.OPEN,
@@ -172,6 +201,9 @@ _TRANSITIONS: Final[Mapping[tuple[ConnectionState, Input], ConnectionState]] = {
 #: User inputs a state refuses, and the code they are refused with.
 _REFUSED: Final[Mapping[tuple[ConnectionState, Input], ErrorCode]] = {
     (_S.CONNECTING, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
+    (_S.HANDSHAKING, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
+    (_S.HANDSHAKING, _I.SEND): ErrorCode.NOT_CONNECTED,
+    (_S.HANDSHAKING, _I.SHUTDOWN): ErrorCode.NOT_CONNECTED,
     (_S.OPEN, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
     (_S.READ_CLOSED, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
     (_S.WRITE_CLOSED, _I.CONNECT): ErrorCode.CONNECTION_EXISTS,
@@ -209,6 +241,7 @@ class ConnectionOptions:
         "encoding",
         "framing",
         "half_open",
+        "handshake_timeout",
         "idle_timeout",
         "keepalive",
         "line_ending",
@@ -232,6 +265,7 @@ class ConnectionOptions:
         send_timeout: object = None,
         max_pending: object = DEFAULT_MAX_PENDING,
         keepalive: object = False,
+        handshake_timeout: object = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
         self.encoding = validate_encoding(encoding)
         self.framing = validate_framing(framing)
@@ -250,6 +284,8 @@ class ConnectionOptions:
         self.max_pending = validate_max_pending(max_pending)
         #: The OS's TCP keepalive, which the binding sets on the socket.
         self.keepalive = validate_keepalive(keepalive)
+        #: A TLS handshake not done within this long fails (1008); ``None``: no limit.
+        self.handshake_timeout = validate_timeout(handshake_timeout, "handshake_timeout")
 
     def copy(self) -> ConnectionOptions:
         """Independent options with the same values."""
@@ -264,6 +300,7 @@ class ConnectionOptions:
             send_timeout=self.send_timeout,
             max_pending=self.max_pending,
             keepalive=self.keepalive or False,
+            handshake_timeout=self.handshake_timeout,
         )
 
 
@@ -279,6 +316,9 @@ class Connection:
     __slots__ = (
         "_aborted",
         "_attempt",
+        "_dialed",
+        "_expired",
+        "_handshake_deadline",
         "_last_input",
         "_ledger",
         "_options",
@@ -300,6 +340,7 @@ class Connection:
         "messages_in",
         "remote",
         "sooner",
+        "tls",
     )
 
     def __init__(
@@ -340,6 +381,11 @@ class Connection:
         #: Bytes read, and RECEIVED events made of them (statistics, every connection's).
         self.bytes_in = 0
         self.messages_in = 0
+        #: What the last TLS handshake agreed on (``None``: plaintext).
+        self.tls: TlsInfo | None = None
+        self._handshake_deadline: float | None = None
+        self._dialed = False  # the handshake is of a connect (not an accepted socket)
+        self._expired = False  # the handshake's deadline passed
 
     def _new_reader(self) -> MessageReader:
         opts = self._options
@@ -475,8 +521,10 @@ class Connection:
         *,
         attempt: int | None = None,
         now: float | None = None,
+        tls: TlsInfo | None = None,
     ) -> list[Event]:
-        """The socket is connected (at *now*, which starts the idle clock): CONNECTED.
+        """The socket is connected (at *now*, which starts the idle clock), and
+        its TLS handshake, if any, agreed on *tls*: CONNECTED.
 
         If ``close()`` came while connecting (or *attempt* is not the latest
         connect), this raises SocketError 1006 and the binding closes the new
@@ -487,6 +535,8 @@ class Connection:
                 ErrorCode.CONNECT_FAILED, ConnectionAbortedError("closed while connecting")
             )
         self._step(Input.MADE)
+        self.tls = tls
+        self._handshake_deadline = None
         self._last_input = self._clock(now)
         self.asked = False
         self.ended_by = None
@@ -501,6 +551,86 @@ class Connection:
             return SocketError(ErrorCode.CONNECT_FAILED, exc)
         self._step(Input.CONNECT_FAILED)
         return translate_os_error(OsContext.CONNECT, exc)
+
+    # -- TLS -------------------------------------------------------------------
+
+    @property
+    def handshaking(self) -> bool:
+        """The TLS handshake is under way (neither done, failed, late nor closed)."""
+        return self._state is ConnectionState.HANDSHAKING
+
+    def handshake_started(
+        self,
+        host: Address,
+        remote: Address,
+        *,
+        attempt: int | None = None,
+        now: float | None = None,
+    ) -> None:
+        """The socket is connected and its TLS handshake begins at *now* (needed
+        when ``handshake_timeout`` is set): :meth:`timer` says when it is late.
+
+        1006 as in :meth:`connection_made` if ``close()`` came while connecting.
+        """
+        if self._abandoned(attempt):
+            raise SocketError(
+                ErrorCode.CONNECT_FAILED, ConnectionAbortedError("closed while connecting")
+            )
+        self._dialed = self._state is ConnectionState.CONNECTING
+        self._step(Input.HANDSHAKE)
+        self._expired = False
+        self.host, self.remote = host, remote
+        limit = self._options.handshake_timeout
+        if limit is None:
+            self._handshake_deadline = None
+        elif now is None:
+            raise LocalProtocolError("a handshake with a deadline needs now")
+        else:
+            self._handshake_deadline = now + limit
+
+    def handshake_done(
+        self, tls: TlsInfo, *, attempt: int | None = None, now: float | None = None
+    ) -> list[Event]:
+        """The handshake succeeded, agreeing on *tls*: CONNECTED, between the
+        addresses :meth:`handshake_started` was given (the socket may have
+        lost them since).  Closed or late meanwhile: 1006, and the binding
+        closes the socket.
+        """
+        if self._abandoned(attempt) or self._state is not ConnectionState.HANDSHAKING:
+            raise SocketError(
+                ErrorCode.CONNECT_FAILED, ConnectionAbortedError("closed during the TLS handshake")
+            )
+        host, remote = self.host, self.remote
+        assert host is not None and remote is not None  # set when the handshake began
+        return self.connection_made(host, remote, now=now, tls=tls)
+
+    def handshake_failed(self, exc: BaseException, *, attempt: int | None = None) -> SocketError:
+        """The handshake failed with *exc* (or the binding stopped it once
+        :meth:`handle_timer` said it was late): returns the 1006 for ``connect``
+        to raise, ``err`` the TLS error or 1008.  A dialing client is IDLE
+        again; an accepted connection is closed and the failure logged."""
+        cause: BaseException = SocketError(ErrorCode.TIMED_OUT) if self._expired else exc
+        if self._abandoned(attempt) or self._state is not ConnectionState.HANDSHAKING:
+            return SocketError(ErrorCode.CONNECT_FAILED, cause)  # closed, or late: told already
+        if self._dialed:
+            self._step(Input.CONNECT_FAILED)
+        else:
+            logger.warning("TLS handshake with %s failed: %s", _peer(self.remote), _reason(cause))
+            self._move(ConnectionState.CLOSED)
+        return SocketError(ErrorCode.CONNECT_FAILED, cause)
+
+    def _handshake_late(self) -> None:
+        """The handshake's deadline passed: it has failed with 1008."""
+        self._expired = True
+        if self._dialed:
+            self._step(Input.CONNECT_FAILED)
+            return
+        logger.warning(
+            "TLS handshake with %s failed: not done within %g s",
+            _peer(self.remote),
+            self._options.handshake_timeout,
+        )
+        self._move(ConnectionState.CLOSED)
 
     # -- sending ---------------------------------------------------------------
 
@@ -694,7 +824,9 @@ class Connection:
         """
         before = self._state
         self.asked = True
-        if before is ConnectionState.CONNECTING:
+        if before is ConnectionState.CONNECTING or (
+            before is ConnectionState.HANDSHAKING and self._dialed
+        ):
             self._aborted = True
         if not abort:
             return self._close_step(Input.CLOSE)
@@ -721,7 +853,9 @@ class Connection:
     # -- time ------------------------------------------------------------------
 
     def timer(self) -> float | None:
-        """The next deadline (idle, or the oldest unwritten send's), if any."""
+        """The next deadline (the handshake's, idle, or the oldest unwritten send's)."""
+        if self._state is ConnectionState.HANDSHAKING:
+            return self._handshake_deadline
         if not self.clocked or self._state not in _LIVE:
             return None
         options = self._options
@@ -739,7 +873,14 @@ class Connection:
     def handle_timer(self, now: float) -> list[Event]:
         """What is due at *now*: a stalled send or an idle peer closes the
         connection (SENDFAIL for the unwritten, DISCONNECT, each with 1008);
-        the binding then closes the socket.  Early or late calls do nothing."""
+        the binding then closes the socket.  A TLS handshake still under way at
+        its deadline fails: the binding stops it, then reports
+        :meth:`handshake_failed`.  Early or late calls do nothing."""
+        if self._state is ConnectionState.HANDSHAKING:
+            deadline = self._handshake_deadline
+            if deadline is not None and now >= deadline:
+                self._handshake_late()
+            return []
         if not self.clocked or self._state not in _LIVE:
             return []
         options = self._options
@@ -804,3 +945,16 @@ class Connection:
         if before in _LIVE:
             return self._disconnect(exc)
         return []
+
+
+def _peer(remote: Address | None) -> str:
+    """*remote* as the warnings write it."""
+    if remote is None:  # pragma: no cover - a handshake begins with both addresses
+        return "an unknown peer"
+    return f"{remote[0]}:{remote[1]}" if ":" not in remote[0] else f"[{remote[0]}]:{remote[1]}"
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a handshake failed, in a few words."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -80,6 +80,7 @@ class Job:
     ctl: str = ""
     port: int = 0
     sides: str = ""  # the module of the sides (default: tests.bench.sides_<runtime>)
+    certs: str = ""  # TLS rows: the folder of the certificates (tests.bench.tlsfiles)
 
     @property
     def what(self) -> str:

@@ -30,6 +30,7 @@ import importlib.util
 import os
 import statistics
 import sys
+import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from typing import Final
 
@@ -48,6 +49,7 @@ from .scenarios import (
     Runtime,
     Scenario,
 )
+from .tlsfiles import write as write_certs
 
 __all__ = ["DEFAULT_TIMEOUT", "STREAMS_TARGET", "Sample", "loop_available", "main", "rows"]
 
@@ -222,6 +224,30 @@ def _run_scenario(
     timeout: float,
     warm_up: bool,
 ) -> list[Result]:
+    if scenario.tls:
+        with tempfile.TemporaryDirectory(prefix="jfsocket-bench-tls-") as folder:
+            return _run_scenario_in(
+                runtime, scenario, loops, count=count, clients=clients, runs=runs,
+                timeout=timeout, warm_up=warm_up, certs=write_certs(folder),
+            )  # fmt: skip
+    return _run_scenario_in(
+        runtime, scenario, loops, count=count, clients=clients, runs=runs,
+        timeout=timeout, warm_up=warm_up, certs="",
+    )  # fmt: skip
+
+
+def _run_scenario_in(
+    runtime: Runtime,
+    scenario: Scenario,
+    loops: Sequence[str],
+    *,
+    count: int,
+    clients: int,
+    runs: int,
+    timeout: float,
+    warm_up: bool,
+    certs: str,
+) -> list[Result]:
     contenders = [c for loop in loops for c in runtime.contenders(scenario, loop)]
     cpus, placement_note = _placement(scenario)
     samples: dict[Contender, list[Sample]] = {c: [] for c in contenders}
@@ -240,6 +266,7 @@ def _run_scenario(
                 timeout=timeout,
                 cpus=cpus[role],
                 fds=scenario.descriptors(count, clients),
+                certs=certs,
             )
             for role in ("server", "client")
         }

@@ -23,7 +23,11 @@ What the sides do, the same way for every contender:
   receive (jfsocket's ``TcpClient``, raw: a reader thread or task each; raw
   asyncio: a protocol each), and the server holds them, reading;
 * bulk: 64 KiB writes, read 64 KiB at a time (256 KiB on asyncio, what its
-  transports read at most).
+  transports read at most);
+* TLS ping-pong and TLS bulk: the same over TLS, both contenders with the
+  same contexts (:mod:`tests.bench.tlsfiles`): raw code is Python's ssl
+  sockets (threads), ``trio.SSLStream``, asyncio's ``ssl=`` (Protocol and
+  streams).
 
 The bulk writer and the fan-out server keep timing until the other side has
 everything, so a writer that buffers pays for its flushing; a side that waits
@@ -102,6 +106,7 @@ class Scenario:
     streams: bool = False  # asyncio streams join as an extra baseline
     memory: bool = False  # the server side reports its RSS growth per connection
     holds: Literal["one", "count", "clients"] = "one"  # connections each side holds at once
+    tls: bool = False  # over TLS: both contenders' sides get the same contexts
 
     def descriptors(self, count: int, clients: int) -> int:
         """File descriptors each side may need at once."""
@@ -189,6 +194,37 @@ SCENARIOS: Final = (
         count=16384,  # 1 GiB: a shorter run is at the mercy of the scheduler
         quick=1024,
         targets=_targets(0.85, 0.85),
+    ),
+    # The same two over TLS (the issue's targets: 0.7 and 0.85 on every runtime).
+    Scenario(
+        key="tls-ping-pong",
+        counted="round trips",
+        title=f"TLS ping-pong {PING_SIZE} B",
+        cpus=1,
+        starts="client",
+        ends="client",
+        event="round trip",
+        rate_unit="round trips/s",
+        count=20_000,
+        quick=2_000,
+        targets=_targets(0.7, 0.7),
+        streams=True,
+        tls=True,
+    ),
+    Scenario(
+        key="tls-bulk",
+        counted="writes",
+        title="TLS bulk 64 KiB writes",
+        cpus=2,
+        starts="client",
+        ends="server",
+        event="64 KiB write",
+        rate_unit="MiB/s",
+        rate_scale=CHUNK / _MIB,
+        count=8192,  # 512 MiB, encrypted and decrypted
+        quick=512,
+        targets=_targets(0.85, 0.85),
+        tls=True,
     ),
 )
 

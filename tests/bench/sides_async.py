@@ -39,6 +39,7 @@ from .scenarios import (
     PING_RECV,
     PING_SIZE,
 )
+from .tlsfiles import client_context, server_context
 
 if TYPE_CHECKING:
     from jfsocket.bindings import asyncio as jf_asyncio
@@ -93,6 +94,7 @@ async def _ping_server(peer: Peer, jf: Flavour) -> None:
         {EventTypes.RECEIVED: echo, EventTypes.DISCONNECT: lambda *_: gone.set()},
         encoding=None,
         recv_buffer=PING_RECV,
+        ssl=server_context(peer.job),
     ) as server:
         peer.announce(server.host[1])
         peer.begin()
@@ -105,7 +107,11 @@ async def _ping_client(peer: Peer, jf: Flavour) -> None:
     done = jf.event()
     volley = Volley(peer.count, REQUEST, done.set)
     async with jf.TcpClient(
-        None, {EventTypes.RECEIVED: volley.on_received}, encoding=None, recv_buffer=PING_RECV
+        None,
+        {EventTypes.RECEIVED: volley.on_received},
+        encoding=None,
+        recv_buffer=PING_RECV,
+        ssl=client_context(peer.job),
     ) as client:
         await client.connect(LOOPBACK, peer.port)
         peer.begin()
@@ -127,6 +133,7 @@ async def _bulk_server(peer: Peer, jf: Flavour) -> None:
         {EventTypes.RECEIVED: tally.on_received},
         encoding=None,
         recv_buffer=jf.bulk_recv,
+        ssl=server_context(peer.job),
     ) as server:
         peer.announce(server.host[1])
         peer.begin()
@@ -137,7 +144,7 @@ async def _bulk_server(peer: Peer, jf: Flavour) -> None:
 
 
 async def _bulk_client(peer: Peer, jf: Flavour) -> None:
-    async with jf.TcpClient(encoding=None) as client:
+    async with jf.TcpClient(encoding=None, ssl=client_context(peer.job)) as client:
         await client.connect(LOOPBACK, peer.port)
         send = client.send
         peer.begin()
@@ -265,6 +272,10 @@ SIDES: Final[dict[tuple[str, str], AsyncSide]] = {
     ("ping-pong", "client"): _ping_client,
     ("bulk", "server"): _bulk_server,
     ("bulk", "client"): _bulk_client,
+    ("tls-ping-pong", "server"): _ping_server,
+    ("tls-ping-pong", "client"): _ping_client,
+    ("tls-bulk", "server"): _bulk_server,
+    ("tls-bulk", "client"): _bulk_client,
     ("fan-out", "server"): _fanout_server,
     ("fan-out", "client"): _fanout_client,
     ("multicast", "server"): _cast_receiver,

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import gc
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar, cast
 
@@ -25,6 +26,7 @@ from .peers import Job, Peer
 from .plumbing import GROUP, LOOPBACK, loopback_sender, raw_receiver, rss, window
 from .scenarios import BACKLOG, CHUNK, FANOUT_SIZE, HOLD_STEP, PING_RECV
 from .sides_async import BLOCK, MESSAGE, PAYLOAD, REQUEST
+from .tlsfiles import HOSTNAME, client_context, server_context
 
 __all__ = ["FLAVOUR", "SIDES", "prepare", "run"]
 
@@ -235,15 +237,26 @@ class _Datagrams(asyncio.DatagramProtocol):
             self.lost.set_result(None)
 
 
-async def _listen(factory: Callable[[], _P], accepted: list[_P]) -> asyncio.Server:
-    """``loop.create_server`` on loopback; each accepted protocol lands in *accepted*."""
+async def _listen(
+    factory: Callable[[], _P], accepted: list[_P], tls: ssl.SSLContext | None = None
+) -> asyncio.Server:
+    """``loop.create_server`` on loopback (with *tls*, asyncio's ``ssl=``); each
+    accepted protocol lands in *accepted*."""
 
     def accept() -> _P:
         protocol = factory()
         accepted.append(protocol)
         return protocol
 
-    return await asyncio.get_running_loop().create_server(accept, LOOPBACK, 0, backlog=BACKLOG)
+    return await asyncio.get_running_loop().create_server(
+        accept, LOOPBACK, 0, backlog=BACKLOG, ssl=tls
+    )
+
+
+def _dial_tls(peer: Peer) -> dict[str, Any]:
+    """``create_connection``'s and ``open_connection``'s TLS keywords (none: plaintext)."""
+    tls = client_context(peer.job)
+    return {} if tls is None else {"ssl": tls, "server_hostname": HOSTNAME}
 
 
 async def _close(protocols: list[_P], server: asyncio.Server | None = None) -> None:
@@ -267,7 +280,7 @@ def _port(server: asyncio.Server) -> int:
 
 async def _ping_server(peer: Peer) -> None:
     accepted: list[_Echo] = []
-    server = await _listen(_Echo, accepted)
+    server = await _listen(_Echo, accepted, server_context(peer.job))
     try:
         peer.announce(_port(server))
         peer.begin()
@@ -282,7 +295,7 @@ async def _ping_server(peer: Peer) -> None:
 async def _ping_client(peer: Peer) -> None:
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_connection(
-        functools.partial(_Volleyer, peer.count), LOOPBACK, peer.port
+        functools.partial(_Volleyer, peer.count), LOOPBACK, peer.port, **_dial_tls(peer)
     )
     try:
         peer.begin()
@@ -301,7 +314,7 @@ async def _bulk_server(peer: Peer) -> None:
     arrived = asyncio.Event()
     tally = Tally(peer.count * CHUNK, arrived.set)
     accepted: list[_Counter] = []
-    server = await _listen(functools.partial(_Counter, tally), accepted)
+    server = await _listen(functools.partial(_Counter, tally), accepted, server_context(peer.job))
     try:
         peer.announce(_port(server))
         peer.begin()
@@ -315,7 +328,7 @@ async def _bulk_server(peer: Peer) -> None:
 
 async def _bulk_client(peer: Peer) -> None:
     loop = asyncio.get_running_loop()
-    transport, client = await loop.create_connection(_Pump, LOOPBACK, peer.port)
+    transport, client = await loop.create_connection(_Pump, LOOPBACK, peer.port, **_dial_tls(peer))
     try:
         write, resumed = transport.write, client.resumed
         peer.begin()
@@ -489,7 +502,7 @@ async def _ping_server_streams(peer: Peer) -> None:
             writer.close()
             gone.set()
 
-    server = await asyncio.start_server(echo, LOOPBACK, 0)
+    server = await asyncio.start_server(echo, LOOPBACK, 0, ssl=server_context(peer.job))
     try:
         peer.announce(_port(server))
         peer.begin()
@@ -506,7 +519,7 @@ async def _ping_server_streams(peer: Peer) -> None:
 
 async def _ping_client_streams(peer: Peer) -> None:
     volley = Rounds(peer.count, REQUEST, int)
-    reader, writer = await asyncio.open_connection(LOOPBACK, peer.port)
+    reader, writer = await asyncio.open_connection(LOOPBACK, peer.port, **_dial_tls(peer))
     try:
         receive, write, drain, due = reader.read, writer.write, writer.drain, volley.due
         peer.begin()
@@ -540,4 +553,10 @@ SIDES: Final[dict[tuple[str, str, str], Side]] = {
     ("raw", "connections", "client"): _hold_client,
     ("streams", "ping-pong", "server"): _ping_server_streams,
     ("streams", "ping-pong", "client"): _ping_client_streams,
+    ("raw", "tls-ping-pong", "server"): _ping_server,
+    ("raw", "tls-ping-pong", "client"): _ping_client,
+    ("raw", "tls-bulk", "server"): _bulk_server,
+    ("raw", "tls-bulk", "client"): _bulk_client,
+    ("streams", "tls-ping-pong", "server"): _ping_server_streams,
+    ("streams", "tls-ping-pong", "client"): _ping_client_streams,
 }

@@ -41,6 +41,7 @@ from .scenarios import (
     PING_RECV,
     PING_SIZE,
 )
+from .tlsfiles import HOSTNAME, client_context, server_context
 
 __all__ = ["SIDES", "prepare", "run"]
 
@@ -81,11 +82,15 @@ def _accept(listener: socket.socket, peer: Peer) -> socket.socket:
         conn, _ = listener.accept()
     except TimeoutError:
         raise peer.stalled("accepting a connection") from None
-    return _blocking(conn)
+    conn = _blocking(conn)
+    tls = server_context(peer.job)
+    return conn if tls is None else tls.wrap_socket(conn, server_side=True)
 
 
 def _connect(peer: Peer) -> socket.socket:
-    return _blocking(socket.create_connection((LOOPBACK, peer.port), timeout=peer.left()))
+    sock = _blocking(socket.create_connection((LOOPBACK, peer.port), timeout=peer.left()))
+    tls = client_context(peer.job)
+    return sock if tls is None else tls.wrap_socket(sock, server_hostname=HOSTNAME)
 
 
 def _start(target: Callable[..., object], *args: object) -> threading.Thread:
@@ -142,6 +147,7 @@ def _ping_server_jfsocket(peer: Peer) -> None:
         {EventTypes.RECEIVED: echo_sync, EventTypes.DISCONNECT: lambda *_: gone.set()},
         encoding=None,
         recv_buffer=PING_RECV,
+        ssl=server_context(peer.job),
     ) as server:
         server.start()
         peer.announce(server.host[1])
@@ -154,7 +160,11 @@ def _ping_client_jfsocket(peer: Peer) -> None:
     done = threading.Event()
     volley = SyncVolley(peer.count, REQUEST, done.set)
     with TcpClient(
-        None, {EventTypes.RECEIVED: volley.on_received}, encoding=None, recv_buffer=PING_RECV
+        None,
+        {EventTypes.RECEIVED: volley.on_received},
+        encoding=None,
+        recv_buffer=PING_RECV,
+        ssl=client_context(peer.job),
     ) as client:
         client.connect(LOOPBACK, peer.port, timeout=peer.left())
         peer.begin()
@@ -196,7 +206,12 @@ def _bulk_server_jfsocket(peer: Peer) -> None:
     arrived = threading.Event()
     tally = Tally(peer.count * CHUNK, arrived.set)
     with TcpServer(
-        LOOPBACK, 0, {EventTypes.RECEIVED: tally.on_received}, encoding=None, recv_buffer=CHUNK
+        LOOPBACK,
+        0,
+        {EventTypes.RECEIVED: tally.on_received},
+        encoding=None,
+        recv_buffer=CHUNK,
+        ssl=server_context(peer.job),
     ) as server:
         server.start()
         peer.announce(server.host[1])
@@ -207,7 +222,7 @@ def _bulk_server_jfsocket(peer: Peer) -> None:
 
 
 def _bulk_client_jfsocket(peer: Peer) -> None:
-    with TcpClient(encoding=None) as client:
+    with TcpClient(encoding=None, ssl=client_context(peer.job)) as client:
         client.connect(LOOPBACK, peer.port, timeout=peer.left())
         send = client.send
         peer.begin()
@@ -477,6 +492,14 @@ SIDES: Final[dict[tuple[str, str, str], Side]] = {
     ("jfsocket", "bulk", "client"): _bulk_client_jfsocket,
     ("raw", "bulk", "server"): _bulk_server_raw,
     ("raw", "bulk", "client"): _bulk_client_raw,
+    ("jfsocket", "tls-ping-pong", "server"): _ping_server_jfsocket,
+    ("jfsocket", "tls-ping-pong", "client"): _ping_client_jfsocket,
+    ("raw", "tls-ping-pong", "server"): _ping_server_raw,
+    ("raw", "tls-ping-pong", "client"): _ping_client_raw,
+    ("jfsocket", "tls-bulk", "server"): _bulk_server_jfsocket,
+    ("jfsocket", "tls-bulk", "client"): _bulk_client_jfsocket,
+    ("raw", "tls-bulk", "server"): _bulk_server_raw,
+    ("raw", "tls-bulk", "client"): _bulk_client_raw,
     ("jfsocket", "fan-out", "server"): _fanout_server_jfsocket,
     ("jfsocket", "fan-out", "client"): _fanout_client_jfsocket,
     ("raw", "fan-out", "server"): _fanout_server_raw,

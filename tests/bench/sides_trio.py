@@ -18,6 +18,7 @@ from .peers import Job, Peer
 from .plumbing import GROUP, LOOPBACK, loopback_sender, raw_receiver, rss, window
 from .scenarios import BACKLOG, CHUNK, DATAGRAM_RECV, FANOUT_SIZE, HOLD_RECV, HOLD_STEP, PING_RECV
 from .sides_async import BLOCK, MESSAGE, PAYLOAD, REQUEST
+from .tlsfiles import HOSTNAME, client_context, server_context
 
 __all__ = ["FLAVOUR", "SIDES", "prepare", "run"]
 
@@ -67,6 +68,20 @@ def _port(listener: trio.SocketListener) -> int:
     return int(listener.socket.getsockname()[1])
 
 
+async def _accepted(listener: trio.SocketListener, peer: Peer) -> trio.abc.Stream:
+    """The next connection; over TLS, trio's SSLStream on it (server side)."""
+    stream = await listener.accept()
+    tls = server_context(peer.job)
+    return stream if tls is None else trio.SSLStream(stream, tls, server_side=True)
+
+
+async def _dial(peer: Peer) -> trio.abc.Stream:
+    """A connection to the server side; over TLS, trio's SSLStream on it."""
+    stream = await trio.open_tcp_stream(LOOPBACK, peer.port)
+    tls = client_context(peer.job)
+    return stream if tls is None else trio.SSLStream(stream, tls, server_hostname=HOSTNAME)
+
+
 # -- ping-pong -------------------------------------------------------------------
 
 
@@ -75,7 +90,7 @@ async def _ping_server(peer: Peer) -> None:
         peer.announce(_port(listener))
         peer.begin()
         peer.step("echoing until the client leaves")
-        async with await listener.accept() as stream:
+        async with await _accepted(listener, peer) as stream:
             receive, send_all = stream.receive_some, stream.send_all
             while data := await receive(PING_RECV):
                 await send_all(data)
@@ -84,7 +99,7 @@ async def _ping_server(peer: Peer) -> None:
 
 async def _ping_client(peer: Peer) -> None:
     volley = Rounds(peer.count, REQUEST, int)
-    async with await trio.open_tcp_stream(LOOPBACK, peer.port) as stream:
+    async with await _dial(peer) as stream:
         receive, send_all, due = stream.receive_some, stream.send_all, volley.due
         peer.begin()
         peer.step(f"{peer.count} round trips")
@@ -108,7 +123,7 @@ async def _bulk_server(peer: Peer) -> None:
         peer.announce(_port(listener))
         peer.begin()
         peer.step("receiving every byte")
-        async with await listener.accept() as stream:
+        async with await _accepted(listener, peer) as stream:
             receive, add = stream.receive_some, tally.add
             while tally.got < total:
                 data = await receive(CHUNK)
@@ -120,7 +135,7 @@ async def _bulk_server(peer: Peer) -> None:
 
 
 async def _bulk_client(peer: Peer) -> None:
-    async with await trio.open_tcp_stream(LOOPBACK, peer.port) as stream:
+    async with await _dial(peer) as stream:
         send_all = stream.send_all
         peer.begin()
         peer.step(f"sending {peer.count} writes")
@@ -267,6 +282,10 @@ SIDES: Final[dict[tuple[str, str], Side]] = {
     ("ping-pong", "client"): _ping_client,
     ("bulk", "server"): _bulk_server,
     ("bulk", "client"): _bulk_client,
+    ("tls-ping-pong", "server"): _ping_server,
+    ("tls-ping-pong", "client"): _ping_client,
+    ("tls-bulk", "server"): _bulk_server,
+    ("tls-bulk", "client"): _bulk_client,
     ("fan-out", "server"): _fanout_server,
     ("fan-out", "client"): _fanout_client,
     ("multicast", "server"): _cast_receiver,

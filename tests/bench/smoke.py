@@ -11,7 +11,15 @@ from .scenarios import RUNTIMES, SCENARIOS
 
 __all__ = ["CLIENTS", "TINY", "check_rows", "expected_rows"]
 
-TINY: Final = {"ping-pong": 20, "multicast": 300, "fan-out": 3, "connections": 10, "bulk": 16}
+TINY: Final = {
+    "ping-pong": 20,
+    "multicast": 300,
+    "fan-out": 3,
+    "connections": 10,
+    "bulk": 16,
+    "tls-ping-pong": 20,
+    "tls-bulk": 16,
+}
 CLIENTS: Final = 4
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from tests.bench import bench_asyncio, run, runner
 from tests.bench.plumbing import open_fds
+from tests.bench.scenarios import SCENARIOS
 from tests.bench.smoke import CLIENTS, TINY, check_rows, expected_rows
 
 LOOPS = [loop for loop in ("asyncio", "uvloop") if runner.loop_available(loop)]
@@ -13,11 +14,15 @@ LOOPS = [loop for loop in ("asyncio", "uvloop") if runner.loop_available(loop)]
 
 @pytest.mark.timeout(90)
 def test_asyncio_rows_are_well_formed() -> None:
-    """Every scenario gives its rows on every loop (ping-pong also vs streams); none left open."""
+    """Every scenario gives its rows on every loop (ping-pong, plain and TLS, also vs
+    streams); none left open."""
     fds = open_fds()
     results = bench_asyncio.main(sizes=TINY, clients=CLIENTS, runs=1, warm_up=False, timeout=20)
     expected = expected_rows("asyncio", LOOPS)
-    assert sum(base.startswith("asyncio streams") for _, base, _ in expected) == 2 * len(LOOPS)
+    with_streams = sum(scenario.streams for scenario in SCENARIOS)  # ping-pong, and over TLS
+    assert sum(base.startswith("asyncio streams") for _, base, _ in expected) == (
+        2 * len(LOOPS) * with_streams
+    )
     check_rows(results, expected)
     for r in results:
         if "streams" in r.baseline_name:

@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from ..certs import Certs
 from ..memory.conftest import forbid_network
 from .driver import Driver
 from .runtimes import AVAILABLE, BINDINGS
 
-__all__ = ["binding", "d", "no_leaks", "open_fds"]
+__all__ = ["binding", "certs", "d", "no_leaks", "open_fds", "td"]
 
 
 def open_fds() -> dict[str, str]:
@@ -96,6 +97,25 @@ def d(binding: str, no_leaks: None, monkeypatch: pytest.MonkeyPatch) -> Iterator
     if binding == "memory":
         forbid_network(monkeypatch)
     driver = Driver(binding)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture(scope="session")
+def certs() -> Certs:
+    """This run's CA and server certificate (made by trustme, never stored)."""
+    return Certs()
+
+
+@pytest.fixture
+def td(binding: str, certs: Certs, no_leaks: None) -> Iterator[Driver]:
+    """A :class:`Driver` for *binding* over TLS: every server and client has
+    ``ssl=``, and plain peers are Python's ssl sockets."""
+    if binding == "memory":
+        pytest.skip("memory: the virtual network has no TLS (it would need a virtual one)")
+    driver = Driver(binding, tls=certs)
     try:
         yield driver
     finally:

@@ -27,6 +27,7 @@ import fcntl
 import random
 import select
 import socket
+import ssl
 import struct
 import termios
 import threading
@@ -37,6 +38,7 @@ from typing import Any, Final
 import pytest
 from jfsocket.core import EventTypes, SocketError, Stats
 
+from ..certs import Certs
 from .runtimes import CALL_TIMEOUT, Runner, in_action, make_runner
 from .trace import WAIT, Copied, Entry, LogLine, Recorder, Trace, format_diff, same
 
@@ -382,12 +384,12 @@ class RawPeer:
 
     def recv_exactly(self, size: int) -> bytes:
         """Read *size* bytes (bounded by the socket timeout)."""
-        got = b""
+        got = bytearray()  # not bytes +=: an ssl socket gives at most a record (16 KiB) a time
         while len(got) < size:
             chunk = self.sock.recv(size - len(got))
             assert chunk, f"EOF after {len(got)} of {size} bytes"
             got += chunk
-        return got
+        return bytes(got)
 
     def recv_some(self, size: int = 65536) -> bytes:
         """One ``recv``."""
@@ -452,21 +454,60 @@ class RawPeer:
 
 
 class RawListener:
-    """A plain listening socket on 127.0.0.1: a server outside jfsocket."""
+    """A plain listening socket on 127.0.0.1: a server outside jfsocket.
+
+    Over TLS (a driver made with ``tls``), Python's own ssl server: its one
+    connection is accepted, and its handshake run, by a thread started at
+    once (our client's ``connect`` waits for the handshake, so it cannot
+    wait for the scenario's ``accept``).
+    """
 
     def close(self) -> None:
-        """Stop listening."""
+        """Stop listening (which ends the TLS acceptor thread, if any)."""
         self.sock.close()
+        if self._acceptor is not None:
+            self._acceptor.join(CALL_TIMEOUT)
 
-    def __init__(self, driver: Driver, sock: socket.socket, label: str) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        sock: socket.socket,
+        label: str,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._d = driver
         self.sock = sock
         self.label = label
         self.host: tuple[str, int] = sock.getsockname()[:2]
+        self._accepted: list[socket.socket | BaseException] = []
+        self._ready = threading.Event()
+        self._acceptor: threading.Thread | None = None
+        if tls is not None:
+            self._acceptor = threading.Thread(
+                target=self._accept_tls, args=(tls,), name="conformance TLS acceptor"
+            )
+            self._acceptor.start()
+
+    def _accept_tls(self, context: ssl.SSLContext) -> None:
+        try:
+            sock, _ = self.sock.accept()
+            sock.settimeout(CALL_TIMEOUT)
+            self._accepted.append(context.wrap_socket(sock, server_side=True))
+        except (OSError, ValueError) as exc:
+            self._accepted.append(exc)
+        finally:
+            self._ready.set()
 
     def accept(self) -> RawPeer:
         """The next connection (bounded by the socket timeout)."""
-        sock, _ = self.sock.accept()
+        if self._acceptor is not None:
+            assert self._ready.wait(CALL_TIMEOUT), "no TLS connection accepted"
+            got = self._accepted.pop()
+            if isinstance(got, BaseException):
+                raise got
+            sock = got
+        else:
+            sock, _ = self.sock.accept()
         sock.settimeout(CALL_TIMEOUT)
         peer = RawPeer(sock, self.label)
         self._d._keep(peer)
@@ -520,8 +561,13 @@ class Pump:
 class Driver:
     """Makes objects of one binding (or, for interop, several), records, checks, cleans up."""
 
-    def __init__(self, binding: str) -> None:
+    def __init__(self, binding: str, tls: Certs | None = None) -> None:
         self.binding = binding
+        #: Over TLS: servers and clients get ``ssl=`` contexts from these
+        #: certificates, and plain peers are Python's own ssl sockets.
+        self.tls = tls
+        self._server_context = tls.server_context() if tls is not None else None
+        self._client_context = tls.client_context() if tls is not None else None
         self.recorder = Recorder()
         self._runners: dict[str, Runner] = {}
         self._handles: dict[int, Handle] = {}
@@ -666,6 +712,8 @@ class Driver:
             **extra,
         }
         options = _defaults(options)
+        if self._server_context is not None:
+            options.setdefault("ssl", self._server_context)
         handle: ServerH = self._make(
             ServerH,
             "TcpServer",
@@ -705,6 +753,8 @@ class Driver:
                 **extra,
             }
         )
+        if self._client_context is not None:
+            options.setdefault("ssl", self._client_context)
         handle: ClientH = self._make(
             ClientH,
             "TcpClient",
@@ -789,9 +839,15 @@ class Driver:
     # -- plain sockets -----------------------------------------------------------------
 
     def raw_connect(
-        self, address: tuple[str, int], *, rcvbuf: int | None = None, sndbuf: int | None = None
+        self,
+        address: tuple[str, int],
+        *,
+        rcvbuf: int | None = None,
+        sndbuf: int | None = None,
+        tls: bool = True,
     ) -> RawPeer:
-        """A plain socket connected to *address* (``raw1``, ``raw2``...)."""
+        """A plain socket connected to *address* (``raw1``, ``raw2``...); over TLS
+        (unless *tls* is false), a Python ssl socket whose handshake is done."""
         virtual = getattr(self.runner(), "raw_connect", None)
         if virtual is not None:  # the memory network's own kind of plain socket
             made: RawPeer = virtual(address, self._next("raw"), rcvbuf)
@@ -807,6 +863,9 @@ class Driver:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
         sock.settimeout(CALL_TIMEOUT)
         sock.connect(address)
+        if self._client_context is not None and tls:
+            sock = self._client_context.wrap_socket(sock, server_hostname=address[0])
+            self._keep(sock)
         peer = RawPeer(sock, self._next("raw"))
         self.recorder.address(peer.host, peer.label)
         return peer
@@ -826,7 +885,9 @@ class Driver:
         sock.bind((LOCALHOST, 0))
         sock.listen(8)
         sock.settimeout(CALL_TIMEOUT)
-        listener = RawListener(self, sock, "rawserver")
+        context = self.tls.server_context() if self.tls is not None else None
+        listener = RawListener(self, sock, "rawserver", context)
+        self._keep(listener)  # closed (and its acceptor joined) at the end
         self.recorder.address(listener.host, listener.label)
         return listener
 

@@ -17,7 +17,7 @@ import pytest
 core = importlib.import_module("jfsocket.core")  # see tests/conftest.py
 
 #: The core's modules that stay Python in a compiled core (setup.py's INTERPRETED).
-INTERPRETED = frozenset({"events", "timing"})
+INTERPRETED = frozenset({"events", "timing", "tls"})
 
 
 def _extension(module_name: str) -> bool:

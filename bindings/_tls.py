@@ -1,0 +1,205 @@
+"""TLS for the bindings: what all three decide the same way.
+
+Each binding runs its runtime's TLS (the threaded one an :class:`ssl.SSLObject`
+over memory buffers, :class:`TlsPipe`; trio's ``SSLStream``; asyncio's
+``start_tls``); the core decides the rest (the HANDSHAKING state, its
+deadline, what a failure means).  Here are the checks of the user's
+arguments, the name a client checks the certificate against, the
+:class:`~jfsocket.core.TlsInfo` made from a finished handshake, and which
+errors are a peer that closed without saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import threading
+from typing import Any, Final, Protocol
+
+from jfsocket.core import TlsInfo
+
+__all__ = [
+    "CLOSE_NOTIFY_GRACE",
+    "READ_SIZE",
+    "Agreed",
+    "TlsPipe",
+    "check_context",
+    "ragged_eof",
+    "server_name",
+    "tls_info",
+]
+
+#: Ciphertext read at once: a whole TLS record (16 KiB and its overhead) and more,
+#: whatever ``recvBuffer`` is (the core still cuts RECEIVED at ``recvBuffer``).
+READ_SIZE: Final = 65536
+#: Seconds an async ``close()`` lets TLS's close_notify take to go out (it is a
+#: few bytes: only a peer that stopped reading makes it wait, and not for long).
+CLOSE_NOTIFY_GRACE: Final = 1.0
+
+
+class Agreed(Protocol):
+    """What a finished handshake tells (an SSLObject, an SSLSocket, trio's SSLStream)."""
+
+    def version(self) -> str | None: ...
+    def cipher(self) -> tuple[str, str, int] | None: ...
+    def getpeercert(self) -> dict[str, Any] | None: ...
+    def selected_alpn_protocol(self) -> str | None: ...
+
+
+def check_context(context: object, *, server: bool) -> ssl.SSLContext | None:
+    """*context* (the ``ssl=`` argument) if it fits the side that uses it.
+
+    Not an :class:`ssl.SSLContext`: ``TypeError``.  A client-only context on
+    a server, or a server-only one on a client: ``ValueError``.  jfsocket
+    never makes a context of its own: what to trust is the user's choice.
+    """
+    if context is None:
+        return None
+    if not isinstance(context, ssl.SSLContext):
+        raise TypeError(f"ssl must be an ssl.SSLContext or None, not {type(context).__name__}")
+    if server and (context.protocol == ssl.PROTOCOL_TLS_CLIENT or context.check_hostname):
+        raise ValueError(
+            "ssl of a TcpServer must be a server context, e.g. "
+            "ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) with load_cert_chain()"
+        )
+    if not server and context.protocol == ssl.PROTOCOL_TLS_SERVER:
+        raise ValueError(
+            "ssl of a TcpClient must be a client context, e.g. ssl.create_default_context()"
+        )
+    return context
+
+
+def server_name(ip: str, server_hostname: object, context: ssl.SSLContext | None) -> str | None:
+    """The name the server's certificate is checked against: *server_hostname*,
+    else the address dialed.  ``None`` on plaintext (where giving one is a
+    ``ValueError``)."""
+    if server_hostname is not None and not isinstance(server_hostname, str):
+        raise TypeError(
+            f"server_hostname must be a str or None, not {type(server_hostname).__name__}"
+        )
+    if context is None:
+        if server_hostname is not None:
+            raise ValueError("server_hostname is only meaningful with ssl=")
+        return None
+    if server_hostname == "":
+        raise ValueError("server_hostname must not be empty")
+    return ip if server_hostname is None else server_hostname
+
+
+def tls_info(obj: Agreed) -> TlsInfo:
+    """What the finished handshake of *obj* agreed on."""
+    cipher = obj.cipher()
+    return TlsInfo(
+        version=obj.version(),
+        cipher=cipher[0] if cipher is not None else None,
+        # {} is what ssl gives for a certificate it did not verify: no facts.
+        peer_certificate=obj.getpeercert() or None,
+        alpn_protocol=obj.selected_alpn_protocol(),
+    )
+
+
+def ragged_eof(exc: BaseException | None) -> bool:
+    """*exc* (or what caused it) is a peer that closed TCP without TLS's
+    close_notify: taken as its EOF, as ``suppress_ragged_eofs`` does."""
+    while exc is not None:
+        if isinstance(exc, ssl.SSLEOFError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+class TlsPipe:
+    """An :class:`ssl.SSLObject` over memory buffers, for blocking sockets.
+
+    The threaded binding reads and writes the socket itself; this turns
+    ciphertext into plaintext and back.  One lock guards the SSL object
+    (a reader thread and writer threads use it); the caller keeps the order
+    of what it sends (it holds its write lock from :meth:`seal` to the write).
+    """
+
+    __slots__ = ("_incoming", "_lock", "_notified", "_obj", "_outgoing")
+
+    def __init__(
+        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None
+    ) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._obj = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=server_side, server_hostname=server_hostname
+        )
+        self._lock = threading.Lock()
+        self._notified = False
+
+    def handshake(self) -> tuple[bool, bytes]:
+        """One step of the handshake: (done, ciphertext to send now)."""
+        with self._lock:
+            try:
+                self._obj.do_handshake()
+                done = True
+            except ssl.SSLWantReadError:
+                done = False
+            return done, self._outgoing.read()
+
+    def feed_handshake(self, data: bytes) -> None:
+        """Ciphertext read during the handshake (``b''``: the peer closed)."""
+        with self._lock:
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
+
+    def info(self) -> TlsInfo:
+        """What the handshake agreed on."""
+        return tls_info(self._obj)
+
+    def receive(self, data: bytes) -> tuple[bytes, bool, bool]:
+        """Ciphertext read: (plaintext, the peer's close_notify came, there is
+        ciphertext to send back).  A broken record raises ``ssl.SSLError``."""
+        incoming, obj = self._incoming, self._obj
+        with self._lock:
+            incoming.write(data)
+            try:
+                first = obj.read(READ_SIZE)
+            except ssl.SSLWantReadError:  # part of a record, or TLS's own (a ticket)
+                return b"", False, self._outgoing.pending > 0
+            except ssl.SSLZeroReturnError:
+                return b"", True, self._outgoing.pending > 0
+            # The common case, one whole record, is done without asking again (a
+            # want-read costs an exception).
+            if not incoming.pending and not obj.pending():
+                return first, not first, self._outgoing.pending > 0
+            chunks = [first]
+            ended = not first
+            while not ended:
+                try:
+                    chunk = obj.read(READ_SIZE)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    ended = True
+                    break
+                ended = not chunk
+                chunks.append(chunk)
+            return b"".join(chunks), ended, self._outgoing.pending > 0
+
+    def seal(self, payload: bytes | memoryview) -> bytes:
+        """*payload* encrypted, with whatever else was waiting to go (in order)."""
+        with self._lock:
+            self._obj.write(payload)
+            return self._outgoing.read()
+
+    def take(self) -> bytes:
+        """Ciphertext waiting to go (a reply the reader's read produced)."""
+        with self._lock:
+            return self._outgoing.read()
+
+    def close_notify(self) -> bytes:
+        """TLS's close_notify, to send once; then ``b''``."""
+        with self._lock:
+            if self._notified:
+                return b""
+            self._notified = True
+            # Want-read: the peer's own close_notify is not awaited.
+            with contextlib.suppress(ssl.SSLError):
+                self._obj.unwrap()
+            return self._outgoing.read()
