@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 from jfsocket.bindings.memory import EventTypes, Network, SocketError, TcpClient, TcpServer
 from jfsocket.core import Disconnected
@@ -198,4 +200,23 @@ def test_a_connect_from_inside_the_network_registers_before_connected() -> None:
     net.soon(lambda: client.connect("10.0.0.1", 80))
     net.run()
     assert listed == [True] and client.isAlive
+    server.stop()
+
+
+def test_tls_is_refused_not_ignored() -> None:
+    """ssl= on the virtual network is a ValueError naming it (it would otherwise be
+    plaintext in disguise); server_hostname without ssl= is refused as everywhere."""
+    net = Network()
+    context = ssl.create_default_context()
+    with pytest.raises(ValueError, match="ssl"):
+        net.TcpClient(ssl=context)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with pytest.raises(ValueError, match="ssl"):
+        net.TcpServer("127.0.0.1", 0, ssl=server_context)
+    server = net.TcpServer("127.0.0.1", 0)
+    server.start()
+    client = net.TcpClient()
+    with pytest.raises(ValueError, match="server_hostname"):
+        client.connect(*server.host, server_hostname="localhost")
+    assert not client.isAlive
     server.stop()
