@@ -38,7 +38,7 @@ from .test_cli import (
 )
 
 LO: Final = Interface(name="lo", index=1, addresses=("127.0.0.1",), loopback=True)
-ETH: Final = Interface(name="eth9", index=7, addresses=("10.9.9.9",))
+ETH: Final = Interface(name="eth9", index=7, addresses=("127.109.9.9",))
 SENDER: Final = ("127.0.0.1", 40000)
 
 _REPORT = re.compile(

@@ -199,7 +199,7 @@ def test_unknown_interface_is_1007_and_joins_nothing(d: Driver) -> None:
     call joined (all or nothing), earlier memberships kept; dropping there: 1007."""
     first, second, third = d.groups(3)
     table = host_interfaces()
-    stranger = "203.0.113.254"  # TEST-NET-3: on no interface of this host
+    stranger = "127.203.113.254"  # loopback range, but on no interface of the table
     assert all(stranger not in i.addresses for i in table)
     missing_index = max(i.index for i in table) + 1000
     receiver = d.receiver()

@@ -25,9 +25,9 @@ from jfsocket.core.callbacks import CallbackRegistry, Role
 from jfsocket.core.interfaces import Resolved, resolve_interfaces, validate_interface_spec
 
 LO = Interface(name="lo", index=1, addresses=("127.0.0.1", "::1"), loopback=True)
-ETH = Interface(name="eth0", index=2, addresses=("10.0.0.1", "fe80::1"))
-V6 = Interface(name="v6only", index=3, addresses=("2001:db8::1",))
-DOWN = Interface(name="down", index=4, addresses=("10.9.0.1",), up=False)
+ETH = Interface(name="eth0", index=2, addresses=("127.100.0.1", "fe80::1"))
+V6 = Interface(name="v6only", index=3, addresses=("fd00:db8::1",))
+DOWN = Interface(name="down", index=4, addresses=("127.109.0.1",), up=False)
 TABLE = (LO, ETH, V6, DOWN)
 LINUX = multicast_os("linux", 8)
 DARWIN = multicast_os("darwin", 8)
@@ -61,7 +61,7 @@ def test_interface_records() -> None:
         (3, 3),
         ("eth0", "eth0"),
         ("fe80::1%eth0", "fe80::1"),
-        ("10.0.0.001", "10.0.0.001"),
+        ("127.100.0.001", "127.100.0.001"),
     ],
 )
 def test_specs_are_normalised(spec: object, normal: object) -> None:
@@ -88,19 +88,19 @@ def test_resolving_on_a_table() -> None:
     assert [r.address for r in resolve_interfaces(ALL, 6, table)] == [
         "::1",
         "fe80::1",
-        "2001:db8::1",
+        "fd00:db8::1",
     ]
-    assert resolve_interfaces(2, 4, table) == [Resolved(ETH, "10.0.0.1")]
+    assert resolve_interfaces(2, 4, table) == [Resolved(ETH, "127.100.0.1")]
     assert resolve_interfaces(3, 4, table) == [Resolved(V6, "0.0.0.0")]
-    assert resolve_interfaces("fe80::1", 4, table) == [Resolved(ETH, "10.0.0.1")]
-    assert resolve_interfaces("10.0.0.1", 4, table)[0].index == 2
+    assert resolve_interfaces("fe80::1", 4, table) == [Resolved(ETH, "127.100.0.1")]
+    assert resolve_interfaces("127.100.0.1", 4, table)[0].index == 2
     assert resolve_interfaces("eth0", 6, table) == [Resolved(ETH, "fe80::1")]
     _unknown(lambda: resolve_interfaces(9, 4, table))
-    _unknown(lambda: resolve_interfaces("10.7.7.7", 4, table))
+    _unknown(lambda: resolve_interfaces("127.107.7.7", 4, table))
     _unknown(lambda: resolve_interfaces("wlan9", 4, table))
     _unknown(lambda: resolve_interfaces(ALL, 4, lambda: (V6,)))
     # A host whose addresses cannot be read: an address is taken as given.
-    assert resolve_interfaces("10.7.7.7", 4, lambda: ()) == [Resolved(None, "10.7.7.7")]
+    assert resolve_interfaces("127.107.7.7", 4, lambda: ()) == [Resolved(None, "127.107.7.7")]
 
 
 # -- what setsockopt gets ----------------------------------------------------------------
@@ -113,20 +113,20 @@ def _packed(ip: str) -> bytes:
 def test_ipv4_memberships_by_os() -> None:
     """Linux: ip_mreqn (with the index); BSDs: ip_mreq; source-specific: the
     interface and source in each OS's order."""
-    group, local, source = _packed("239.1.1.1"), _packed("10.0.0.1"), _packed("10.0.0.9")
-    assert LINUX.membership(True, "239.1.1.1", "10.0.0.1", 2, None) == (
+    group, local, source = _packed("239.1.1.1"), _packed("127.100.0.1"), _packed("127.100.0.9")
+    assert LINUX.membership(True, "239.1.1.1", "127.100.0.1", 2, None) == (
         0,
         35,
         group + local + struct.pack("=i", 2),
     )
-    assert LINUX.membership(False, "239.1.1.1", "10.0.0.1", 2, None)[1] == 36
-    assert DARWIN.membership(True, "239.1.1.1", "10.0.0.1", 2, None) == (0, 12, group + local)
-    assert LINUX.membership(True, "232.1.1.1", "10.0.0.1", 2, "10.0.0.9") == (
+    assert LINUX.membership(False, "239.1.1.1", "127.100.0.1", 2, None)[1] == 36
+    assert DARWIN.membership(True, "239.1.1.1", "127.100.0.1", 2, None) == (0, 12, group + local)
+    assert LINUX.membership(True, "232.1.1.1", "127.100.0.1", 2, "127.100.0.9") == (
         0,
         39,
         _packed("232.1.1.1") + local + source,
     )
-    assert DARWIN.membership(False, "232.1.1.1", "10.0.0.1", 2, "10.0.0.9") == (
+    assert DARWIN.membership(False, "232.1.1.1", "127.100.0.1", 2, "127.100.0.9") == (
         0,
         71,
         _packed("232.1.1.1") + source + local,
@@ -142,13 +142,13 @@ def test_ipv6_memberships_by_os() -> None:
         group + struct.pack("=I", 3),
     )
     assert LINUX.membership(False, "ff15::1", "::", 3, None)[1] == 21
-    level, option, body = LINUX.membership(True, "ff35::1", "::", 3, "2001:db8::9")
+    level, option, body = LINUX.membership(True, "ff35::1", "::", 3, "fd00:db8::9")
     assert isinstance(body, bytes)
     assert (level, option, len(body)) == (41, 46, 4 + 4 + 128 + 128)
     assert body[:8] == struct.pack("=I", 3) + bytes(4)
     assert body[8:10] == struct.pack("=H", 10) and body[16:32] == _packed("ff35::1")
-    assert body[136 + 8 : 136 + 24] == _packed("2001:db8::9")
-    level, option, body = DARWIN.membership(False, "ff35::1", "::", 3, "2001:db8::9")
+    assert body[136 + 8 : 136 + 24] == _packed("fd00:db8::9")
+    level, option, body = DARWIN.membership(False, "ff35::1", "::", 3, "fd00:db8::9")
     assert isinstance(body, bytes)
     assert (option, len(body)) == (83, 4 + 128 + 128)
     assert body[4:6] == struct.pack("=BB", 28, 30)
@@ -158,10 +158,14 @@ def test_ipv6_memberships_by_os() -> None:
 def test_sending_interface_and_pktinfo_by_os() -> None:
     """IP_MULTICAST_IF: ip_mreqn with an index on Linux, the address elsewhere;
     IPv6 by index; packet info where the OS has it."""
-    local = _packed("10.0.0.1")
-    assert LINUX.multicast_if(4, "10.0.0.1", 2) == (0, 32, bytes(4) + local + struct.pack("=i", 2))
-    assert LINUX.multicast_if(4, "10.0.0.1", 0) == (0, 32, local)
-    assert DARWIN.multicast_if(4, "10.0.0.1", 2) == (0, 9, local)
+    local = _packed("127.100.0.1")
+    assert LINUX.multicast_if(4, "127.100.0.1", 2) == (
+        0,
+        32,
+        bytes(4) + local + struct.pack("=i", 2),
+    )
+    assert LINUX.multicast_if(4, "127.100.0.1", 0) == (0, 32, local)
+    assert DARWIN.multicast_if(4, "127.100.0.1", 2) == (0, 9, local)
     assert LINUX.multicast_if(6, "::", 5) == (41, 17, 5)
     assert LINUX.pktinfo(4) == (0, 8) and LINUX.pktinfo(6) == (41, 49)
     assert FREEBSD.pktinfo(4) is None and FREEBSD.pktinfo(6) == (41, 36)
@@ -205,10 +209,10 @@ def test_receiver_memberships_by_interface_and_source() -> None:
     plan = rx.plan_join("239.1.1.1", interface="eth0")
     assert plan.members[0][1].option(LINUX)[1] == 35
     rx.commit(plan)
-    rx.commit(rx.plan_join("232.1.1.1", interface=2, source="10.0.0.9"))
+    rx.commit(rx.plan_join("232.1.1.1", interface=2, source="127.100.0.9"))
     assert rx.memberships == [
         Membership("239.1.1.1", "eth0"),
-        Membership("232.1.1.1", "eth0", "10.0.0.9"),
+        Membership("232.1.1.1", "eth0", "127.100.0.9"),
     ]
     for source, error in ((5, TypeError), ("nope", ValueError), ("::1", ValueError)):
         with pytest.raises(error):
@@ -237,11 +241,11 @@ def test_receiver_says_where_datagrams_arrived() -> None:
     assert rx.pktinfo == (0, 8)
     assert rx.ancillary(Dispatcher(registry)) == 0
     v4 = struct.pack("=i", 2) + bytes(4) + _packed("239.1.1.1")
-    (got,) = rx.receive_datagram(b"x", ("10.0.0.9", 1), ancdata=[(0, 8, v4)])
+    (got,) = rx.receive_datagram(b"x", ("127.100.0.9", 1), ancdata=[(0, 8, v4)])
     assert got.interface == ETH and got.group == "239.1.1.1"  # type: ignore[union-attr]
-    (got,) = rx.receive_datagram(b"x", ("10.0.0.9", 1), arrival=(42, "239.1.1.1"))
+    (got,) = rx.receive_datagram(b"x", ("127.100.0.9", 1), arrival=(42, "239.1.1.1"))
     assert got.interface == Interface(name="", index=42)  # type: ignore[union-attr]
-    (got,) = rx.receive_datagram(b"x", ("10.0.0.9", 1))
+    (got,) = rx.receive_datagram(b"x", ("127.100.0.9", 1))
     assert got.interface is None  # type: ignore[union-attr]
 
 
@@ -254,7 +258,7 @@ def test_sender_interface_options() -> None:
     assert sender.interface_option(4) == (
         0,
         32,
-        bytes(4) + _packed("10.0.0.1") + struct.pack("=i", 2),
+        bytes(4) + _packed("127.100.0.1") + struct.pack("=i", 2),
     )
     assert SenderModel("tx").interface_option(4) is None
     with pytest.raises(ValueError, match="one interface"):

@@ -22,12 +22,14 @@ LO = Interface(name="lo", index=1, addresses=("127.0.0.1", "::1"), loopback=True
 ETH0 = Interface(
     name="eth0",
     index=2,
-    addresses=("192.0.2.10", "2001:db8::10", "192.0.2.11", "fe80::10"),
+    addresses=("127.0.2.10", "fd00:db8::10", "127.0.2.11", "fe80::10"),
 )
-V6ONLY = Interface(name="v6", index=3, addresses=("2001:db8:1::3",))
-V4ONLY = Interface(name="v4", index=4, addresses=("198.51.100.4",))
-DOWN = Interface(name="down", index=5, addresses=("203.0.113.5", "2001:db8:2::5"), up=False)
-NOMC = Interface(name="nomc", index=7, addresses=("203.0.113.7", "2001:db8:3::7"), multicast=False)
+V6ONLY = Interface(name="v6", index=3, addresses=("fd00:db8:1::3",))
+V4ONLY = Interface(name="v4", index=4, addresses=("127.51.100.4",))
+DOWN = Interface(name="down", index=5, addresses=("127.203.113.5", "fd00:db8:2::5"), up=False)
+NOMC = Interface(
+    name="nomc", index=7, addresses=("127.203.113.7", "fd00:db8:3::7"), multicast=False
+)
 BARE = Interface(name="bare", index=9)
 TABLE: tuple[Interface, ...] = (LO, ETH0, V6ONLY, V4ONLY, DOWN, NOMC, BARE)
 
@@ -56,13 +58,13 @@ def resolve(spec: object, version: int, source: object = table) -> list[Resolved
     [
         (LO, 4, "127.0.0.1"),
         (LO, 6, "::1"),
-        (ETH0, 4, "192.0.2.10"),
-        (ETH0, 6, "2001:db8::10"),
-        (V6ONLY, 6, "2001:db8:1::3"),
+        (ETH0, 4, "127.0.2.10"),
+        (ETH0, 6, "fd00:db8::10"),
+        (V6ONLY, 6, "fd00:db8:1::3"),
         (V6ONLY, 4, "0.0.0.0"),  # no IPv4 address: the record still says which one
         (V4ONLY, 6, "::"),
-        (DOWN, 4, "203.0.113.5"),  # named explicitly: up or not is the OS's business
-        (NOMC, 6, "2001:db8:3::7"),
+        (DOWN, 4, "127.203.113.5"),  # named explicitly: up or not is the OS's business
+        (NOMC, 6, "fd00:db8:3::7"),
         (BARE, 4, "0.0.0.0"),
     ],
 )
@@ -79,16 +81,16 @@ def test_by_name_and_index(interface: Interface, version: int, address: str, by:
 @pytest.mark.parametrize(
     ("spec", "version", "interface", "address"),
     [
-        ("192.0.2.11", 4, ETH0, "192.0.2.11"),  # its own address, not the first
-        ("192.0.2.10", 4, ETH0, "192.0.2.10"),
+        ("127.0.2.11", 4, ETH0, "127.0.2.11"),  # its own address, not the first
+        ("127.0.2.10", 4, ETH0, "127.0.2.10"),
         ("fe80::10", 6, ETH0, "fe80::10"),
-        ("2001:DB8::10", 6, ETH0, "2001:db8::10"),  # normalised
+        ("FD00:DB8::10", 6, ETH0, "fd00:db8::10"),  # normalised
         ("fe80::10%eth0", 6, ETH0, "fe80::10"),  # the scope is dropped
-        ("fe80::10", 4, ETH0, "192.0.2.10"),  # the other family: its first IPv4 address
+        ("fe80::10", 4, ETH0, "127.0.2.10"),  # the other family: its first IPv4 address
         ("::1", 4, LO, "127.0.0.1"),
         ("127.0.0.1", 6, LO, "::1"),
-        ("2001:db8:1::3", 4, V6ONLY, "0.0.0.0"),
-        ("203.0.113.5", 4, DOWN, "203.0.113.5"),
+        ("fd00:db8:1::3", 4, V6ONLY, "0.0.0.0"),
+        ("127.203.113.5", 4, DOWN, "127.203.113.5"),
     ],
 )
 def test_by_address(spec: str, version: int, interface: Interface, address: str) -> None:
@@ -100,8 +102,8 @@ def test_by_address(spec: str, version: int, interface: Interface, address: str)
 
 def test_one_interface_with_both_families() -> None:
     """Every name of an interface with both families gives the same record in each family."""
-    for version, first in ((4, "192.0.2.10"), (6, "2001:db8::10")):
-        results = {resolve(spec, version)[0].interface for spec in ("eth0", 2, "192.0.2.11")}
+    for version, first in ((4, "127.0.2.10"), (6, "fd00:db8::10")):
+        results = {resolve(spec, version)[0].interface for spec in ("eth0", 2, "127.0.2.11")}
         assert results == {ETH0}
         assert resolve("eth0", version)[0].address == first
     assert ETH0.has_family(4) and ETH0.has_family(6)
@@ -118,7 +120,7 @@ def test_table_is_read_once_per_resolution() -> None:
 
     resolve("eth0", 4, counted)
     resolve(ALL, 6, counted)
-    resolve("192.0.2.11", 4, counted)
+    resolve("127.0.2.11", 4, counted)
     assert len(calls) == 3
 
 
@@ -127,8 +129,8 @@ def test_table_is_read_once_per_resolution() -> None:
     [
         ("eth9", "'eth9'"),
         (42, "42"),
-        ("192.0.2.99", "'192.0.2.99'"),
-        ("2001:db8::99", "'2001:db8::99'"),
+        ("127.0.2.99", "'127.0.2.99'"),
+        ("fd00:db8::99", "'fd00:db8::99'"),
         ("LO", "'LO'"),  # names are case-sensitive
     ],
 )
@@ -161,7 +163,7 @@ def test_bad_values_are_value_errors(spec: object) -> None:
 
 def test_validation_normalises_addresses_only() -> None:
     """Addresses come back normalised, names and indexes as they are, ALL as ALL."""
-    assert validate_interface_spec("2001:0DB8:0::10") == "2001:db8::10"
+    assert validate_interface_spec("FD00:0DB8:0::10") == "fd00:db8::10"
     assert validate_interface_spec("fe80::1%2") == "fe80::1"
     assert validate_interface_spec("eth0") == "eth0"
     assert validate_interface_spec("1") == "1"  # a name that looks like a number
@@ -191,11 +193,11 @@ def test_a_table_with_no_addresses_takes_an_address_as_is() -> None:
     def source() -> Sequence[Interface]:
         return names_only
 
-    (found,) = resolve("192.0.2.200", 4, source)
-    assert found == Resolved(None, "192.0.2.200")
-    assert (found.key, found.index) == ("192.0.2.200", 0)
-    (found,) = resolve("2001:db8::200", 6, source)
-    assert found == Resolved(None, "2001:db8::200")
+    (found,) = resolve("127.0.2.200", 4, source)
+    assert found == Resolved(None, "127.0.2.200")
+    assert (found.key, found.index) == ("127.0.2.200", 0)
+    (found,) = resolve("fd00:db8::200", 6, source)
+    assert found == Resolved(None, "fd00:db8::200")
     assert resolve("wlan0", 4, source) == [Resolved(names_only[1], "0.0.0.0")]
     with pytest.raises(SocketError) as info:
         resolve("eth0", 4, source)
@@ -214,8 +216,8 @@ def test_the_empty_table_knows_no_name() -> None:
 
 _NAMES = ["lo", "eth0", "eth1", "wlan0", "tun0", "br-x"]
 _ADDRESSES = [
-    *["127.0.0.1", "192.0.2.1", "192.0.2.2", "198.51.100.7", "10.0.0.1"],
-    *["::1", "2001:db8::1", "2001:db8::2", "fe80::1", "fe80::2"],
+    *["127.0.0.1", "127.0.2.1", "127.0.2.2", "127.51.100.7", "127.100.0.1"],
+    *["::1", "fd00:db8::1", "fd00:db8::2", "fe80::1", "fe80::2"],
 ]
 
 
@@ -281,7 +283,7 @@ def test_all_on_the_fixed_table() -> None:
     """On the fixed table, ALL is lo and eth0 in both families, plus v4 or v6 in its own."""
     assert [r.key for r in resolve(ALL, 4)] == ["lo", "eth0", "v4"]
     assert [r.key for r in resolve(ALL, 6)] == ["lo", "eth0", "v6"]
-    assert [r.address for r in resolve(ALL, 4)] == ["127.0.0.1", "192.0.2.10", "198.51.100.4"]
+    assert [r.address for r in resolve(ALL, 4)] == ["127.0.0.1", "127.0.2.10", "127.51.100.4"]
 
 
 # -- the records ---------------------------------------------------------------
@@ -289,8 +291,8 @@ def test_all_on_the_fixed_table() -> None:
 
 def test_interface_records_answer_by_family() -> None:
     """A record's first address and families come from its addresses, in their order."""
-    record = Interface(name="e", index=3, addresses=("fe80::1", "192.0.2.1", "2001:db8::1"))
-    assert record.first_address(4) == "192.0.2.1"
+    record = Interface(name="e", index=3, addresses=("fe80::1", "127.0.2.1", "fd00:db8::1"))
+    assert record.first_address(4) == "127.0.2.1"
     assert record.first_address(6) == "fe80::1"
     assert record.has_family(4) and record.has_family(6)
     assert Interface(name="e", index=3).first_address(4) is None

@@ -37,15 +37,15 @@ LINUX = multicast_os("linux", 8)
 DARWIN = multicast_os("darwin", 8)
 
 G1, G2, G3 = "239.1.1.1", "239.1.1.2", "239.1.1.3"
-S1, S2 = "192.0.2.100", "198.51.100.200"
+S1, S2 = "127.0.2.100", "127.51.100.200"
 
 LO = Interface(name="lo", index=1, addresses=("127.0.0.1", "::1"), loopback=True)
 ETH0 = Interface(
-    name="eth0", index=2, addresses=("192.0.2.10", "2001:db8::10", "192.0.2.11", "fe80::10")
+    name="eth0", index=2, addresses=("127.0.2.10", "fd00:db8::10", "127.0.2.11", "fe80::10")
 )
-WLAN = Interface(name="wlan0", index=3, addresses=("198.51.100.3", "fe80::3"))
-V6ONLY = Interface(name="v6", index=4, addresses=("2001:db8:1::4",))
-DOWN = Interface(name="down", index=5, addresses=("203.0.113.5", "2001:db8:2::5"), up=False)
+WLAN = Interface(name="wlan0", index=3, addresses=("127.51.100.3", "fe80::3"))
+V6ONLY = Interface(name="v6", index=4, addresses=("fd00:db8:1::4",))
+DOWN = Interface(name="down", index=5, addresses=("127.203.113.5", "fd00:db8:2::5"), up=False)
 TABLE = (LO, ETH0, WLAN, V6ONLY, DOWN)
 
 
@@ -143,7 +143,7 @@ def test_memberships_are_keyed_group_interface_source() -> None:
     assert model.memberships[2].source == S1
 
 
-@pytest.mark.parametrize("again", ["eth0", 2, "192.0.2.10", "192.0.2.11", "2001:db8::10"])
+@pytest.mark.parametrize("again", ["eth0", 2, "127.0.2.10", "127.0.2.11", "fd00:db8::10"])
 def test_one_interface_by_name_index_or_address_is_one_key(again: object) -> None:
     """Naming eth0 again, by any of its names, is the same key: 1002."""
     model = receiver()
@@ -200,9 +200,9 @@ def test_different_sources_on_one_group_and_interface() -> None:
 def test_sources_are_normalised() -> None:
     """A source is compared in its normal form."""
     model = receiver(6)
-    join(model, "ff3e::1", interface="eth0", source="2001:DB8:0::99")
-    assert model.memberships == [Membership("ff3e::1", "eth0", "2001:db8::99")]
-    refused(1002, model, True, "ff3e::1", interface="eth0", source="2001:db8::99")
+    join(model, "ff3e::1", interface="eth0", source="FD00:DB8:0::99")
+    assert model.memberships == [Membership("ff3e::1", "eth0", "fd00:db8::99")]
+    refused(1002, model, True, "ff3e::1", interface="eth0", source="fd00:db8::99")
 
 
 @pytest.mark.parametrize(
@@ -211,17 +211,17 @@ def test_sources_are_normalised() -> None:
         (4, "239.1.1.9"),  # multicast
         (4, "224.0.0.1"),
         (4, "0.0.0.0"),  # unspecified
-        (4, "2001:db8::1"),  # the other family
+        (4, "fd00:db8::1"),  # the other family
         (4, "x"),
         (4, ""),
-        (4, "192.0.2"),
-        (4, "192.0.2.1/32"),
-        (4, "192.0.2.256"),
+        (4, "127.0.2"),
+        (4, "127.0.2.1/32"),
+        (4, "127.0.2.256"),
         (6, "ff02::1"),
         (6, "ff3e::1"),
         (6, "::"),
-        (6, "192.0.2.1"),
-        (6, "2001:db8::g"),
+        (6, "127.0.2.1"),
+        (6, "fd00:db8::g"),
     ],
 )
 @pytest.mark.parametrize("joining", [True, False], ids=["join", "drop"])
@@ -238,7 +238,7 @@ def test_source_must_be_unicast_of_the_groups_family(
     assert model.memberships == [Membership(group, "eth0")]
 
 
-@pytest.mark.parametrize("source", [5, b"192.0.2.1", ipaddress.IPv4Address("192.0.2.1")])
+@pytest.mark.parametrize("source", [5, b"127.0.2.1", ipaddress.IPv4Address("127.0.2.1")])
 def test_source_of_another_type(source: object) -> None:
     """A source that is not a str is a TypeError naming source."""
     with pytest.raises(TypeError, match="source"):
@@ -302,7 +302,7 @@ def test_a_failing_key_anywhere_changes_nothing() -> None:
     refused(1003, model, False, G2, G1, interface="wlan0")
     refused(1003, model, False, G2, G2, interface="wlan0")
     refused(1007, model, True, G1, interface="eth9")
-    refused(1004, model, True, G1, "10.0.0.1", interface="eth0")
+    refused(1004, model, True, G1, "127.100.0.1", interface="eth0")
     refused(1004, model, True, G1, "ff05::1", interface="eth0")  # the other family
     with pytest.raises(ValueError, match="source"):
         model.plan_join(G1, interface="eth0", source="ff3e::1")
@@ -381,7 +381,7 @@ def test_drop_on_an_interface_never_joined() -> None:
     refused(1003, model, False, G1, interface="wlan0")
     refused(1003, model, False, G1)  # the receiver's own interface
     refused(1007, model, False, G1, interface="eth9")
-    drop(model, G1, interface="192.0.2.11")  # eth0 by address
+    drop(model, G1, interface="127.0.2.11")  # eth0 by address
     assert model.memberships == []
 
 
@@ -414,23 +414,23 @@ def test_listening_plans_carry_the_os_changes() -> None:
     """While listening, a plan names each change's address, index and source."""
     model = receiver()
     listening(model)
-    plan = model.plan_join(G1, interface="192.0.2.11", source=S1)
+    plan = model.plan_join(G1, interface="127.0.2.11", source=S1)
     assert plan.changes == (
         GroupChange(
-            join=True, group=G1, interface="eth0", address="192.0.2.11", index=2, source=S1
+            join=True, group=G1, interface="eth0", address="127.0.2.11", index=2, source=S1
         ),
     )
     model.commit(plan)
     plan = model.plan_join(G2, interface=ALL)
     assert plan.changes == (
         GroupChange(join=True, group=G2, interface="lo", address="127.0.0.1", index=1),
-        GroupChange(join=True, group=G2, interface="eth0", address="192.0.2.10", index=2),
-        GroupChange(join=True, group=G2, interface="wlan0", address="198.51.100.3", index=3),
+        GroupChange(join=True, group=G2, interface="eth0", address="127.0.2.10", index=2),
+        GroupChange(join=True, group=G2, interface="wlan0", address="127.51.100.3", index=3),
     )
     model.commit(plan)
     plan = model.plan_drop(G2, interface=3)
     assert plan.changes == (
-        GroupChange(join=False, group=G2, interface="wlan0", address="198.51.100.3", index=3),
+        GroupChange(join=False, group=G2, interface="wlan0", address="127.51.100.3", index=3),
     )
     model.commit(plan)
     plan = model.plan_join(G3)
@@ -443,14 +443,14 @@ def test_ipv6_changes_carry_the_index() -> None:
     """An IPv6 change names its interface by index; its option is ipv6_mreq with it."""
     model = receiver(6)
     listening(model)
-    plan = model.plan_join("ff02::fb", interface="fe80::3", source="2001:db8::5")
+    plan = model.plan_join("ff02::fb", interface="fe80::3", source="fd00:db8::5")
     (change,) = plan.changes
     assert (change.join, change.group, change.interface, change.index, change.source) == (
         True,
         "ff02::fb",
         "wlan0",
         3,
-        "2001:db8::5",
+        "fd00:db8::5",
     )
     (change,) = model.plan_join("ff02::fb", interface="eth0").changes
     assert change.index == 2
@@ -521,7 +521,7 @@ def test_interface_address_of_the_other_family_on_an_addressless_table() -> None
     """An IPv6 interface address for an IPv4 join is refused when it is planned."""
     model = receiver(table=Table(Interface(name="e", index=2)))
     listening(model)
-    outcome = attempt(lambda: model.plan_join(G1, interface="2001:db8::1"))
+    outcome = attempt(lambda: model.plan_join(G1, interface="fd00:db8::1"))
     if isinstance(outcome, Exception):
         assert isinstance(outcome, ValueError) and "interface" in str(outcome), outcome
         return
@@ -533,11 +533,11 @@ def test_interface_address_of_the_other_family_on_an_addressless_table() -> None
 # -- the sender ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", ["eth0", 2, "192.0.2.10", "2001:db8::10", "fe80::10"])
+@pytest.mark.parametrize("spec", ["eth0", 2, "127.0.2.10", "fd00:db8::10", "fe80::10"])
 def test_sender_interface_by_name_index_or_address(spec: object) -> None:
     """Every name of eth0 gives IP_MULTICAST_IF for its IPv4 address and IPV6_MULTICAST_IF 2."""
     linux = SenderModel("tx", interface=spec, interfaces=Table(), system=LINUX)
-    local = ipaddress.IPv4Address("192.0.2.10").packed
+    local = ipaddress.IPv4Address("127.0.2.10").packed
     assert linux.interface_option(4) == (0, 32, bytes(4) + local + struct.pack("=i", 2))
     assert linux.interface_option(6) == (41, 17, 2)
     darwin = SenderModel("tx", interface=spec, interfaces=Table(), system=DARWIN)
@@ -547,8 +547,8 @@ def test_sender_interface_by_name_index_or_address(spec: object) -> None:
 
 def test_sender_keeps_the_address_it_was_given() -> None:
     """A sender named by its second IPv4 address sends from that address."""
-    sender = SenderModel("tx", interface="192.0.2.11", interfaces=Table(), system=DARWIN)
-    assert sender.interface_option(4) == (0, 9, ipaddress.IPv4Address("192.0.2.11").packed)
+    sender = SenderModel("tx", interface="127.0.2.11", interfaces=Table(), system=DARWIN)
+    assert sender.interface_option(4) == (0, 9, ipaddress.IPv4Address("127.0.2.11").packed)
 
 
 @pytest.mark.parametrize("spec", [None, 0, "0.0.0.0", "::"])
@@ -559,7 +559,7 @@ def test_sender_left_to_the_os(spec: object) -> None:
     assert sender.interface_option(6) is None
 
 
-@pytest.mark.parametrize("spec", ["eth9", 99, "192.0.2.99", "2001:db8::99"])
+@pytest.mark.parametrize("spec", ["eth9", 99, "127.0.2.99", "fd00:db8::99"])
 def test_sender_unknown_interface_is_1007_at_construction(spec: object) -> None:
     """A sender's interface the table lacks is 1007 when the sender is made."""
     with pytest.raises(SocketError) as info:
@@ -592,11 +592,11 @@ def test_sender_ipv4_through_an_interface_without_ipv4_on_darwin() -> None:
 
 _NAMES = ["lo", "eth0", "eth1", "wlan0"]
 _ADDRESSES = {
-    4: ["127.0.0.1", "192.0.2.1", "192.0.2.2", "198.51.100.1"],
-    6: ["::1", "2001:db8::1", "fe80::1", "fe80::2"],
+    4: ["127.0.0.1", "127.0.2.1", "127.0.2.2", "127.51.100.1"],
+    6: ["::1", "fd00:db8::1", "fe80::1", "fe80::2"],
 }
 _GROUPS = {4: ["239.1.1.1", "239.1.1.2", "224.0.1.9"], 6: ["ff05::1", "ff3e::2", "ff02::3"]}
-_SOURCES = {4: [None, "192.0.2.100", "10.9.9.9"], 6: [None, "2001:db8::100", "2001:db8::200"]}
+_SOURCES = {4: [None, "127.0.2.100", "127.109.9.9"], 6: [None, "fd00:db8::100", "fd00:db8::200"]}
 #: Interfaces are mostly up and multicast-capable, so that ALL names some.
 _MOSTLY = st.sampled_from([True, True, True, False])
 

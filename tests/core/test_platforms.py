@@ -119,8 +119,8 @@ BSD_SA_LEN = {"darwin", "freebsd"}
 #: the others (source, interface).
 LINUX_SOURCE_ORDER = {"linux"}
 
-GROUP4, LOCAL4, SOURCE4 = "239.1.2.3", "192.0.2.10", "198.51.100.7"
-GROUP6, SOURCE6 = "ff3e::1234", "2001:db8::7"
+GROUP4, LOCAL4, SOURCE4 = "239.1.2.3", "127.0.2.10", "127.51.100.7"
+GROUP6, SOURCE6 = "ff3e::1234", "fd00:db8::7"
 
 
 def _in4(text: str) -> bytes:
@@ -436,7 +436,7 @@ def test_arrival_never_raises(ancdata: list[tuple[int, int, bytes]], key: str) -
 
 # -- a receiver's Received ----------------------------------------------------
 
-ETH0 = Interface(name="eth0", index=2, addresses=("192.0.2.10", "2001:db8::10"))
+ETH0 = Interface(name="eth0", index=2, addresses=("127.0.2.10", "fd00:db8::10"))
 LO = Interface(name="lo", index=1, addresses=("127.0.0.1", "::1"))
 
 
@@ -457,12 +457,12 @@ def test_received_says_where_it_arrived() -> None:
     table = CountingTable(LO, ETH0)
     model = ReceiverModel("rx", 5000, interfaces=table, system=multicast_os("linux", 8))
     ancdata = [(IPPROTO_IP, 8, _in_pktinfo(2, LOCAL4, GROUP4))]
-    (event,) = model.receive_datagram(b"hi", ("192.0.2.77", 4000), ancdata=ancdata)
+    (event,) = model.receive_datagram(b"hi", ("127.0.2.77", 4000), ancdata=ancdata)
     assert isinstance(event, Received)
     assert (event.interface, event.group, event.data) == (ETH0, GROUP4, "hi")
     assert event.interface is not None and event.interface.name == "eth0"
     reads = table.reads
-    model.receive_datagram(b"again", ("192.0.2.77", 4000), ancdata=ancdata)
+    model.receive_datagram(b"again", ("127.0.2.77", 4000), ancdata=ancdata)
     assert table.reads == reads  # a known index needs no new reading
 
 
@@ -483,12 +483,12 @@ def test_received_from_an_unknown_index() -> None:
     before = table.reads
     table.interfaces.append(ETH0)  # appeared since: found by the extra reading
     (event,) = model.receive_datagram(
-        b"x", ("192.0.2.1", 1), ancdata=[(IPPROTO_IP, 8, _in_pktinfo(2, LOCAL4, GROUP4))]
+        b"x", ("127.0.2.1", 1), ancdata=[(IPPROTO_IP, 8, _in_pktinfo(2, LOCAL4, GROUP4))]
     )
     assert isinstance(event, Received) and event.interface == ETH0
     assert table.reads == before + 1
     (event,) = model.receive_datagram(
-        b"x", ("192.0.2.1", 1), ancdata=[(IPPROTO_IP, 8, _in_pktinfo(42, LOCAL4, GROUP4))]
+        b"x", ("127.0.2.1", 1), ancdata=[(IPPROTO_IP, 8, _in_pktinfo(42, LOCAL4, GROUP4))]
     )
     assert isinstance(event, Received)
     assert event.interface == Interface(name="", index=42)
@@ -503,7 +503,7 @@ def test_received_without_packet_info(ancdata: object) -> None:
     """No (or no usable) packet info: interface and group stay None, the table unread."""
     table = CountingTable(ETH0)
     model = ReceiverModel("rx", 5000, interfaces=table, system=multicast_os("linux", 8))
-    (event,) = model.receive_datagram(b"x", ("192.0.2.1", 1), ancdata=ancdata)
+    (event,) = model.receive_datagram(b"x", ("127.0.2.1", 1), ancdata=ancdata)
     assert isinstance(event, Received)
     assert (event.interface, event.group) == (None, None)
     assert table.reads == 0
