@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from ..certs import Certs
-from ..memory.conftest import forbid_network
+from ..memory.conftest import MEMORY_OPENS_NOTHING
+from ..nonet import forbid_network
 from .driver import Driver
 from .runtimes import AVAILABLE, BINDINGS
 
@@ -95,7 +96,7 @@ def d(binding: str, no_leaks: None, monkeypatch: pytest.MonkeyPatch) -> Iterator
     """A :class:`Driver` for *binding*; at the end everything is closed and checked.
     On the memory binding, as in its own tests, no socket can be made."""
     if binding == "memory":
-        forbid_network(monkeypatch)
+        forbid_network(monkeypatch, MEMORY_OPENS_NOTHING)
     driver = Driver(binding)
     try:
         yield driver
