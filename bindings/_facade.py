@@ -48,12 +48,15 @@ from jfsocket.core import (
     StreamEvent,
     TlsInfo,
     encode_payload,
+    validate_host,
+    validate_port,
     validate_reconnect,
+    validate_timeout,
 )
 
 from ._interfaces import host_interfaces
 from ._sockopts import MULTICAST_OS, SetsOptions, apply_changes
-from ._tls import check_context
+from ._tls import check_context, server_name
 
 __all__ = [
     "AsyncServerOps",
@@ -189,6 +192,20 @@ class ClientFacade(_Bindable, Generic[_S]):
         self._init(options, _server)
         if socket is not None:
             self._given(socket)
+
+    def _dial_args(
+        self, ip: object, port: object, timeout: object, server_hostname: object
+    ) -> tuple[str, int, float | None, str | None]:
+        """``connect``'s arguments checked before anything starts: the host,
+        the port, the timeout in seconds, and the name the server's
+        certificate is checked against (``None`` without TLS)."""
+        host = validate_host(ip)
+        return (
+            host,
+            validate_port(port),
+            validate_timeout(timeout, "timeout"),
+            server_name(host, server_hostname, self._tls_context),
+        )
 
     def _stream_ends(self) -> tuple[type[StreamEvent], ...]:
         """The events after which an ``async for`` over this client ends: its

@@ -24,15 +24,11 @@ from jfsocket.core import (
     StreamEvent,
     encode_payload,
     innermost,
-    validate_host,
-    validate_port,
-    validate_timeout,
 )
 
 from ._facade import ClientFacade, Evts, ServerFacade, SyncLifetime
 from ._memnet import Host, Network
 from ._memsock import Alarm, VirtualSocket
-from ._tls import server_name
 
 __all__ = ["TcpClient", "TcpServer", "where"]
 
@@ -169,10 +165,7 @@ class TcpClient(ClientFacade[VirtualSocket], _Object):
         the module docstring).  Already connected: 1000; refused, no such
         host, or partitioned away: 1006 (at once: the clock does not move).
         """
-        host = validate_host(ip)
-        port = validate_port(port)
-        validate_timeout(timeout, "timeout")
-        server_name(host, server_hostname, self._tls_context)  # only its checks: no TLS here
+        host, port, _, _ = self._dial_args(ip, port, timeout, server_hostname)  # no TLS here
         self._conn.start_connect()
         try:
             sock = self._net.connect(self._vhost, host, port)

@@ -61,9 +61,6 @@ from jfsocket.core import (
     mark_inside,
     normalize_sockaddr,
     translate_os_error,
-    validate_host,
-    validate_port,
-    validate_timeout,
 )
 
 from ._asyncio_host import (
@@ -95,7 +92,6 @@ from ._sockopts import (
     prepare_listener,
     prepare_receiver,
 )
-from ._tls import server_name
 
 __all__ = [
     "ALL",
@@ -450,10 +446,7 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject, AsyncioTls):
         after ``handshake_timeout``); the certificate is checked against
         *server_hostname*, by default *ip*.
         """
-        host = validate_host(ip)
-        port = validate_port(port)
-        seconds = validate_timeout(timeout, "timeout")
-        hostname = server_name(ip, server_hostname, self._tls_context)
+        host, port, seconds, hostname = self._dial_args(ip, port, timeout, server_hostname)
         loop = running_loop(self)
         attempt = self._conn.start_connect()
         proto: _Stream | None = None

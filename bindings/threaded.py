@@ -60,9 +60,6 @@ from jfsocket.core import (
     inside,
     normalize_sockaddr,
     translate_os_error,
-    validate_host,
-    validate_port,
-    validate_timeout,
 )
 
 from ._facade import (
@@ -84,7 +81,7 @@ from ._sockopts import (
 from ._sync_stream import EventQueue
 from ._threaded_tls import ThreadedTls
 from ._timers import Alarm, join_idle, now
-from ._tls import READ_SIZE, TlsPipe, server_name
+from ._tls import READ_SIZE, TlsPipe
 
 __all__ = [
     "ALL",
@@ -283,10 +280,7 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
         (``err`` the ``ssl.SSLError``, or 1008 after ``handshake_timeout``); the
         certificate is checked against *server_hostname*, by default *ip*.
         """
-        host = validate_host(ip)
-        port = validate_port(port)
-        seconds = validate_timeout(timeout, "timeout")
-        hostname = server_name(ip, server_hostname, self._tls_context)
+        host, port, seconds, hostname = self._dial_args(ip, port, timeout, server_hostname)
         with self._lock:
             self._conn.start_connect()
             previous = self._reader

@@ -65,9 +65,6 @@ from jfsocket.core import (
     mark_inside,
     normalize_sockaddr,
     translate_os_error,
-    validate_host,
-    validate_port,
-    validate_timeout,
 )
 
 from ._facade import (
@@ -88,7 +85,7 @@ from ._sockopts import (
     prepare_listener,
     prepare_receiver,
 )
-from ._tls import CLOSE_NOTIFY_GRACE, READ_SIZE, ragged_eof, server_name, tls_info
+from ._tls import CLOSE_NOTIFY_GRACE, READ_SIZE, ragged_eof, tls_info
 from ._trio_tls import TrioTls
 
 __all__ = [
@@ -414,10 +411,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
         after ``handshake_timeout``); the certificate is checked against
         *server_hostname*, by default *ip*.
         """
-        host = validate_host(ip)
-        port = validate_port(port)
-        seconds = validate_timeout(timeout, "timeout")
-        hostname = server_name(ip, server_hostname, self._tls_context)
+        host, port, seconds, hostname = self._dial_args(ip, port, timeout, server_hostname)
         nursery = self._require_nursery()
         attempt = self._conn.start_connect()
         try:
