@@ -642,12 +642,11 @@ class SenderModel:
         if through is None:
             return None
         address = through.address
-        if version == 4 and ":" in address:
+        if version == 4 and ":" in address:  # named by its IPv6 address: its IPv4 one
             interface = through.interface
             address = (interface.first_address(4) if interface else None) or "0.0.0.0"
-            if address == "0.0.0.0" and not self._system.mreqn:
-                raise _no_ipv4(through, "send")
-        elif version == 4 and _unaddressed(through, 4) and not self._system.mreqn:
+        # Only Linux's ip_mreqn names an interface without an IPv4 address (by index).
+        if version == 4 and address == "0.0.0.0" and through.interface and not self._system.mreqn:
             raise _no_ipv4(through, "send")
         return self._system.multicast_if(version, address, through.index)
 
