@@ -1,7 +1,7 @@
 """TLS for the bindings: what all three decide the same way.
 
-Each binding runs its runtime's TLS (the threaded one an :class:`ssl.SSLObject`
-over memory buffers, :class:`TlsPipe`; trio's ``SSLStream``; asyncio's
+Each binding runs its runtime's TLS (the threaded one a non-blocking
+:class:`ssl.SSLSocket` shared by its threads; trio's ``SSLStream``; asyncio's
 ``start_tls``); the core decides the rest (the HANDSHAKING state, its
 deadline, what a failure means).  Here are the checks of the user's
 arguments, the name a client checks the certificate against, the
@@ -11,9 +11,7 @@ errors are a peer that closed without saying so.
 
 from __future__ import annotations
 
-import contextlib
 import ssl
-import threading
 from typing import Any, Final, Protocol
 
 from jfsocket.core import TlsInfo
@@ -22,15 +20,14 @@ __all__ = [
     "CLOSE_NOTIFY_GRACE",
     "READ_SIZE",
     "Agreed",
-    "TlsPipe",
     "check_context",
     "ragged_eof",
     "server_name",
     "tls_info",
 ]
 
-#: Ciphertext read at once: a whole TLS record (16 KiB and its overhead) and more,
-#: whatever ``recvBuffer`` is (the core still cuts RECEIVED at ``recvBuffer``).
+#: Read at once over TLS: whole records (16 KiB each) and more, whatever
+#: ``recvBuffer`` is (the core still cuts RECEIVED at ``recvBuffer``).
 READ_SIZE: Final = 65536
 #: Seconds an async ``close()`` lets TLS's close_notify take to go out (it is a
 #: few bytes: only a peer that stopped reading makes it wait, and not for long).
@@ -106,100 +103,3 @@ def ragged_eof(exc: BaseException | None) -> bool:
             return True
         exc = exc.__cause__
     return False
-
-
-class TlsPipe:
-    """An :class:`ssl.SSLObject` over memory buffers, for blocking sockets.
-
-    The threaded binding reads and writes the socket itself; this turns
-    ciphertext into plaintext and back.  One lock guards the SSL object
-    (a reader thread and writer threads use it); the caller keeps the order
-    of what it sends (it holds its write lock from :meth:`seal` to the write).
-    """
-
-    __slots__ = ("_incoming", "_lock", "_notified", "_obj", "_outgoing")
-
-    def __init__(
-        self, context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None
-    ) -> None:
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._obj = context.wrap_bio(
-            self._incoming, self._outgoing, server_side=server_side, server_hostname=server_hostname
-        )
-        self._lock = threading.Lock()
-        self._notified = False
-
-    def handshake(self) -> tuple[bool, bytes]:
-        """One step of the handshake: (done, ciphertext to send now)."""
-        with self._lock:
-            try:
-                self._obj.do_handshake()
-                done = True
-            except ssl.SSLWantReadError:
-                done = False
-            return done, self._outgoing.read()
-
-    def feed_handshake(self, data: bytes) -> None:
-        """Ciphertext read during the handshake (``b''``: the peer closed)."""
-        with self._lock:
-            if data:
-                self._incoming.write(data)
-            else:
-                self._incoming.write_eof()
-
-    def info(self) -> TlsInfo:
-        """What the handshake agreed on."""
-        return tls_info(self._obj)
-
-    def receive(self, data: bytes) -> tuple[bytes, bool, bool]:
-        """Ciphertext read: (plaintext, the peer's close_notify came, there is
-        ciphertext to send back).  A broken record raises ``ssl.SSLError``."""
-        incoming, obj = self._incoming, self._obj
-        with self._lock:
-            incoming.write(data)
-            try:
-                first = obj.read(READ_SIZE)
-            except ssl.SSLWantReadError:  # part of a record, or TLS's own (a ticket)
-                return b"", False, self._outgoing.pending > 0
-            except ssl.SSLZeroReturnError:
-                return b"", True, self._outgoing.pending > 0
-            # The common case, one whole record, is done without asking again (a
-            # want-read costs an exception).
-            if not incoming.pending and not obj.pending():
-                return first, not first, self._outgoing.pending > 0
-            chunks = [first]
-            ended = not first
-            while not ended:
-                try:
-                    chunk = obj.read(READ_SIZE)
-                except ssl.SSLWantReadError:
-                    break
-                except ssl.SSLZeroReturnError:
-                    ended = True
-                    break
-                ended = not chunk
-                chunks.append(chunk)
-            return b"".join(chunks), ended, self._outgoing.pending > 0
-
-    def seal(self, payload: bytes | memoryview) -> bytes:
-        """*payload* encrypted, with whatever else was waiting to go (in order)."""
-        with self._lock:
-            self._obj.write(payload)
-            return self._outgoing.read()
-
-    def take(self) -> bytes:
-        """Ciphertext waiting to go (a reply the reader's read produced)."""
-        with self._lock:
-            return self._outgoing.read()
-
-    def close_notify(self) -> bytes:
-        """TLS's close_notify, to send once; then ``b''``."""
-        with self._lock:
-            if self._notified:
-                return b""
-            self._notified = True
-            # Want-read: the peer's own close_notify is not awaited.
-            with contextlib.suppress(ssl.SSLError):
-                self._obj.unwrap()
-            return self._outgoing.read()

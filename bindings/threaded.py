@@ -18,12 +18,13 @@ joins groups, and dispatches what the core returns.  Its shape:
   concurrent ``send`` can never write into a recycled fd; ``close``/``stop``
   only shut the socket down (which wakes the reader) and then join it, unless
   they are called from that very thread or from inside its callbacks;
-* TLS (``ssl=``) is an :class:`ssl.SSLObject` over memory buffers
-  (:class:`~._tls.TlsPipe`) on the same blocking socket: the reader decrypts
-  what it reads, a writer encrypts under the write lock, so records go out
-  whole and in order.  The handshake runs in the connecting thread (a
-  client) or the connection's reader thread (a server's, so that a silent
-  peer never holds the accept loop), bounded by the core's deadline.
+* TLS (``ssl=``) is a non-blocking :class:`ssl.SSLSocket` shared by the
+  reader and the writers (:class:`~._threaded_tls.TlsSocket`): each call into
+  it is under its own lock, and waits happen outside it; a writer holds the
+  write lock, so records go out whole and in order.  The handshake runs in
+  the connecting thread (a client) or the connection's reader thread (a
+  server's, so that a silent peer never holds the accept loop), bounded by
+  the core's deadline.
 """
 
 from __future__ import annotations
@@ -79,9 +80,9 @@ from ._sockopts import (
     prepare_receiver,
 )
 from ._sync_stream import EventQueue
-from ._threaded_tls import ThreadedTls
+from ._threaded_tls import ThreadedTls, TlsSocket
 from ._timers import Alarm, join_idle, now
-from ._tls import READ_SIZE, TlsPipe
+from ._tls import READ_SIZE
 
 __all__ = [
     "ALL",
@@ -161,11 +162,15 @@ def _backlogged(dispatcher: Dispatcher) -> bool:
     return dispatcher.queued > _MAX_BACKLOG and dispatcher.busy
 
 
-def _shutdown(sock: _socket.socket | None) -> None:
-    """Wake whatever blocks on *sock*; harmless if it is already gone."""
+def _shutdown(sock: _socket.socket | None, how: int = _socket.SHUT_RDWR) -> None:
+    """Wake whatever blocks on *sock*; harmless if it is already gone.
+
+    The plain socket's ``shutdown``, even on an ``SSLSocket``: its own would
+    drop the TLS session under a reader that still has data to decrypt.
+    """
     if sock is not None:
         with contextlib.suppress(OSError):
-            sock.shutdown(_socket.SHUT_RDWR)
+            _socket.socket.shutdown(sock, how)
 
 
 def _join(thread: threading.Thread | None) -> None:
@@ -194,10 +199,10 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
         self._conn = Connection(self, options, self._dispatcher)
         self._sock: _socket.socket | None = None
         self._reader: threading.Thread | None = None
-        #: Bytes a broadcast could not write at once, for the writer thread:
-        #: (ticket, bytes, already encrypted); no ticket: TLS's own bytes.
-        self._outbox: deque[tuple[int | None, bytes | memoryview, bool]] | None = None
-        self._pipe: TlsPipe | None = None  # the connection's TLS, once its handshake is done
+        #: What a broadcast could not write at once, for the writer thread:
+        #: (ticket, the bytes left; over TLS, the whole payload: OpenSSL goes on).
+        self._outbox: deque[tuple[int, bytes | memoryview]] | None = None
+        self._tls: TlsSocket | None = None  # the connection's TLS, from its handshake on
         self._writer: threading.Thread | None = None
         #: Wakes us at the core's deadlines (only a connection that has some).
         self._alarm = Alarm(self._on_timer) if self._conn.clocked else None
@@ -223,8 +228,8 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
         conn = self._conn
         if tls is None:
             host, remote = self._addresses(sock)
-        sock.settimeout(None)
-        configure_stream(sock, conn.options)
+            sock.settimeout(None)  # over TLS it stays non-blocking
+            configure_stream(sock, conn.options)
         with self._lock:
             if tls is None:
                 events = conn.connection_made(host, remote, now=now())
@@ -295,7 +300,7 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
             if hostname is None:
                 run = self._adopt(sock)
             else:
-                self._begin_tls(sock, hostname)
+                sock = self._begin_tls(sock, hostname)
                 run = self._secure(sock)
         except BaseException:
             sock.close()
@@ -324,33 +329,19 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
         if run:
             dispatcher.run_all(_me())
         run = False
-        pipe = self._pipe
-        size = conn.recv_buffer if pipe is None else READ_SIZE
-        # TLS: the handshake's last read may have brought data (or an end) too.
-        leftover = pipe is not None
+        tls = self._tls
+        # TLS: plaintext as it comes, whole records (the core still cuts at recv_buffer).
+        receive, size = (sock.recv, conn.recv_buffer) if tls is None else (tls.receive, READ_SIZE)
         try:
             while True:
                 try:
-                    data = sock.recv(size) if not leftover else b""
-                    ended = not data and not leftover
-                    if pipe is not None and (data or leftover):
-                        leftover = False
-                        data, ended, reply = pipe.receive(data)
-                        if reply:
-                            self._flush_tls(sock, pipe)
+                    data = receive(size)
                 except OSError as exc:  # ssl.SSLError too: a broken record
                     run = self._stream_ended(sock, exc)
                     break
-                if ended:
-                    if data:  # the last plaintext, then TLS's close_notify
-                        with lock:
-                            run = conn.feed(data, now() if conn.clocked else None)
-                        if run:
-                            dispatcher.run_all(_me())
+                if not data:
                     self._input_ended()
                     break
-                if not data:
-                    continue  # part of a TLS record
                 with lock:
                     run = conn.feed(data, now() if conn.clocked else None)
                     # Not the drainer: another thread is, and may be slow.
@@ -362,7 +353,7 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
                     dispatcher.run_all(_me())
         finally:
             if not self._reset:
-                self._notify_close(sock)
+                self._notify_close()
             self._end_socket(sock)  # a send blocked on a peer that stopped reading gives up now
             with self._write_lock:
                 sock.close()
@@ -450,7 +441,7 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
                     self._arm()
                 if self._outbox is not None:  # the writer holds earlier bytes: they go first
                     if threading.current_thread() is self._writer:  # its own callback
-                        self._outbox.append((ticket, payload, False))
+                        self._outbox.append((ticket, payload))
                         return
                     self._waiters.wait(lambda: self._outbox is None)
         if ticket == OVERFLOW:
@@ -459,31 +450,24 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
         assert sock is not None
         self._write(sock, ticket, payload)
 
-    def _write(
-        self,
-        sock: _socket.socket,
-        ticket: int | None,
-        payload: bytes | memoryview,
-        sealed: bool = False,
-    ) -> None:
-        """Write *payload* in full (waiting for the peer), settle *ticket*, dispatch.
-
-        Over TLS it is encrypted first, unless *sealed* already; with no
-        *ticket* it is TLS's own bytes, which settle nothing.
-        """
-        conn, lock, pipe = self._conn, self._lock, self._pipe
+    def _write(self, sock: _socket.socket, ticket: int, payload: bytes | memoryview) -> None:
+        """Write *payload* in full (waiting for the peer), settle *ticket*, dispatch."""
+        conn, lock, tls = self._conn, self._lock, self._tls
         try:
             with self._write_lock:
-                sock.sendall(payload if pipe is None or sealed else pipe.seal(payload))
+                if tls is None:
+                    sock.sendall(payload)
+                else:
+                    tls.send_all(payload)
                 with lock:  # settled before the write lock goes: see _stream_ended
-                    run = conn.settle(ticket) if ticket is not None else False
+                    run = conn.settle(ticket)
                     if conn.closed:
                         _shutdown(sock)
                     if self._dispatcher.waiting:  # shutdown() or an ended reader may wait
                         self._waiters.notify()
         except OSError as exc:
             with lock:
-                events = conn.send_failed(ticket, exc) if ticket is not None else []
+                events = conn.send_failed(ticket, exc)
                 events += conn.connection_lost(exc)
                 run = self._dispatcher.push(events)
                 self._waiters.notify()
@@ -505,22 +489,24 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
                 run = self._overflowed(data)
             elif self._outbox is not None or not write_lock.acquire(blocking=False):
                 # Another thread is writing, or the writer is busy: behind them.
-                self._hand_to_writer(sock, ticket, payload, False)
+                self._hand_to_writer(sock, ticket, payload)
                 if conn.sooner:
                     self._arm()
                 return
             else:
-                pipe, sealed = self._pipe, False
+                tls = self._tls
                 try:
-                    if pipe is not None:  # encrypted now: the rest goes as these very bytes
-                        payload, sealed = pipe.seal(payload), True
-                    written = sock.send(payload, _MSG_DONTWAIT)
+                    if tls is None:
+                        written = sock.send(payload, _MSG_DONTWAIT)
+                    else:  # all, or the writer goes on with the same payload
+                        written = len(payload) if tls.send_now(payload) else 0
                 except OSError:  # it would block, or it failed: the writer finds out
                     written = 0
                 finally:
                     write_lock.release()
                 if written != len(payload):
-                    self._hand_to_writer(sock, ticket, memoryview(payload)[written:], sealed)
+                    rest = payload if tls is not None else memoryview(payload)[written:]
+                    self._hand_to_writer(sock, ticket, rest)
                     if conn.sooner:
                         self._arm()
                     return
@@ -547,13 +533,11 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
         if run:
             self._dispatcher.run_all(_me())
 
-    def _hand_to_writer(
-        self, sock: _socket.socket, ticket: int | None, rest: bytes | memoryview, sealed: bool
-    ) -> None:
+    def _hand_to_writer(self, sock: _socket.socket, ticket: int, rest: bytes | memoryview) -> None:
         """Queue *rest* for the writer thread, started if there is none (lock held)."""
         if self._outbox is None:
             self._outbox = deque()
-        self._outbox.append((ticket, rest, sealed))
+        self._outbox.append((ticket, rest))
         if self._writer is None:
             self._writer = threading.Thread(
                 target=self._write_loop, args=(sock,), name=f"jfsocket writer {self.remote}"
@@ -571,8 +555,8 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
                     self._writer = None
                     waiters.notify()  # a send waiting for us goes now
                     return
-                ticket, rest, sealed = outbox.popleft()
-            self._write(sock, ticket, rest, sealed)
+                ticket, rest = outbox.popleft()
+            self._write(sock, ticket, rest)
 
     def close(self, abort: bool = False) -> None:
         """Close the connection; DISCONNECT fires once.  Idempotent, callable from callbacks.
@@ -594,7 +578,7 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
         # Sends in flight in other threads are aborted, not awaited: a peer that
         # does not read must not be able to hang close().
         if live and not abort:
-            self._notify_close(sock)
+            self._notify_close()
         self._end_socket(sock)
         self._unregister()
         if run:
@@ -609,8 +593,7 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
         """Wake what blocks on *sock*; on a reset, with no FIN before the RST
         unless a write is stuck (its unsent bytes hold the FIN back)."""
         if self._reset and sock is not None and not self._write_lock.locked():
-            with contextlib.suppress(OSError):
-                sock.shutdown(_socket.SHUT_RD)
+            _shutdown(sock, _socket.SHUT_RD)
         else:
             _shutdown(sock)
 
@@ -628,8 +611,8 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
             waiters.notify()
             shut = conn.write_closed
         if shut and sock is not None:
-            with self._write_lock, contextlib.suppress(OSError):
-                sock.shutdown(_socket.SHUT_WR)
+            with self._write_lock:
+                _shutdown(sock, _socket.SHUT_WR)
         if conn.closed:  # after the peer's EOF (half open): both ends are done
             _shutdown(sock)
             self._unregister()
@@ -700,13 +683,13 @@ class TcpServer(ServerFacade, SyncLifetime):
             if self._tls_context is not None:  # the handshake is the reader thread's
                 client = TcpClient(_server=self)
                 try:
-                    client._begin_tls(sock, None)
+                    secure = client._begin_tls(sock, None)
                 except SocketError:
                     sock.close()  # the peer left before we could look at it
                     continue
                 with self._lock:
                     self._handshaking.add(client)
-                client._start_reader(sock)
+                client._start_reader(secure)
                 self._keep_reader(client)
                 continue
             try:

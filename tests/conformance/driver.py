@@ -439,8 +439,10 @@ class RawPeer:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def shutdown_write(self) -> None:
-        """Send EOF, keep the socket."""
-        self.sock.shutdown(socket.SHUT_WR)
+        """Send EOF, keep the socket: a TCP FIN with no close_notify over TLS
+        (plain socket's ``shutdown``: an SSLSocket's own would end its TLS, and
+        its later reads would be the ciphertext)."""
+        socket.socket.shutdown(self.sock, socket.SHUT_WR)
 
     def reset(self) -> None:
         """Vanish with an RST (``SO_LINGER`` on, zero timeout)."""
