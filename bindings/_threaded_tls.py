@@ -23,6 +23,7 @@ import socket as _socket
 import ssl
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -247,7 +248,7 @@ class ThreadedTls:
     _server: Any
     _sock: _socket.socket | None
     _tls: TlsSocket | None
-    _outbox: Any
+    _outbox: deque[tuple[int, bytes | memoryview]] | None
     _tls_context: Any
 
     if TYPE_CHECKING:
