@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import pathlib
+import sys
+import threading
+from typing import Any
 
 import pytest
 
@@ -14,6 +18,31 @@ core = importlib.import_module("jfsocket.core")
 bindings = importlib.import_module("jfsocket.bindings")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _serialise_ast_parse() -> None:
+    """Work around CPython gh-106905: before 3.11.8 / 3.12.2, two threads that
+    build ASTs at once share one recursion counter and one of them raises
+    `SystemError: AST constructor recursion depth mismatch`.  pytest parses the
+    source of every failed or xfailed test while the threaded binding's threads
+    may be formatting a traceback (3.11's carets parse too); in CI that ended
+    the whole run with INTERNALERROR.  One lock around `ast.parse` removes the
+    overlap; the interpreters that fixed the bug are left alone."""
+    if not ((3, 11) <= sys.version_info < (3, 11, 8) or (3, 12) <= sys.version_info < (3, 12, 2)):
+        return
+    parse = ast.parse
+    # Reentrant: a finalizer run by the garbage collector inside one parse may
+    # format a traceback, and so parse again, on the same thread.
+    lock = threading.RLock()
+
+    def serialised_parse(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return parse(*args, **kwargs)
+
+    ast.parse = serialised_parse
+
+
+_serialise_ast_parse()
 
 
 def _digest(folder: pathlib.Path) -> dict[str, str]:
