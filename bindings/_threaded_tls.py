@@ -17,6 +17,7 @@ under the core's deadline.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import select
 import socket as _socket
@@ -40,11 +41,22 @@ from ._sockopts import configure_stream
 from ._timers import now
 from ._tls import READ_SIZE, tls_info
 
+if sys.platform == "win32":
+    FIONREAD = None
+else:
+    from fcntl import ioctl
+    from termios import FIONREAD
+
 __all__ = ["ThreadedTls", "TlsSocket"]
 
 _IN: Final = 1  # wait until readable
 _OUT: Final = 2  # wait until writable
 _HUP: Final = 3  # readable, and the peer may have shut its side down: look before reading
+#: The most plaintext one TLS record carries (2**14 bytes).
+_FULL_RECORD: Final = 16384
+#: The most a record adds to its plaintext on the wire: its header, and what
+#: TLS 1.2 lets encryption add (TLS 1.3 lets it add less).
+_RECORD_OVERHEAD: Final = 5 + 2048
 #: Where poll() says that the peer shut down (Linux): elsewhere, each read looks first.
 _RDHUP: Final = int(getattr(select, "POLLRDHUP", 0))
 
@@ -100,11 +112,6 @@ def _at_eof(sock: _socket.socket) -> bool:
         return False
 
 
-def _ended_tls(exc: ValueError) -> OSError:
-    """``SSLSocket`` raises ValueError once unwrapped (our close_notify went)."""
-    return ConnectionAbortedError(f"the TLS session was closed: {exc}")
-
-
 def _discard_input(sock: _socket.socket) -> None:
     """Read (and drop) what the peer sent that TLS left unread, up to a
     bound: a close with unread bytes would be a reset, and a plaintext
@@ -125,16 +132,35 @@ class TlsSocket:
     unwrapped those would carry plaintext, where these raise.
     """
 
-    __slots__ = ("_buffer", "_lock", "_read", "_readable", "_sock", "_writable")
+    __slots__ = (
+        "_fd",
+        "_left",
+        "_lock",
+        "_open",
+        "_read",
+        "_readable",
+        "_sock",
+        "_waiting",
+        "_writable",
+        "_write",
+    )
 
     def __init__(self, sock: ssl.SSLSocket) -> None:
         self._sock = sock
-        # typeshed gives read() -> bytes; with a buffer it is the count read into it.
-        self._read = cast("Callable[[int, memoryview], int]", sock.read)
+        # The C object under the SSL socket: its read() and write() are what
+        # SSLSocket's own wrap in two Python calls each (a check that the
+        # socket is open: see close()).
+        tls = sock._sslobj  # type: ignore[attr-defined]
+        self._read = cast("Callable[[int], bytes]", tls.read)
+        self._write = cast("Callable[[bytes | memoryview], int]", tls.write)
         self._lock = threading.Lock()
+        self._open = True
+        self._fd = sock.fileno()
+        self._left = 0  # bytes the socket surely holds (see _count_left)
+        # FIONREAD's answer, where there is one (not on Windows: polls only).
+        self._waiting = None if FIONREAD is None else array.array("i", [0])
         self._readable = _waiter(sock, _IN)
         self._writable = _waiter(sock, _OUT)
-        self._buffer: memoryview | None = None  # the reader's, made at its first read
 
     @property
     def socket(self) -> ssl.SSLSocket:
@@ -162,42 +188,53 @@ class TlsSocket:
         return tls_info(self._sock)
 
     def receive(self, size: int) -> bytes:
-        """Plaintext, at most *size* (≤ ``READ_SIZE``) bytes of it, waiting until
+        """Plaintext, one record of it (at most *size* bytes), waiting until
         there is some; ``b''`` at the end (TLS's close_notify, the peer's close,
-        or our own).  As ``socket.recv``: a broken record raises ``ssl.SSLError``."""
-        view = self._buffer
-        if view is None:
-            view = self._buffer = memoryview(bytearray(READ_SIZE))
+        or our own).  As ``socket.recv``: a broken record raises ``ssl.SSLError``.
+
+        One record, read straight into the bytes returned: gathering several
+        into one buffer cost a copy of each byte, more than the reads saved.
+        """
         sock, lock, readable, read = self._sock, self._lock, self._readable, self._read
-        got = 0
         while True:
-            # A record cut short by the room left (the only way OpenSSL keeps
-            # plaintext back) fills it, and ends the loop: no pending() to ask.
-            # Before each read: a poll costs less than a want-read (an
-            # exception), and tells whether only the peer's FIN is left.
-            ready = readable(0 if got else -1)
-            if not ready or (ready == _HUP and _at_eof(sock)):
-                break
-            with lock:
-                try:
-                    count = read(size - got, view[got:size])
-                except ssl.SSLWantReadError:  # part of a record, or TLS's own (a ticket)
-                    if got:
-                        break
-                    continue
-                except ssl.SSLWantWriteError:  # TLS must write first (a renegotiation)
-                    count = -1
-                except ValueError:  # unwrapped: we closed
-                    break
-            if count < 0:
-                _waiter(sock, _OUT)(-1)  # rare: a poller of its own, not the writers'
+            # A poll before the read, unless the socket surely holds more than
+            # the peer's FIN (see below): it costs less than a want-read (an
+            # exception), and tells whether only the FIN is left.
+            if self._left <= 0 and readable(-1) == _HUP and _at_eof(sock):
+                return b""
+            # acquire/release, not `with`: this runs once a message (see send_all).
+            lock.acquire()
+            try:
+                data = read(size)
+            except ssl.SSLWantReadError:  # part of a record, or TLS's own (a ticket)
+                self._left = 0
                 continue
-            if not count:  # the end (close_notify): what came before it goes first
-                break
-            got += count
-            if got >= size:
-                break
-        return view[:got].tobytes()
+            except ssl.SSLWantWriteError:  # TLS must write first (a renegotiation)
+                self._left = 0
+            except ssl.SSLEOFError:  # the peer's FIN inside a record: as SSLSocket, the end
+                return b""
+            else:
+                self._count_left(len(data))
+                return data
+            finally:
+                lock.release()
+            _waiter(sock, _OUT)(-1)  # rare: a poller of its own, not the writers'
+
+    def _count_left(self, got: int) -> None:
+        """After a read of *got* bytes: how many more the socket surely holds.
+
+        A full record says that the peer is sending more than one: then one
+        ioctl tells how many bytes wait, and reads go on with no poll while
+        the most that they can have taken (each record's plaintext and the
+        most TLS adds to it) leaves some.  Records of TLS's own (tickets, a
+        key update) that a read takes on its way count for nothing; peers
+        send those with the handshake, before any batch of full records.
+        """
+        left = self._left - got - _RECORD_OVERHEAD
+        if left <= 0 and got == _FULL_RECORD and self._waiting is not None:
+            ioctl(self._fd, FIONREAD, self._waiting)
+            left = self._waiting[0]
+        self._left = left
 
     def send_all(self, payload: bytes | memoryview) -> None:
         """Write *payload* in full, waiting for the peer as long as it takes.
@@ -205,31 +242,42 @@ class TlsSocket:
         After a :meth:`send_now` that returned ``False``, the same *payload*
         must come first: OpenSSL goes on from where that one stopped.
         """
-        sock, lock = self._sock, self._lock
+        if not self._open:
+            raise ConnectionAbortedError("the TLS connection was closed")
+        lock, write = self._lock, self._write
         while True:
-            with lock:
-                try:
-                    sock.write(payload)
-                    return
-                except ssl.SSLWantWriteError:
-                    ready = self._writable
-                except ssl.SSLWantReadError:  # rare (a renegotiation): not the reader's poller
-                    ready = _waiter(sock, _IN)
-                except ValueError as exc:
-                    raise _ended_tls(exc) from None
+            # acquire/release: cheaper than `with` (no bound methods made, no
+            # __exit__ call), and this runs once a message.
+            lock.acquire()
+            try:
+                write(payload)
+                return
+            except ssl.SSLWantWriteError:
+                ready = self._writable
+            except ssl.SSLWantReadError:  # rare (a renegotiation): not the reader's poller
+                ready = _waiter(self._sock, _IN)
+            finally:
+                lock.release()
             ready(-1)
 
     def send_now(self, payload: bytes | memoryview) -> bool:
         """Write *payload* if the socket takes all of it now: ``False`` if not,
         and :meth:`send_all` of the same *payload* must finish it."""
+        if not self._open:
+            raise ConnectionAbortedError("the TLS connection was closed")
         with self._lock:
             try:
-                self._sock.write(payload)
+                self._write(payload)
                 return True
             except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 return False
-            except ValueError as exc:
-                raise _ended_tls(exc) from None
+
+    def close(self) -> None:
+        """Close the SSL socket (the caller holds the write lock; the reader is
+        done): a write from now on raises, where the C object would write to
+        the fd's number, which the OS may have given to another socket."""
+        self._open = False
+        self._sock.close()
 
     def close_notify(self) -> None:
         """TLS's close_notify, if it can go at once (the caller holds the write

@@ -342,13 +342,18 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
                 if not data:
                     self._input_ended()
                     break
-                with lock:
+                # acquire/release on the paths run once a message: cheaper than
+                # `with`, which makes two bound methods and calls __exit__.
+                lock.acquire()
+                try:
                     run = conn.feed(data, now() if conn.clocked else None)
                     # Not the drainer: another thread is, and may be slow.
                     if not run and _backlogged(dispatcher):
                         waiters.wait(lambda: conn.closed or not _backlogged(dispatcher))
                     if conn.closed:
                         break
+                finally:
+                    lock.release()
                 if run:
                     dispatcher.run_all(_me())
         finally:
@@ -356,7 +361,7 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
                 self._notify_close()
             self._end_socket(sock)  # a send blocked on a peer that stopped reading gives up now
             with self._write_lock:
-                sock.close()
+                (sock if tls is None else tls).close()
             self._unregister()
             if run:
                 dispatcher.run_all(_me())
@@ -431,7 +436,8 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
         Returns once the bytes are handed to the OS.  Not connected: 1001.
         """
         conn, lock = self._conn, self._lock
-        with lock:
+        lock.acquire()  # not `with`: see _read_loop
+        try:
             ticket, payload = conn.send(data, now() if conn.clocked else None)
             sock = self._sock
             if ticket == OVERFLOW:
@@ -444,6 +450,8 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
                         self._outbox.append((ticket, payload))
                         return
                     self._waiters.wait(lambda: self._outbox is None)
+        finally:
+            lock.release()
         if ticket == OVERFLOW:
             self._ended_by_core(sock, run)
             return
@@ -452,19 +460,25 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
 
     def _write(self, sock: _socket.socket, ticket: int, payload: bytes | memoryview) -> None:
         """Write *payload* in full (waiting for the peer), settle *ticket*, dispatch."""
-        conn, lock, tls = self._conn, self._lock, self._tls
+        conn, lock, tls, write_lock = self._conn, self._lock, self._tls, self._write_lock
         try:
-            with self._write_lock:
+            write_lock.acquire()  # not `with`: see _read_loop
+            try:
                 if tls is None:
                     sock.sendall(payload)
                 else:
                     tls.send_all(payload)
-                with lock:  # settled before the write lock goes: see _stream_ended
+                lock.acquire()  # settled before the write lock goes: see _stream_ended
+                try:
                     run = conn.settle(ticket)
                     if conn.closed:
                         _shutdown(sock)
                     if self._dispatcher.waiting:  # shutdown() or an ended reader may wait
                         self._waiters.notify()
+                finally:
+                    lock.release()
+            finally:
+                write_lock.release()
         except OSError as exc:
             with lock:
                 events = conn.send_failed(ticket, exc)
