@@ -85,16 +85,22 @@ async def start_tls(
 
 
 class _Watch(asyncio.BufferedProtocol):
-    """Between the socket's transport and TLS's protocol: passes everything
-    on, and tells our stream when the socket's transport holds bytes back
-    and when it has flushed them, so that SENDED still means "in the OS"
-    (TLS's transport only tells about its own buffer)."""
+    """Between the socket's transport and TLS's protocol: passes the bytes on,
+    and tells our stream when the socket's transport holds bytes back and
+    when it has flushed them, so that SENDED still means "in the OS" (TLS's
+    transport only tells about its own buffer).
 
-    __slots__ = ("_inner", "_stream")
+    The peer's FIN goes to our stream, not to TLS: asyncio's TLS would end
+    the session at it (and OpenSSL 3 take it for a fatal error, as no
+    close_notify came), where a peer that half-closed still reads our
+    replies, as on plaintext.  The socket's transport stays open for them."""
+
+    __slots__ = ("_fin", "_inner", "_stream")
 
     def __init__(self, inner: Any, stream: _Stream) -> None:
         self._inner = inner
         self._stream = stream
+        self._fin = False
 
     def get_buffer(self, sizehint: int) -> Any:
         return self._inner.get_buffer(sizehint)
@@ -102,9 +108,11 @@ class _Watch(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         self._inner.buffer_updated(nbytes)
 
-    def eof_received(self) -> bool | None:
-        result: bool | None = self._inner.eof_received()
-        return result
+    def eof_received(self) -> bool:
+        if not self._fin:  # (a transport that reads again after it may say it twice)
+            self._fin = True
+            self._stream.socket_eof()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._inner.connection_lost(exc)

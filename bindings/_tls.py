@@ -21,7 +21,6 @@ __all__ = [
     "READ_SIZE",
     "Agreed",
     "check_context",
-    "ragged_eof",
     "server_name",
     "tls_info",
 ]
@@ -93,13 +92,3 @@ def tls_info(obj: Agreed) -> TlsInfo:
         peer_certificate=obj.getpeercert() or None,
         alpn_protocol=obj.selected_alpn_protocol(),
     )
-
-
-def ragged_eof(exc: BaseException | None) -> bool:
-    """*exc* (or what caused it) is a peer that closed TCP without TLS's
-    close_notify: taken as its EOF, as ``suppress_ragged_eofs`` does."""
-    while exc is not None:
-        if isinstance(exc, ssl.SSLEOFError):
-            return True
-        exc = exc.__cause__
-    return False

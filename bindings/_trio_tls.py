@@ -16,7 +16,41 @@ from jfsocket.core import Connection, OsContext, SocketError, normalize_sockaddr
 
 from ._sockopts import configure_stream
 
-__all__ = ["TrioTls", "begin", "handshake"]
+__all__ = ["FinGuard", "PeerFinishedError", "TrioTls", "begin", "handshake"]
+
+
+class PeerFinishedError(Exception):
+    """The peer's FIN, under TLS whose handshake is done: its EOF (see :class:`FinGuard`)."""
+
+
+class FinGuard(trio.abc.Stream):
+    """The socket's stream as TLS sees it.  Once the handshake is done, the
+    peer's FIN raises :class:`PeerFinishedError` instead of reaching TLS, where
+    OpenSSL 3 would take it for a fatal error (no close_notify came), alert
+    the peer and write no more: a peer that half-closed still gets our
+    replies, as on plaintext.  ``SSLStream`` lets the exception through and
+    stays usable."""
+
+    __slots__ = ("armed", "inner")
+
+    def __init__(self, inner: trio.SocketStream) -> None:
+        self.inner = inner
+        self.armed = False  # the handshake is done: a FIN is the peer's EOF
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self.inner.receive_some(max_bytes)
+        if not data and self.armed:
+            raise PeerFinishedError
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def begin(conn: Connection, transport: trio.SocketStream, *, attempt: int | None) -> None:
@@ -41,7 +75,7 @@ async def handshake(
     hostname: str | None,
     attempt: int | None,
     scope: trio.CancelScope,
-) -> trio.SSLStream[trio.SocketStream]:
+) -> trio.SSLStream[FinGuard]:
     """TLS over *transport*, whose handshake :func:`begin` began; the secured
     stream once it is done.
 
@@ -50,7 +84,8 @@ async def handshake(
     (``err`` the ``ssl.SSLError``, or 1008); a cancellation goes on as itself,
     after the core heard of it.  An accepted connection's failure is logged.
     """
-    secured = trio.SSLStream(transport, context, server_side=server_side, server_hostname=hostname)
+    guard = FinGuard(transport)
+    secured = trio.SSLStream(guard, context, server_side=server_side, server_hostname=hostname)
     try:
         deadline = conn.timer()
         scope.deadline = math.inf if deadline is None else deadline
@@ -61,6 +96,7 @@ async def handshake(
         if scope.cancelled_caught:  # late (the core decides), or closed
             conn.handle_timer(trio.current_time())
             raise ConnectionAbortedError("the TLS handshake was stopped")
+        guard.armed = True
     except BaseException as exc:
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(secured)
@@ -89,7 +125,7 @@ class TrioTls:
             self,
             stream: trio.SocketStream,
             attempt: int | None = None,
-            secured: trio.SSLStream[trio.SocketStream] | None = None,
+            secured: trio.SSLStream[FinGuard] | None = None,
         ) -> None: ...
         def _start_reader(self, nursery: trio.Nursery) -> None: ...
 
@@ -100,7 +136,7 @@ class TrioTls:
 
     async def _secure(
         self, stream: trio.SocketStream, hostname: str | None, attempt: int | None
-    ) -> trio.SSLStream[trio.SocketStream]:
+    ) -> trio.SSLStream[FinGuard]:
         """The TLS handshake on *stream* (a 1006 if it fails; see :func:`handshake`)."""
         context, scope = self._tls_context, self._handshaking
         assert context is not None and scope is not None

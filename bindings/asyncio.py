@@ -116,6 +116,7 @@ class _Stream(asyncio.Protocol):
         "_conn",
         "_dispatcher",
         "_early",
+        "_fin_held",
         "_flushed",
         "_held",
         "_lost",
@@ -146,6 +147,7 @@ class _Stream(asyncio.Protocol):
         self._lost = False
         self._lost_waiter: asyncio.Future[None] | None = None  # made only if someone waits
         self._reading = True
+        self._fin_held = False  # over TLS: the peer's FIN waits for what TLS keeps
         self.secured = False  # the transport is TLS (its handshake is done)
         self.raw: asyncio.Transport | None = None  # TLS's: the socket's transport under it
         #: While not ``None``, what arrives is kept here (TLS reads on from its
@@ -213,6 +215,21 @@ class _Stream(asyncio.Protocol):
         # Keep the transport: we may still write.  (TLS's closes itself on EOF
         # whatever we say, and a True would only be logged as having no effect.)
         return not self.secured
+
+    def socket_eof(self) -> None:
+        """Over TLS: the peer's FIN, which TLS does not see (see _asyncio_tls).
+        What TLS has decrypted comes first: all of it, unless we paused TLS's
+        reading, which then keeps some; the EOF waits until it has given it."""
+        if self._reading:
+            self.eof_received()
+        else:
+            self._fin_held = True
+
+    def _held_eof(self) -> None:
+        """From the loop, after TLS's own resume: the EOF, if nothing is held now."""
+        if self._fin_held and self._reading:
+            self._fin_held = False
+            self.eof_received()
 
     def _eof_dispatched_soon(self) -> None:
         asyncio.get_running_loop().call_soon(self._eof_dispatched)
@@ -296,6 +313,8 @@ class _Stream(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.resume_reading()
+            if self._fin_held:  # TLS resumes from the loop: it gives what it kept first
+                asyncio.get_running_loop().call_soon(self._held_eof)
 
     # -- flow control ------------------------------------------------------------
 

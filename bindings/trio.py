@@ -85,8 +85,8 @@ from ._sockopts import (
     prepare_listener,
     prepare_receiver,
 )
-from ._tls import CLOSE_NOTIFY_GRACE, READ_SIZE, ragged_eof, tls_info
-from ._trio_tls import TrioTls
+from ._tls import CLOSE_NOTIFY_GRACE, READ_SIZE, tls_info
+from ._trio_tls import FinGuard, PeerFinishedError, TrioTls
 
 __all__ = [
     "ALL",
@@ -325,7 +325,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
         self,
         stream: trio.SocketStream,
         attempt: int | None = None,
-        secured: trio.SSLStream[trio.SocketStream] | None = None,
+        secured: trio.SSLStream[FinGuard] | None = None,
     ) -> None:
         """The connection is made (over *secured*, if TLS): CONNECTED is queued
         in the same step.
@@ -453,10 +453,10 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
                 try:
                     # bytes: a SocketStream's and an SSLStream's (a Stream may say bytearray).
                     data = cast(bytes, await stream.receive_some(size))
+                except PeerFinishedError:  # TLS: the peer's FIN, with no close_notify before it
+                    await self._input_ended(epoch)
+                    break
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    if ragged_eof(exc):  # TLS: the peer closed without close_notify
-                        await self._input_ended(epoch)
-                        break
                     run = dispatcher.push(conn.connection_lost(exc.__cause__ or exc, epoch=epoch))
                 else:
                     if not data:

@@ -152,6 +152,24 @@ def test_big_echo_is_byte_exact_under_half_close(d: Driver, kind: str, encoding:
     _no_errors_logged(d)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_eof_right_after_full_records_is_answered(d: Driver, kind: str) -> None:
+    """The peer writes 128 KiB (over TLS: eight full records) and EOF at once, then
+    reads: all of it comes back, then EOF.  A reader that runs on past a full
+    record without looking would meet the FIN inside TLS, which ends the session
+    (OpenSSL 3: a fatal error, and an alert instead of our replies)."""
+    data = random.Random(5).randbytes(128 << 10)
+    ours, peer, _, _, _ = _pair(d, kind, _echo, encoding=NONE, recv_buffer=64 << 10)
+    peer.sendall(data)  # the echo (128 KiB) fits in the sockets' buffers meanwhile
+    peer.shutdown_write()
+    assert peer.read_until_eof(BIG_WAIT) == data
+    ours.wait_for("DISCONNECT")
+    names = _names(d, ours)
+    assert names.count("SENDED") == names.count("RECEIVED"), "one SENDED per echo"
+    assert "SENDFAIL" not in names and names[-1] == "DISCONNECT"
+    _no_errors_logged(d)
+
+
 # -- shutdown(): our sending side only --------------------------------------------------
 
 

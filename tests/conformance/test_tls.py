@@ -118,35 +118,28 @@ def test_peer_resets_mid_stream(td: Driver, kind: str) -> None:
 
 
 # A peer's FIN with no close_notify must not break TLS for our replies (OpenSSL 3
-# takes an SSL read that meets it for a fatal error, and alerts the peer).  Known
-# gaps, kept as strict xfails so that a fix shows: trio's SSLStream and asyncio's
-# TLS end the session at such a FIN; and our shutdown() sends a bare FIN, which
-# ends a Python ssl peer's session (it should send close_notify first).
-_PEER_FIN_GAP = pytest.mark.xfail(
-    strict=True, reason="trio/asyncio TLS: a peer's bare FIN ends the session (known gap)"
-)
+# takes an SSL read that meets it for a fatal error, and alerts the peer): every
+# binding keeps TLS from meeting it.  A known gap, kept as a strict xfail so that
+# a fix shows: our shutdown() sends a bare FIN, which ends a Python ssl peer's
+# session (it should send close_notify first).
 _SHUTDOWN_GAP = pytest.mark.xfail(
     strict=True, reason="shutdown() over TLS sends no close_notify (known gap)"
 )
 
 
-@pytest.fixture
-def peer_fin_gap(request: pytest.FixtureRequest, binding: str) -> None:
-    """The bindings other than threaded fail these: a strict xfail there."""
-    if binding != "threaded":
-        request.applymarker(_PEER_FIN_GAP)
-
-
-@pytest.mark.usefixtures("peer_fin_gap")
 @pytest.mark.parametrize("kind", half_close.KINDS)
 def test_a_half_closed_peer_reads_our_replies(td: Driver, kind: str) -> None:
     half_close.test_unterminated_last_line_is_answered(td, kind)
 
 
-@pytest.mark.usefixtures("peer_fin_gap")
 @pytest.mark.parametrize("kind", half_close.KINDS)
 def test_an_unfinished_character_at_eof_is_echoed(td: Driver, kind: str) -> None:
     half_close.test_unfinished_character_at_eof_is_echoed_exactly(td, kind)
+
+
+@pytest.mark.parametrize("kind", half_close.KINDS)
+def test_eof_right_after_full_records_is_answered(td: Driver, kind: str) -> None:
+    half_close.test_eof_right_after_full_records_is_answered(td, kind)
 
 
 @_SHUTDOWN_GAP
@@ -155,7 +148,6 @@ def test_shutdown_lets_the_peer_still_send(td: Driver, kind: str) -> None:
     half_close.test_shutdown_is_eof_for_the_peer_that_can_still_send(td, kind)
 
 
-@pytest.mark.usefixtures("peer_fin_gap")
 @pytest.mark.parametrize("end", ["close", "shutdown"])
 @pytest.mark.parametrize("kind", half_close.KINDS)
 def test_half_open_over_tls(td: Driver, kind: str, end: str) -> None:
