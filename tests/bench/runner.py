@@ -51,10 +51,9 @@ from .scenarios import (
 )
 from .tlsfiles import write as write_certs
 
-__all__ = ["DEFAULT_TIMEOUT", "STREAMS_TARGET", "Sample", "loop_available", "main", "rows"]
+__all__ = ["DEFAULT_TIMEOUT", "Sample", "loop_available", "main", "rows"]
 
 DEFAULT_TIMEOUT: Final = 120.0
-STREAMS_TARGET: Final = 1.5  # asyncio ping-pong at least 1.5 times asyncio streams
 _PAGE: Final = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -301,7 +300,7 @@ def _run_scenario_in(
                 jfsocket,
                 other,
                 samples,
-                target=STREAMS_TARGET,
+                target=scenario.streams_target,
                 placement_note=placement_note,
             )
     return results
