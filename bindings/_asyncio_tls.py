@@ -216,8 +216,16 @@ class AsyncioTls:
         handshake is stopped (start_tls then fails, and reports it)."""
         self._alarm = None
         conn, proto = self._conn, self._shaking
-        conn.handle_timer(asyncio.get_running_loop().time())
-        if proto is not None and proto.transport is not None and not conn.handshaking:
+        loop = asyncio.get_running_loop()
+        conn.handle_timer(loop.time())
+        if conn.handshaking:
+            # Woken before the deadline (uvloop's timers round to milliseconds,
+            # and may fire early): again at it, or asyncio's own, later
+            # timeout would end the handshake with the wrong error.
+            deadline = conn.timer()
+            if deadline is not None:
+                self._alarm = loop.call_at(deadline, self._handshake_late)
+        elif proto is not None and proto.transport is not None:
             proto.transport.abort()
 
     async def _secure(self, proto: _Stream, hostname: str | None) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import pytest
-from jfsocket.bindings.asyncio import TcpClient, TcpServer
+from jfsocket.bindings.asyncio import SocketError, TcpClient, TcpServer
 
 from ..certs import Certs
 from .helpers import (
@@ -94,3 +95,27 @@ async def test_server_left_while_a_peer_handshakes() -> None:
     finally:
         peer.close()
     assert log.names() == ["STARTED", "STOPED"]
+
+
+async def test_a_deadline_woken_early_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timer that fires before its time (uvloop's do, by up to half a millisecond)
+    must not cost the handshake its deadline: the core, asked too early, is
+    asked again at it; 1006 with 1008, well before asyncio's own later timeout."""
+    loop = asyncio.get_running_loop()
+    call_at = loop.call_at
+
+    def early(when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
+        return call_at(when - 0.05, callback, *args, context=context)
+
+    try:
+        monkeypatch.setattr(loop, "call_at", early)
+    except AttributeError:
+        pytest.skip("this loop's methods cannot be replaced (uvloop's)")
+    with raw_listener() as listener:
+        async with TcpClient(ssl=CERTS.client_context(), handshake_timeout=0.3) as client:
+            began = loop.time()
+            with pytest.raises(SocketError) as caught:
+                await within(client.connect(*listener.getsockname()))
+            assert loop.time() - began < 1.0, "the core's deadline did not end the handshake"
+    assert caught.value.errno == 1006
+    assert isinstance(caught.value.err, SocketError) and caught.value.err.errno == 1008
