@@ -184,7 +184,7 @@ def _not_served(host: tuple[str, int]) -> None:
     (the listener may still be closing when the attempt reaches it)."""
     try:
         late = socket.create_connection(host, timeout=5)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):  # reset: closed mid-handshake
         return
     with late:
         late.settimeout(5)
