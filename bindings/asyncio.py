@@ -240,6 +240,9 @@ class _Stream(asyncio.Protocol):
         conn = self._conn
         events = conn.eof_dispatched()
         if conn.closed:
+            transport = self.transport
+            if self.secured and transport is not None and not transport.is_closing():
+                close_notify(self, transport)  # the replies went: TLS's end, then the FIN
             self._ended()
         self._deliver(events)
 

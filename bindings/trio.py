@@ -446,6 +446,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
     async def _reader(self, stream: trio.abc.Stream, epoch: int) -> None:
         conn, dispatcher, done = self._conn, self._dispatcher, self._reader_done
         size = conn.recv_buffer if stream is self._raw else READ_SIZE  # TLS: whole records
+        finished = False  # by the peer's EOF, our replies written
         try:
             if dispatcher.core.claim():  # CONNECTED, unless a sender drained it already
                 await dispatcher.drain()
@@ -455,12 +456,14 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
                     data = cast(bytes, await stream.receive_some(size))
                 except PeerFinishedError:  # TLS: the peer's FIN, with no close_notify before it
                     await self._input_ended(epoch)
+                    finished = not conn.write_closed
                     break
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     run = dispatcher.push(conn.connection_lost(exc.__cause__ or exc, epoch=epoch))
                 else:
                     if not data:
                         await self._input_ended(epoch)
+                        finished = not conn.write_closed
                         break
                     run = conn.feed(data, trio.current_time() if conn.clocked else None)
                 ended = conn.closed  # read now: a DISCONNECT callback may connect again
@@ -473,7 +476,8 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
         finally:
             self._disarm()
             with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(stream)
+                # The peer's EOF, and every reply written: TLS's close_notify too.
+                await self._close_stream(stream, polite=finished)
                 # Our nursery was cancelled under us.  (A reconnect may already have
                 # begun: then this reader's connection is over, and not ours to end.)
                 if conn.current(epoch):
@@ -694,12 +698,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
             # read must not be able to hang close().  TLS's close_notify goes
             # if nothing else is writing or reading it (briefly: see _tls).
             with trio.CancelScope(shield=True):
-                if stream is not raw and live and not abort and not self._writing:
-                    # Best effort: whatever stops it (the peer gone, a reader in
-                    # the middle of a record), the close goes on without it.
-                    with trio.move_on_after(CLOSE_NOTIFY_GRACE), contextlib.suppress(Exception):
-                        await stream.aclose()
-                await trio.aclose_forcefully(stream)
+                await self._close_stream(stream, polite=live and not abort)
         self._unregister()
         with trio.CancelScope(shield=True):
             await self._settle(events)
@@ -708,6 +707,16 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
             ):  # from a callback, the reader may be the one waiting on us
                 await self._reader_done.wait()
         self._dispatcher.core.end_streams()  # (a redialing client's go on until now)
+
+    async def _close_stream(self, stream: trio.abc.Stream, *, polite: bool) -> None:
+        """Close *stream*; over TLS, if *polite* and no task is writing it,
+        with TLS's close_notify first.  Best effort, briefly: whatever stops
+        it (the peer gone, a reader in the middle of a record), the close
+        goes on without it."""
+        if polite and stream is not self._raw and not self._writing:
+            with trio.move_on_after(CLOSE_NOTIFY_GRACE), contextlib.suppress(Exception):
+                await stream.aclose()
+        await trio.aclose_forcefully(stream)
 
     async def _finish(self) -> None:
         await self.close()

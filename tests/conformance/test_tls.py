@@ -142,6 +142,20 @@ def test_eof_right_after_full_records_is_answered(td: Driver, kind: str) -> None
     half_close.test_eof_right_after_full_records_is_answered(td, kind)
 
 
+@pytest.mark.parametrize("kind", half_close.KINDS)
+def test_the_end_after_a_half_close_is_close_notify(td: Driver, kind: str) -> None:
+    """The peer's FIN, our replies, then our end: with TLS's close_notify, so that
+    the peer can tell the end from a cut (it reads with suppress_ragged_eofs off,
+    and a FIN with no close_notify would raise SSLEOFError)."""
+    ours, peer, _, _, _ = half_close._pair(td, kind, half_close._echo, framing="line")
+    assert isinstance(peer.sock, ssl.SSLSocket)
+    peer.sock.suppress_ragged_eofs = False  # type: ignore[attr-defined]  # (typeshed lacks it)
+    peer.sendall(b"one\ntwo")
+    peer.shutdown_write()
+    assert peer.read_until_eof() == b"one\ntwo\n"
+    ours.wait_for("DISCONNECT")
+
+
 @_SHUTDOWN_GAP
 @pytest.mark.parametrize("kind", half_close.KINDS)
 def test_shutdown_lets_the_peer_still_send(td: Driver, kind: str) -> None:
