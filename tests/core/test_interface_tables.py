@@ -113,14 +113,14 @@ def _packed(ip: str) -> bytes:
 def test_ipv4_memberships_by_os() -> None:
     """Linux: ip_mreqn (with the index); BSDs: ip_mreq; source-specific: the
     interface and source in each OS's order."""
-    group, local, source = _packed("239.1.1.1"), _packed("127.100.0.1"), _packed("127.100.0.9")
-    assert LINUX.membership(True, "239.1.1.1", "127.100.0.1", 2, None) == (
+    group, local, source = _packed("239.255.1.1"), _packed("127.100.0.1"), _packed("127.100.0.9")
+    assert LINUX.membership(True, "239.255.1.1", "127.100.0.1", 2, None) == (
         0,
         35,
         group + local + struct.pack("=i", 2),
     )
-    assert LINUX.membership(False, "239.1.1.1", "127.100.0.1", 2, None)[1] == 36
-    assert DARWIN.membership(True, "239.1.1.1", "127.100.0.1", 2, None) == (0, 12, group + local)
+    assert LINUX.membership(False, "239.255.1.1", "127.100.0.1", 2, None)[1] == 36
+    assert DARWIN.membership(True, "239.255.1.1", "127.100.0.1", 2, None) == (0, 12, group + local)
     assert LINUX.membership(True, "232.1.1.1", "127.100.0.1", 2, "127.100.0.9") == (
         0,
         39,
@@ -174,9 +174,9 @@ def test_sending_interface_and_pktinfo_by_os() -> None:
 
 def test_where_a_datagram_arrived() -> None:
     """in_pktinfo and in6_pktinfo read back; anything else is no answer."""
-    v4 = struct.pack("=i", 2) + bytes(4) + _packed("239.1.1.1")
+    v4 = struct.pack("=i", 2) + bytes(4) + _packed("239.255.1.1")
     v6 = _packed("ff15::1") + struct.pack("=I", 3)
-    assert LINUX.arrival([(0, 8, v4)]) == (2, "239.1.1.1")
+    assert LINUX.arrival([(0, 8, v4)]) == (2, "239.255.1.1")
     assert LINUX.arrival([("junk",), (41, 1, b"x"), (41, 50, v6)]) == (3, "ff15::1")
     assert LINUX.arrival([(0, 8, "not bytes")]) is None
     assert LINUX.arrival(None) is None
@@ -206,12 +206,12 @@ def test_receiver_memberships_by_interface_and_source() -> None:
     link-scoped groups without an interface, mixing any-source and
     source-specific: refused; ALL leaves a group everywhere."""
     rx = ReceiverModel("rx", 5000, interfaces=table, system=LINUX)
-    plan = rx.plan_join("239.1.1.1", interface="eth0")
+    plan = rx.plan_join("239.255.1.1", interface="eth0")
     assert plan.members[0][1].option(LINUX)[1] == 35
     rx.commit(plan)
     rx.commit(rx.plan_join("232.1.1.1", interface=2, source="127.100.0.9"))
     assert rx.memberships == [
-        Membership("239.1.1.1", "eth0"),
+        Membership("239.255.1.1", "eth0"),
         Membership("232.1.1.1", "eth0", "127.100.0.9"),
     ]
     for source, error in ((5, TypeError), ("nope", ValueError), ("::1", ValueError)):
@@ -221,10 +221,10 @@ def test_receiver_memberships_by_interface_and_source() -> None:
         rx.plan_join("232.1.1.1", interface="eth0")  # any-source beside source-specific
     assert info.value.errno == ErrorCode.ADDRESS_EXISTS
     with pytest.raises(SocketError):  # all or nothing: eth0 is joined already
-        rx.plan_join("239.1.1.1", interface=ALL)
-    rx.commit(rx.plan_join("239.1.1.1", interface="127.0.0.1"))
+        rx.plan_join("239.255.1.1", interface=ALL)
+    rx.commit(rx.plan_join("239.255.1.1", interface="127.0.0.1"))
     assert len(rx.memberships) == 3
-    rx.commit(rx.plan_drop("239.1.1.1", interface=ALL))
+    rx.commit(rx.plan_drop("239.255.1.1", interface=ALL))
     assert rx.groups == ["232.1.1.1"]
     rx6 = ReceiverModel("rx6", ("::", 5000), interfaces=table, system=LINUX)
     with pytest.raises(ValueError, match="link-scoped"):
@@ -240,10 +240,10 @@ def test_receiver_says_where_datagrams_arrived() -> None:
     rx = ReceiverModel("rx", 5000, interfaces=table, system=LINUX)
     assert rx.pktinfo == (0, 8)
     assert rx.ancillary(Dispatcher(registry)) == 0
-    v4 = struct.pack("=i", 2) + bytes(4) + _packed("239.1.1.1")
+    v4 = struct.pack("=i", 2) + bytes(4) + _packed("239.255.1.1")
     (got,) = rx.receive_datagram(b"x", ("127.100.0.9", 1), ancdata=[(0, 8, v4)])
-    assert got.interface == ETH and got.group == "239.1.1.1"  # type: ignore[union-attr]
-    (got,) = rx.receive_datagram(b"x", ("127.100.0.9", 1), arrival=(42, "239.1.1.1"))
+    assert got.interface == ETH and got.group == "239.255.1.1"  # type: ignore[union-attr]
+    (got,) = rx.receive_datagram(b"x", ("127.100.0.9", 1), arrival=(42, "239.255.1.1"))
     assert got.interface == Interface(name="", index=42)  # type: ignore[union-attr]
     (got,) = rx.receive_datagram(b"x", ("127.100.0.9", 1))
     assert got.interface is None  # type: ignore[union-attr]
@@ -265,5 +265,5 @@ def test_sender_interface_options() -> None:
         SenderModel("tx", interface=ALL)
     plain = SenderModel("tx")
     for port in range(1, 300):
-        plain.send(("239.1.1.1", port), b"x")
-    assert plain.send(("239.1.1.1", 1), b"y")[2] == ("239.1.1.1", 1)
+        plain.send(("239.255.1.1", port), b"x")
+    assert plain.send(("239.255.1.1", 1), b"y")[2] == ("239.255.1.1", 1)

@@ -36,7 +36,7 @@ T = TypeVar("T")
 LINUX = multicast_os("linux", 8)
 DARWIN = multicast_os("darwin", 8)
 
-G1, G2, G3 = "239.1.1.1", "239.1.1.2", "239.1.1.3"
+G1, G2, G3 = "239.255.1.1", "239.255.1.2", "239.255.1.3"
 S1, S2 = "127.0.2.100", "127.51.100.200"
 
 LO = Interface(name="lo", index=1, addresses=("127.0.0.1", "::1"), loopback=True)
@@ -208,7 +208,7 @@ def test_sources_are_normalised() -> None:
 @pytest.mark.parametrize(
     ("version", "source"),
     [
-        (4, "239.1.1.9"),  # multicast
+        (4, "239.255.1.9"),  # multicast
         (4, "224.0.0.1"),
         (4, "0.0.0.0"),  # unspecified
         (4, "fd00:db8::1"),  # the other family
@@ -595,7 +595,7 @@ _ADDRESSES = {
     4: ["127.0.0.1", "127.0.2.1", "127.0.2.2", "127.51.100.1"],
     6: ["::1", "fd00:db8::1", "fe80::1", "fe80::2"],
 }
-_GROUPS = {4: ["239.1.1.1", "239.1.1.2", "224.0.1.9"], 6: ["ff05::1", "ff3e::2", "ff02::3"]}
+_GROUPS = {4: ["239.255.1.1", "239.255.1.2", "224.0.1.9"], 6: ["ff05::1", "ff3e::2", "ff02::3"]}
 _SOURCES = {4: [None, "127.0.2.100", "127.109.9.9"], 6: [None, "fd00:db8::100", "fd00:db8::200"]}
 #: Interfaces are mostly up and multicast-capable, so that ALL names some.
 _MOSTLY = st.sampled_from([True, True, True, False])

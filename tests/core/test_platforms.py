@@ -119,7 +119,7 @@ BSD_SA_LEN = {"darwin", "freebsd"}
 #: the others (source, interface).
 LINUX_SOURCE_ORDER = {"linux"}
 
-GROUP4, LOCAL4, SOURCE4 = "239.1.2.3", "127.0.2.10", "127.51.100.7"
+GROUP4, LOCAL4, SOURCE4 = "239.255.2.3", "127.0.2.10", "127.51.100.7"
 GROUP6, SOURCE6 = "ff3e::1234", "fd00:db8::7"
 
 

@@ -87,9 +87,9 @@ def test_multicast_counts_datagrams_and_cuts() -> None:
     receiver.feed(b"xy", REMOTE, queue)
     assert receiver.stats() == Stats(bytes_in=9, messages_in=3, truncated=1)
     sender = SenderModel("s")
-    ticket, payload, _ = sender.send(("239.1.1.1", 5000), b"12345")
+    ticket, payload, _ = sender.send(("239.255.1.1", 5000), b"12345")
     sender.written(ticket, len(payload), payload)
-    ticket, payload, _ = sender.send(("239.1.1.1", 5000), b"123")
+    ticket, payload, _ = sender.send(("239.255.1.1", 5000), b"123")
     sender.written(ticket, 1, payload)
     assert sender.stats() == Stats(bytes_out=5, messages_out=1, sends_failed=1)
 

@@ -6,7 +6,7 @@ import pytest
 from jfsocket.bindings.memory import ALL, CastReceiver, CastSender, Network, SocketError
 from jfsocket.core import Received, SendFailed
 
-GROUP = "239.1.2.3"
+GROUP = "239.255.2.3"
 
 
 def _received(net: Network, name: str) -> list[Received]:

@@ -127,7 +127,7 @@ def test_random_faults_keep_exactly_once_and_one_disconnect(
     _check(net, sent)
 
 
-GROUPS = ["239.0.0.1", "239.0.0.2", "232.0.0.3"]
+GROUPS = ["239.255.0.1", "239.255.0.2", "232.0.0.3"]
 INTERFACES: list[Any] = ["eth0", "eth1", "lo", None, ALL, "eth9"]
 
 
@@ -224,12 +224,12 @@ def _scenario(seed: int) -> list[str]:
     client = b.TcpClient(framing="line", reconnect=Backoff(initial=0.2, attempts=2))
     client.connect("10.0.0.1", 80)
     receiver = b.CastReceiver(4000)
-    receiver.joinGroup("239.9.9.9")
+    receiver.joinGroup("239.255.9.9")
     receiver.start()
     sender = a.CastSender()
     for n in range(20):
         client.send(f"m{n}")
-        sender.send(("239.9.9.9", 4000), f"d{n}")
+        sender.send(("239.255.9.9", 4000), f"d{n}")
         net.advance(0.01)
     net.reset(client)
     net.advance(3)
