@@ -30,6 +30,7 @@ from typing import Final
 
 from . import tlsfiles
 from .common import Result
+from .counters import echo_sync
 from .plumbing import LOOPBACK
 
 __all__ = ["main", "measure"]
@@ -107,16 +108,13 @@ def _side(scenario: str, kind: str, folder: str, count: int) -> None:
     context.load_cert_chain(Path(folder) / "cert.pem", Path(folder) / "key.pem")
     gone = threading.Event()
     if kind == "jfsocket":
-        from jfsocket.bindings.threaded import EventTypes, TcpClient, TcpServer
-
-        def echo(client: TcpClient, data: bytes) -> None:
-            client.send(data)
+        from jfsocket.bindings.threaded import EventTypes, TcpServer
 
         evts: dict[EventTypes | str, Callable[..., object] | None] = {
             EventTypes.DISCONNECT: lambda *_: gone.set()
         }
         if scenario == "ping-pong":
-            evts[EventTypes.RECEIVED] = echo
+            evts[EventTypes.RECEIVED] = echo_sync  # the threaded benchmark's echo
         with TcpServer(
             LOOPBACK, 0, evts, encoding=None, recv_buffer=64 << 10, ssl=context
         ) as server:
