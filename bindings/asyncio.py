@@ -240,9 +240,6 @@ class _Stream(asyncio.Protocol):
         conn = self._conn
         events = conn.eof_dispatched()
         if conn.closed:
-            transport = self.transport
-            if self.secured and transport is not None and not transport.is_closing():
-                close_notify(self, transport)  # the replies went: TLS's end, then the FIN
             self._ended()
         self._deliver(events)
 
@@ -285,8 +282,12 @@ class _Stream(asyncio.Protocol):
             await asyncio.shield(self._lost_waiter)
 
     def _ended(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.abort()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            if self.secured and self._conn.ends_in_order:
+                close_notify(self, transport)  # e.g. the peer's EOF, our replies gone
+            else:
+                transport.abort()
         if self.current:
             self._client._disarm()
             self._dispatcher.retire()  # its stand-in task ends once the last events ran
@@ -662,7 +663,7 @@ class TcpClient(ClientFacade[_socket.socket], AsyncObject, AsyncioTls):
             sock = transport.get_extra_info("socket")
             if abort and live and sock is not None:
                 linger_zero(sock)
-            if proto.secured and live and not abort:
+            if proto.secured and live and self._conn.ends_in_order:
                 close_notify(proto, transport)
             else:
                 transport.abort()

@@ -357,7 +357,7 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
                 if run:
                     dispatcher.run_all(_me())
         finally:
-            if not self._reset:
+            if conn.ends_in_order:
                 self._notify_close()
             self._end_socket(sock)  # a send blocked on a peer that stopped reading gives up now
             with self._write_lock:
@@ -591,7 +591,7 @@ class TcpClient(ClientFacade[_socket.socket], SyncLifetime, ThreadedTls):
             self._waiters.notify()
         # Sends in flight in other threads are aborted, not awaited: a peer that
         # does not read must not be able to hang close().
-        if live and not abort:
+        if live and self._conn.ends_in_order:
             self._notify_close()
         self._end_socket(sock)
         self._unregister()

@@ -446,7 +446,6 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
     async def _reader(self, stream: trio.abc.Stream, epoch: int) -> None:
         conn, dispatcher, done = self._conn, self._dispatcher, self._reader_done
         size = conn.recv_buffer if stream is self._raw else READ_SIZE  # TLS: whole records
-        finished = False  # by the peer's EOF, our replies written
         try:
             if dispatcher.core.claim():  # CONNECTED, unless a sender drained it already
                 await dispatcher.drain()
@@ -456,14 +455,12 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
                     data = cast(bytes, await stream.receive_some(size))
                 except PeerFinishedError:  # TLS: the peer's FIN, with no close_notify before it
                     await self._input_ended(epoch)
-                    finished = not conn.write_closed
                     break
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     run = dispatcher.push(conn.connection_lost(exc.__cause__ or exc, epoch=epoch))
                 else:
                     if not data:
                         await self._input_ended(epoch)
-                        finished = not conn.write_closed
                         break
                     run = conn.feed(data, trio.current_time() if conn.clocked else None)
                 ended = conn.closed  # read now: a DISCONNECT callback may connect again
@@ -476,8 +473,10 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
         finally:
             self._disarm()
             with trio.CancelScope(shield=True):
-                # The peer's EOF, and every reply written: TLS's close_notify too.
-                await self._close_stream(stream, polite=finished)
+                # Ended in order (the peer's EOF, every reply written): with
+                # TLS's close_notify.  Cancelled while live: dropped.
+                polite = conn.ends_in_order and not conn.current(epoch)
+                await self._close_stream(stream, polite=polite)
                 # Our nursery was cancelled under us.  (A reconnect may already have
                 # begun: then this reader's connection is over, and not ours to end.)
                 if conn.current(epoch):
@@ -698,7 +697,7 @@ class TcpClient(ClientFacade[trio.SocketStream], _Object, TrioTls):
             # read must not be able to hang close().  TLS's close_notify goes
             # if nothing else is writing or reading it (briefly: see _tls).
             with trio.CancelScope(shield=True):
-                await self._close_stream(stream, polite=live and not abort)
+                await self._close_stream(stream, polite=live and self._conn.ends_in_order)
         self._unregister()
         with trio.CancelScope(shield=True):
             await self._settle(events)

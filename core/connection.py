@@ -319,6 +319,7 @@ class Connection:
         "_dialed",
         "_expired",
         "_handshake_deadline",
+        "_in_order",
         "_last_input",
         "_ledger",
         "_options",
@@ -359,6 +360,7 @@ class Connection:
         #: Each read is one RECEIVED of its bytes: feed() needs no reader.
         self._raw_bytes = self._options.framing is _RAW and self._options.encoding is None
         self._aborted = False  # close() came while connecting
+        self._in_order = True  # see ends_in_order
         #: Which connection this is (1 for the first; read it, the core sets it): a
         #: binding hands it back with the reports of that connection's reader or
         #: transport, and a report from one since replaced (a reconnect) is ignored.
@@ -414,6 +416,14 @@ class Connection:
         return epoch == self.epoch and self._state in _LIVE
 
     @property
+    def ends_in_order(self) -> bool:
+        """This connection ends (or ended) in order: not aborted (by ``close(abort=True)``,
+        a deadline or a limit), its transport not broken, and its sending side not
+        shut down by ``shutdown()``.  Over TLS the binding then ends it with
+        close_notify, where its I/O lets it (nothing half written)."""
+        return self._in_order
+
+    @property
     def write_closed(self) -> bool:
         """``shutdown()`` was accepted: the binding shuts the socket's sending side
         once the sends accepted before it are written."""
@@ -464,6 +474,11 @@ class Connection:
         if new is not self._state:
             self._move(new)
         return new
+
+    def _abort(self) -> None:
+        """End at once (the user's abort, a deadline, a limit): out of order."""
+        self._step(Input.ABORT)
+        self._in_order = False
 
     def _disconnect(
         self, error: BaseException | None, send_error: SocketError | None = None
@@ -540,6 +555,7 @@ class Connection:
         self._last_input = self._clock(now)
         self.asked = False
         self.ended_by = None
+        self._in_order = True
         self.epoch += 1
         self._ledger.new_epoch()
         self.host, self.remote = host, remote
@@ -677,7 +693,7 @@ class Connection:
             self._options.max_pending,
         )
         self._ledger.open(data)
-        self._step(Input.ABORT)
+        self._abort()
         return self._disconnect(
             SocketError(ErrorCode.SLOW_CONSUMER), SocketError(ErrorCode.SLOW_CONSUMER)
         )
@@ -830,7 +846,7 @@ class Connection:
             self._aborted = True
         if not abort:
             return self._close_step(Input.CLOSE)
-        self._step(Input.ABORT)
+        self._abort()
         if before in _LIVE:
             return self._disconnect(None)
         return []
@@ -907,7 +923,7 @@ class Connection:
         return []
 
     def _time_out(self) -> list[Event]:
-        self._step(Input.ABORT)
+        self._abort()
         timed_out = SocketError(ErrorCode.TIMED_OUT)
         return self._disconnect(timed_out, timed_out)
 
@@ -919,6 +935,8 @@ class Connection:
         """
         events = self._close_step(Input.SHUTDOWN)
         self.asked = True
+        if self._state is ConnectionState.WRITE_CLOSED:
+            self._in_order = False  # our FIN goes: no close_notify after it
         return events
 
     def _close_step(self, event: Input) -> list[Event]:
@@ -941,6 +959,8 @@ class Connection:
         if epoch is not None and not self.current(epoch):
             return []
         before = self._state
+        if exc is not None and before in _LIVE:
+            self._in_order = False  # the transport broke
         self._step(Input.LOST)
         if before in _LIVE:
             return self._disconnect(exc)

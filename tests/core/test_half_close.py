@@ -370,3 +370,57 @@ def test_options_validate_and_copy_half_open_and_line_ending() -> None:
     assert (copy.half_open, copy.line_ending) == (True, "\r\n")
     copy.half_open = False
     assert options.half_open is True
+
+
+# -- how a connection ends: in order, or not (close_notify over TLS) -----------------
+
+
+def test_an_orderly_end_is_in_order() -> None:
+    """A close, the peer's EOF, a clean loss, a shutdown after the peer's EOF: in order."""
+    conn = open_conn()
+    conn.close()
+    assert conn.closed and conn.ends_in_order
+    conn = open_conn()
+    conn.receive_eof()
+    conn.eof_dispatched()
+    assert conn.closed and conn.ends_in_order
+    conn = open_conn()
+    conn.connection_lost(None)
+    assert conn.ends_in_order
+    conn = open_conn(half_open=True)
+    conn.receive_eof()
+    conn.shutdown()  # after the peer's EOF: a close, not a FIN
+    assert conn.closed and conn.ends_in_order
+
+
+def test_an_abort_a_broken_transport_or_our_fin_is_out_of_order() -> None:
+    conn = open_conn()
+    conn.close(abort=True)
+    assert not conn.ends_in_order
+    conn = open_conn()
+    conn.connection_lost(ConnectionResetError())
+    assert not conn.ends_in_order
+    conn = open_conn()
+    conn.shutdown()  # our FIN goes: nothing of TLS's may follow it
+    assert conn.write_closed and not conn.ends_in_order
+    conn.receive_eof()
+    assert conn.closed and not conn.ends_in_order
+
+
+def test_a_deadline_or_a_slow_consumer_is_out_of_order() -> None:
+    conn = Connection("me", ConnectionOptions(idle_timeout=5))
+    conn.connection_made(HOST, REMOTE, now=0.0)
+    conn.handle_timer(5.0)
+    assert conn.closed and not conn.ends_in_order
+    conn = open_conn(max_pending=1, encoding=None)
+    conn.send(b"12")
+    conn.overflowed(b"12")
+    assert conn.closed and not conn.ends_in_order
+
+
+def test_the_next_connection_starts_in_order() -> None:
+    conn = open_conn()
+    conn.close(abort=True)
+    conn.start_connect()
+    conn.connection_made(HOST, REMOTE)
+    assert conn.ends_in_order
